@@ -1,0 +1,150 @@
+"""Exceptions raised by the OpenRouter video provider.
+
+One class per meaning, so callers (and ``on_failure_callback`` code) can branch on the type and
+never on the message text. Every message is written for the on-call reader: what happened,
+what happened to the remote job and its cost, and what a retry of the task will do.
+
+Hierarchy::
+
+    OpenRouterVideoError (AirflowException)
+    +-- InvalidVideoRequestError (also AirflowFailException: a retry cannot fix bad input)
+    +-- OpenRouterApiError                (an HTTP error answer from OpenRouter)
+    |   +-- OpenRouterBadRequestError     400, 413
+    |   +-- OpenRouterAuthError           401, 403
+    |   +-- OpenRouterPaymentRequiredError 402
+    |   +-- OpenRouterNotFoundError       404, 410
+    |   +-- OpenRouterConflictError       409
+    |   +-- OpenRouterRateLimitError      429
+    |   +-- OpenRouterServerError         5xx
+    +-- OpenRouterTransportError          (no HTTP answer: connect error, reset, timeout)
+    +-- OpenRouterResponseError           (an answer that is not what the API documents)
+    +-- SubmitOutcomeUnknownError         (the submit POST may or may not have created a job)
+    +-- VideoJobError                     (the remote job ended without a video)
+    |   +-- VideoJobFailedError
+    |   +-- VideoJobCancelledError
+    |   +-- VideoJobExpiredError
+    |   +-- VideoJobTimeoutError          (our deadline passed; the job may still render)
+    |   +-- VideoJobPollingError          (we could not learn the job's status)
+    +-- VideoDownloadError                (the output could not be saved completely)
+    +-- TriggerEventError                 (the trigger handed back an event we cannot trust)
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+
+class OpenRouterVideoError(AirflowException):
+    """Base class of every error this provider raises."""
+
+
+class InvalidVideoRequestError(OpenRouterVideoError, AirflowFailException, ValueError):
+    """The request is invalid for the chosen model; raised before any money is spent.
+
+    It subclasses ``AirflowFailException`` so Airflow does not retry: the same input would fail
+    the same way.
+    """
+
+
+class OpenRouterApiError(OpenRouterVideoError):
+    """OpenRouter answered with an HTTP error.
+
+    ``http_status`` is the HTTP status code (``status_code`` is taken by ``AirflowException``);
+    ``api_message`` is OpenRouter's ``error.message`` verbatim; ``error_type`` is
+    ``error.metadata.error_type`` when present.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int = 0,
+        api_message: str = "",
+        error_type: str | None = None,
+    ) -> None:
+        # Keyword defaults keep ``AirflowException.serialize()`` round trips (message only) valid.
+        super().__init__(message)
+        self.http_status = http_status
+        self.api_message = api_message
+        self.error_type = error_type
+
+
+class OpenRouterBadRequestError(OpenRouterApiError):
+    """400 or 413: OpenRouter rejected the request's content; nothing was created."""
+
+
+class OpenRouterAuthError(OpenRouterApiError):
+    """401 or 403: the API key is missing, wrong, or not allowed to do this."""
+
+
+class OpenRouterPaymentRequiredError(OpenRouterApiError):
+    """402: the account or key has no credit left; nothing was created."""
+
+
+class OpenRouterNotFoundError(OpenRouterApiError):
+    """404 or 410: the model, job or output does not exist (any more)."""
+
+
+class OpenRouterConflictError(OpenRouterApiError):
+    """409: the job is not in a state that allows this call (e.g. output not ready)."""
+
+
+class OpenRouterRateLimitError(OpenRouterApiError):
+    """429: rate limited, still after our own retries."""
+
+
+class OpenRouterServerError(OpenRouterApiError):
+    """5xx: OpenRouter or the upstream provider failed, still after our own retries."""
+
+
+class OpenRouterTransportError(OpenRouterVideoError):
+    """No HTTP answer at all (connection refused or reset, timeout), after our own retries."""
+
+
+class OpenRouterResponseError(OpenRouterVideoError):
+    """OpenRouter answered 2xx with a body that does not match the documented shape."""
+
+
+class SubmitOutcomeUnknownError(OpenRouterVideoError):
+    """The submit POST was sent but its answer was lost (5xx, reset, timeout).
+
+    OpenRouter may have created, and may bill, a job whose id we never learned. The POST is
+    deliberately not retried automatically: a blind retry can pay for a second video.
+    """
+
+
+class VideoJobError(OpenRouterVideoError):
+    """The remote job ended without a video we could fetch."""
+
+    def __init__(self, message: str, *, job_id: str = "", remote_error: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.remote_error = remote_error
+
+
+class VideoJobFailedError(VideoJobError):
+    """OpenRouter reports the job ``failed`` (e.g. a content policy violation)."""
+
+
+class VideoJobCancelledError(VideoJobError):
+    """OpenRouter reports the job ``cancelled``."""
+
+
+class VideoJobExpiredError(VideoJobError):
+    """OpenRouter reports the job ``expired``: it exceeded its maximum time to live."""
+
+
+class VideoJobTimeoutError(VideoJobError):
+    """Our own deadline passed before the job finished; the job may still render and bill."""
+
+
+class VideoJobPollingError(VideoJobError):
+    """Polling gave up (too many consecutive failures, or a permanent error such as 401/404)."""
+
+
+class VideoDownloadError(OpenRouterVideoError):
+    """The finished video could not be saved completely; nothing was left at the output path."""
+
+
+class TriggerEventError(OpenRouterVideoError):
+    """``execute_complete`` received an event that is missing, malformed or of an unknown status."""

@@ -1,0 +1,70 @@
+"""Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point.
+
+Kept free of heavy imports: every Airflow component calls this at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_orvideo import __version__
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-orvideo",
+        "name": "OpenRouter Video",
+        "description": "Generate videos with OpenRouter's asynchronous video API from Airflow DAGs.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "OpenRouter Video",
+                "external-doc-url": "https://openrouter.ai/docs/guides/overview/multimodal/video-generation",
+                "tags": ["software"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "OpenRouter Video",
+                "python-modules": ["airflow_provider_orvideo.hooks.openrouter_video"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "OpenRouter Video",
+                "python-modules": ["airflow_provider_orvideo.operators.openrouter_video"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "OpenRouter Video",
+                "python-modules": ["airflow_provider_orvideo.triggers.openrouter_video"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "openrouter",
+                "hook-class-name": "airflow_provider_orvideo.hooks.openrouter_video.OpenRouterVideoHook",
+                "hook-name": "OpenRouter",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "port", "extra"],
+                    "relabeling": {"password": "API key", "host": "Base URL"},
+                    "placeholders": {"host": "https://openrouter.ai/api/v1", "password": "sk-or-v1-..."},
+                },
+                "conn-fields": {
+                    "timeout": {
+                        "label": "HTTP timeout (seconds)",
+                        "schema": {"type": ["number", "null"], "default": 30},
+                    },
+                    "http_referer": {
+                        "label": "App URL (HTTP-Referer, optional attribution)",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "app_title": {
+                        "label": "App title (X-OpenRouter-Title, optional attribution)",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,368 @@
+"""Hook for OpenRouter's asynchronous video generation API.
+
+One hook, two thin I/O shells: sync methods (``list_models``, ``submit``, ``get_job``,
+``download_output``) for the worker, async methods (``aget_job``, ``alist_models``) for the
+triggerer. Request building, response parsing, error mapping and the retry decision live once,
+in :mod:`airflow_provider_orvideo.api` and :mod:`airflow_provider_orvideo.retry`; the shells
+differ only in ``await`` and ``sleep``.
+
+Logging never includes the API key, request headers or signed URLs: only method, path and
+status are logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import cached_property
+from typing import Any
+
+import httpx
+from airflow.sdk import BaseHook
+
+from airflow_provider_orvideo.api import (
+    DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    ApiRequest,
+    ConnectionSettings,
+    Endpoint,
+    VideoJob,
+    VideoModel,
+    api_error,
+    content_request,
+    decode_json,
+    get_job_request,
+    list_models_request,
+    parse_job,
+    parse_models,
+    settings_from_connection,
+    submit_request,
+)
+from airflow_provider_orvideo.exceptions import (
+    OpenRouterNotFoundError,
+    OpenRouterTransportError,
+    OpenRouterVideoError,
+    SubmitOutcomeUnknownError,
+    VideoDownloadError,
+)
+from airflow_provider_orvideo.retry import DEFAULT_RETRY_POLICY, RetryPolicy, parse_retry_after
+from airflow_provider_orvideo.storage import AtomicOutput, looks_like_mp4
+
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+_NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Transport failures that happen before a request leaves: safe to retry even for a POST."""
+
+
+def _transport_failure(request: ApiRequest, error: httpx.TransportError) -> OpenRouterVideoError:
+    """The exception to raise once retries of a transport failure are exhausted (or not allowed)."""
+    reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    if request.endpoint is Endpoint.SUBMIT and not isinstance(error, _NOT_SENT_ERRORS):
+        return SubmitOutcomeUnknownError(
+            f"The submit request (POST /videos) was sent but no answer came back ({reason}). "
+            "OpenRouter may have created a job that will render and bill; its id is unknown. "
+            "The POST was not retried automatically, to avoid paying for a second video."
+        )
+    return OpenRouterTransportError(f"No answer from OpenRouter for {request.describe()} ({reason}).")
+
+
+def _status_failure(request: ApiRequest, status_code: int, body: bytes) -> OpenRouterVideoError:
+    error = api_error(request.endpoint, status_code, body)
+    if request.endpoint is Endpoint.SUBMIT and status_code >= 500:
+        error.args = (
+            f"{error} OpenRouter may still have created a job that will render and bill; the POST was "
+            "not retried automatically, to avoid paying for a second video.",
+        )
+    return error
+
+
+class OpenRouterVideoHook(BaseHook):
+    """Talks to OpenRouter's video API with the key from an Airflow connection.
+
+    :param openrouter_conn_id: Connection of type ``openrouter``: password = API key, host =
+        base URL (default ``https://openrouter.ai/api/v1``), optional extras ``timeout``,
+        ``http_referer`` and ``app_title``.
+    :param retry_policy: Backoff for retryable failures (see :mod:`airflow_provider_orvideo.retry`).
+    """
+
+    conn_name_attr = "openrouter_conn_id"
+    default_conn_name = "openrouter_default"
+    conn_type = "openrouter"
+    hook_name = "OpenRouter"
+
+    def __init__(
+        self,
+        openrouter_conn_id: str = default_conn_name,
+        *,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+    ) -> None:
+        super().__init__()
+        self.openrouter_conn_id = openrouter_conn_id
+        self.retry_policy = retry_policy
+        self._settings: ConnectionSettings | None = None
+        self._async_client: httpx.AsyncClient | None = None
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def get_settings(self) -> ConnectionSettings:
+        """Resolve the connection once (sync; worker side)."""
+        if self._settings is None:
+            conn = self.get_connection(self.openrouter_conn_id)
+            self._settings = settings_from_connection(
+                host=conn.host,
+                schema=conn.schema,
+                port=conn.port,
+                password=conn.password,
+                extra=conn.extra_dejson,
+            )
+        return self._settings
+
+    async def aget_settings(self) -> ConnectionSettings:
+        """Resolve the connection once without blocking the event loop (triggerer side)."""
+        if self._settings is None:
+            conn = await self.aget_connection(self.openrouter_conn_id)
+            extra = await conn.aextra_dejson()
+            self._settings = settings_from_connection(
+                host=conn.host, schema=conn.schema, port=conn.port, password=conn.password, extra=extra
+            )
+        return self._settings
+
+    def _timeout(self, settings: ConnectionSettings) -> httpx.Timeout:
+        return httpx.Timeout(settings.timeout, connect=min(settings.timeout, DEFAULT_CONNECT_TIMEOUT_SECONDS))
+
+    @cached_property
+    def _client(self) -> httpx.Client:
+        return httpx.Client(timeout=self._timeout(self.get_settings()))
+
+    def close(self) -> None:
+        """Close the sync connection pool."""
+        if "_client" in self.__dict__:
+            self.__dict__.pop("_client").close()
+
+    async def aclose(self) -> None:
+        """Close the async connection pool (call from the loop that used it)."""
+        client, self._async_client = self._async_client, None
+        if client is not None:
+            await client.aclose()
+
+    # -- the retry decision shared by both shells ---------------------------------------------
+
+    def _delay_after_status(
+        self, request: ApiRequest, attempt: int, response: httpx.Response
+    ) -> float | None:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), now=time.time())
+        return self.retry_policy.delay_after_status(
+            idempotent=request.endpoint.idempotent,
+            attempt=attempt,
+            status_code=response.status_code,
+            retry_after=retry_after,
+        )
+
+    def _delay_after_transport_error(
+        self, request: ApiRequest, attempt: int, error: httpx.TransportError
+    ) -> float | None:
+        return self.retry_policy.delay_after_transport_error(
+            idempotent=request.endpoint.idempotent,
+            attempt=attempt,
+            request_sent=not isinstance(error, _NOT_SENT_ERRORS),
+        )
+
+    def _log_retry(self, request: ApiRequest, attempt: int, what: str, delay: float) -> None:
+        self.log.warning(
+            "OpenRouter %s failed (%s, attempt %d/%d); retrying in %.1f s.",
+            request.describe(),
+            what,
+            attempt,
+            self.retry_policy.max_attempts,
+            delay,
+        )
+
+    # -- sync shell ---------------------------------------------------------------------------
+
+    def _send(
+        self, request: ApiRequest, *, stream: bool = False, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        """Send with retries; return a response with status < 400 or raise a typed error."""
+        settings = self.get_settings()
+        attempt = 0
+        while True:
+            attempt += 1
+            outgoing = self._client.build_request(
+                request.method,
+                request.url(settings),
+                params=dict(request.params),
+                headers=request.headers(settings, headers),
+                content=request.encoded_body(),
+            )
+            try:
+                response = self._client.send(outgoing, stream=stream)
+            except httpx.TransportError as error:
+                delay = self._delay_after_transport_error(request, attempt, error)
+                if delay is None:
+                    raise _transport_failure(request, error) from None
+                self._log_retry(request, attempt, type(error).__name__, delay)
+                time.sleep(delay)
+                continue
+            if response.status_code < 400:
+                return response
+            body = response.read()
+            response.close()
+            delay = self._delay_after_status(request, attempt, response)
+            if delay is None:
+                raise _status_failure(request, response.status_code, body)
+            self._log_retry(request, attempt, f"HTTP {response.status_code}", delay)
+            time.sleep(delay)
+
+    def _send_json(self, request: ApiRequest) -> Any:
+        response = self._send(request)
+        return decode_json(response.content, request.describe())
+
+    def list_models(self) -> dict[str, VideoModel]:
+        """All video models and their capabilities, keyed by model id."""
+        return parse_models(self._send_json(list_models_request()))
+
+    def submit(self, body: dict[str, Any]) -> VideoJob:
+        """POST /videos. Never retried blindly: see :mod:`airflow_provider_orvideo.retry`."""
+        job = parse_job(self._send_json(submit_request(body)))
+        self.log.info("Submitted OpenRouter video job %s (model %s).", job.id, body.get("model"))
+        return job
+
+    def get_job(self, job_id: str) -> VideoJob:
+        """GET /videos/{job_id}."""
+        return parse_job(self._send_json(get_job_request(job_id)))
+
+    def download_output(self, job_id: str, index: int, location: str) -> int:
+        """Stream output ``index`` of a completed job to ``location``; return its size in bytes.
+
+        Memory stays flat (1 MiB chunks). A body cut short is resumed with an HTTP Range
+        request when the server advertises ``Accept-Ranges: bytes`` (otherwise restarted), up to
+        the retry policy's attempts. The file appears at ``location`` only when complete, of the
+        announced length, and an MP4; otherwise nothing is left there.
+        """
+        request = content_request(job_id, index)
+        output = AtomicOutput(location).open()
+        try:
+            expected: int | None = None
+            attempt = 0
+            while True:
+                attempt += 1
+                resume_from = output.bytes_written
+                range_header = {"Range": f"bytes={resume_from}-"} if resume_from else None
+                try:
+                    response = self._send(request, stream=True, headers=range_header)
+                    try:
+                        expected = self._start_body(response, output, resume_from, expected)
+                        for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
+                            output.write(chunk)
+                    finally:
+                        response.close()
+                except httpx.TransportError as error:
+                    delay = self._delay_after_transport_error(request, attempt, error)
+                    if delay is None:
+                        raise VideoDownloadError(
+                            f"Downloading output {index} of OpenRouter video job {job_id} failed after "
+                            f"{output.bytes_written:,} bytes ({type(error).__name__}). Nothing was written to "
+                            f"{location}. The job is complete, so a retry of the task downloads it again "
+                            "without paying."
+                        ) from None
+                    self._log_retry(request, attempt, f"body cut at {output.bytes_written:,} bytes", delay)
+                    time.sleep(delay)
+                    continue
+                break
+            self._check_complete(job_id, index, location, output, expected)
+            output.commit()
+            return output.bytes_written
+        except BaseException:
+            output.discard()
+            raise
+
+    def _start_body(
+        self, response: httpx.Response, output: AtomicOutput, resume_from: int, expected: int | None
+    ) -> int | None:
+        """Check a (possibly ranged) download answer before writing its body; return the full length."""
+        content_type = response.headers.get("Content-Type", "")
+        if not content_type.startswith("video/"):
+            raise VideoDownloadError(
+                f"OpenRouter served {response.request.url.path} as {content_type or 'no content type'!r}, "
+                "not video; nothing was saved."
+            )
+        if resume_from and response.status_code == 206:
+            total = response.headers.get("Content-Range", "").rpartition("/")[2]
+            start = response.headers.get("Content-Range", "").removeprefix("bytes ").partition("-")[0]
+            if start == str(resume_from):
+                return int(total) if total.isdigit() else expected
+        if resume_from:
+            output.open()  # the server ignored the range: start over from byte 0
+        length = response.headers.get("Content-Length")
+        return int(length) if length and length.isdigit() else None
+
+    def _check_complete(
+        self, job_id: str, index: int, location: str, output: AtomicOutput, expected: int | None
+    ) -> None:
+        if expected is not None and output.bytes_written != expected:
+            raise VideoDownloadError(
+                f"Output {index} of OpenRouter video job {job_id} is {output.bytes_written:,} bytes but the "
+                f"server announced {expected:,}; nothing was written to {location}."
+            )
+        if not looks_like_mp4(output.head):
+            raise VideoDownloadError(
+                f"Output {index} of OpenRouter video job {job_id} is not an MP4 file (starts with "
+                f"{output.head[:8]!r}); nothing was written to {location}."
+            )
+
+    # -- async shell (triggerer) --------------------------------------------------------------
+
+    async def _asend(self, request: ApiRequest) -> httpx.Response:
+        """Async twin of :meth:`_send` (no streaming: the triggerer never downloads)."""
+        settings = await self.aget_settings()
+        if self._async_client is None:
+            self._async_client = httpx.AsyncClient(timeout=self._timeout(settings))
+        client = self._async_client
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await client.request(
+                    request.method,
+                    request.url(settings),
+                    params=dict(request.params),
+                    headers=request.headers(settings),
+                    content=request.encoded_body(),
+                )
+            except httpx.TransportError as error:
+                delay = self._delay_after_transport_error(request, attempt, error)
+                if delay is None:
+                    raise _transport_failure(request, error) from None
+                self._log_retry(request, attempt, type(error).__name__, delay)
+                await asyncio.sleep(delay)
+                continue
+            if response.status_code < 400:
+                return response
+            delay = self._delay_after_status(request, attempt, response)
+            if delay is None:
+                raise _status_failure(request, response.status_code, response.content)
+            self._log_retry(request, attempt, f"HTTP {response.status_code}", delay)
+            await asyncio.sleep(delay)
+
+    async def alist_models(self) -> dict[str, VideoModel]:
+        request = list_models_request()
+        return parse_models(decode_json((await self._asend(request)).content, request.describe()))
+
+    async def aget_job(self, job_id: str) -> VideoJob:
+        request = get_job_request(job_id)
+        return parse_job(decode_json((await self._asend(request)).content, request.describe()))
+
+    # -- connection test ----------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the base URL answers and the key is accepted (a poll of a made-up job id).
+
+        OpenRouter answers an unknown job with 404 only when the key is valid (401 otherwise),
+        so this costs nothing and creates nothing.
+        """
+        try:
+            self.list_models()
+            self.get_job("airflow-connection-test")
+        except OpenRouterNotFoundError:
+            return True, f"Connected to {self.get_settings().base_url}; the API key was accepted."
+        except OpenRouterVideoError as error:
+            return False, str(error)
+        return True, f"Connected to {self.get_settings().base_url}."

@@ -1,0 +1,233 @@
+"""The poll decision and the trigger event contract, free of I/O and clocks.
+
+The async trigger (triggerer) and the operator's ``deferrable=False`` loop (worker) are thin
+shells around :class:`JobPoller`: they fetch the job, pass it (or the error) in with ``now``,
+and act on the :class:`PollStep` they get back. Time is injected, so every branch is tested
+without sleeping.
+
+The event payload is a versioned contract between a trigger serialized by one release and an
+operator resumed by another: a closed set of statuses (:data:`TRIGGER_EVENT_STATUSES`), JSON
+primitives only, no secrets (no key, no signed URL), and the same value wherever the trigger
+runs so Airflow can de-duplicate events from two triggerers.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider_orvideo.api import JobStatus, VideoJob
+from airflow_provider_orvideo.exceptions import (
+    OpenRouterApiError,
+    OpenRouterRateLimitError,
+    OpenRouterResponseError,
+    OpenRouterServerError,
+    OpenRouterTransportError,
+    OpenRouterVideoError,
+    TriggerEventError,
+)
+
+EVENT_VERSION = 1
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
+
+
+class EventStatus(str, enum.Enum):
+    """How a trigger run ended. The four remote terminal statuses plus two of our own."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    TIMEOUT = "timeout"
+    """Our deadline passed; the remote job may still be rendering."""
+    ERROR = "error"
+    """We could not learn the job's status (permanent API error, or too many transient ones)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TRIGGER_EVENT_STATUSES = frozenset(s.value for s in EventStatus)
+
+
+@dataclass(frozen=True)
+class VideoJobEvent:
+    """The one event a trigger yields; ``to_payload`` is what crosses the trigger boundary."""
+
+    status: EventStatus
+    job_id: str
+    message: str
+    remote_error: str | None = None
+    """OpenRouter's ``error`` string verbatim, for failed/cancelled/expired jobs."""
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "version": EVENT_VERSION,
+            "status": self.status.value,
+            "job_id": self.job_id,
+            "message": self.message,
+            "remote_error": self.remote_error,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Any) -> VideoJobEvent:
+        """Validate an event handed to ``execute_complete``; raise :class:`TriggerEventError` if untrustworthy."""
+        if not isinstance(payload, Mapping):
+            raise TriggerEventError(
+                f"The trigger resumed the task with no usable event (got {type(payload).__name__}). "
+                "The video job's state is unknown; a retry of the task will start over."
+            )
+        version = payload.get("version", EVENT_VERSION)
+        if not isinstance(version, int) or version > EVENT_VERSION:
+            raise TriggerEventError(
+                f"The trigger event has version {version!r}, newer than this provider understands "
+                f"({EVENT_VERSION}). Upgrade the provider on the workers to match the triggerer."
+            )
+        status = payload.get("status")
+        job_id = payload.get("job_id")
+        if status not in TRIGGER_EVENT_STATUSES:
+            raise TriggerEventError(
+                f"The trigger event has status {status!r}; expected one of {sorted(TRIGGER_EVENT_STATUSES)}."
+            )
+        if not isinstance(job_id, str) or not job_id:
+            raise TriggerEventError(f"The trigger event (status {status!r}) carries no job_id.")
+        remote_error = payload.get("remote_error")
+        return cls(
+            status=EventStatus(status),
+            job_id=job_id,
+            message=str(payload.get("message") or ""),
+            remote_error=remote_error if isinstance(remote_error, str) else None,
+        )
+
+
+@dataclass(frozen=True)
+class PollState:
+    """What a poll loop remembers between polls (rebuilt from scratch after a restart)."""
+
+    last_status: str | None = None
+    consecutive_failures: int = 0
+    polls: int = 0
+
+
+@dataclass(frozen=True)
+class PollStep:
+    """The decision after one poll: either an ``event`` to finish with, or a ``delay`` to wait."""
+
+    state: PollState
+    event: VideoJobEvent | None = None
+    delay: float | None = None
+    log_message: str | None = None
+    """A line worth logging at INFO (status changes), or None to stay quiet."""
+    warning: str | None = None
+
+
+def is_transient(error: OpenRouterVideoError) -> bool:
+    """Errors that may go away on the next poll; anything else (401, 404, ...) is permanent."""
+    if isinstance(error, (OpenRouterTransportError, OpenRouterResponseError)):
+        return True
+    if isinstance(error, (OpenRouterServerError, OpenRouterRateLimitError)):
+        return True
+    return isinstance(error, OpenRouterApiError) and error.http_status == 408
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+_REMOTE_TERMINAL = {
+    JobStatus.COMPLETED: EventStatus.COMPLETED,
+    JobStatus.FAILED: EventStatus.FAILED,
+    JobStatus.CANCELLED: EventStatus.CANCELLED,
+    JobStatus.EXPIRED: EventStatus.EXPIRED,
+}
+
+
+@dataclass(frozen=True)
+class JobPoller:
+    """Decides, after each poll, whether to keep polling, finish, or give up.
+
+    :param deadline: absolute Unix time. Stored absolute so a restarted trigger keeps it.
+    :param poll_interval: seconds between polls (the last poll lands exactly on the deadline).
+    :param max_consecutive_failures: transient poll failures tolerated in a row (each one is
+        already after the hook's own HTTP retries).
+    """
+
+    job_id: str
+    deadline: float
+    poll_interval: float
+    max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
+
+    def _delay(self, now: float) -> float:
+        return max(0.0, min(self.poll_interval, self.deadline - now))
+
+    def _timeout(self, state: PollState) -> VideoJobEvent:
+        last = state.last_status or "unknown"
+        return VideoJobEvent(
+            EventStatus.TIMEOUT,
+            self.job_id,
+            f"OpenRouter video job {self.job_id} had not finished by the deadline {_iso(self.deadline)} "
+            f"(last status: {last}). It was left as it is on OpenRouter (there is no cancel endpoint), "
+            "so it may still render and bill.",
+        )
+
+    def on_job(self, state: PollState, job: VideoJob, *, now: float) -> PollStep:
+        """Decide after a successful poll."""
+        changed = job.status != state.last_status
+        new_state = PollState(last_status=job.status, consecutive_failures=0, polls=state.polls + 1)
+        log_message = f"OpenRouter video job {self.job_id} is {job.status}." if changed else None
+        known = job.known_status
+        warning = None
+        if known is None and changed:
+            warning = (
+                f"OpenRouter video job {self.job_id} reports status {job.status!r}, which this provider "
+                "does not know; treating it as not finished and polling on until the deadline."
+            )
+        if known in _REMOTE_TERMINAL:
+            status = _REMOTE_TERMINAL[known]
+            if status is EventStatus.COMPLETED:
+                message = f"OpenRouter video job {self.job_id} completed."
+            else:
+                message = (
+                    f"OpenRouter video job {self.job_id} ended {job.status}: {job.error or 'no reason given'}"
+                )
+            event = VideoJobEvent(status, self.job_id, message, remote_error=job.error)
+            return PollStep(new_state, event=event, log_message=log_message, warning=warning)
+        if now >= self.deadline:
+            return PollStep(
+                new_state, event=self._timeout(new_state), log_message=log_message, warning=warning
+            )
+        return PollStep(new_state, delay=self._delay(now), log_message=log_message, warning=warning)
+
+    def on_error(self, state: PollState, error: OpenRouterVideoError, *, now: float) -> PollStep:
+        """Decide after a failed poll (the hook's own HTTP retries are already spent)."""
+        failures = state.consecutive_failures + 1
+        new_state = PollState(
+            last_status=state.last_status, consecutive_failures=failures, polls=state.polls + 1
+        )
+        transient = is_transient(error)
+        if not transient or failures >= self.max_consecutive_failures:
+            why = (
+                f"{failures} consecutive polls failed"
+                if transient
+                else "OpenRouter refused the status request"
+            )
+            event = VideoJobEvent(
+                EventStatus.ERROR,
+                self.job_id,
+                f"Could not learn the status of OpenRouter video job {self.job_id}: {why}; last error: {error} "
+                "The job may still be rendering and billing on OpenRouter.",
+            )
+            return PollStep(new_state, event=event)
+        if now >= self.deadline:
+            return PollStep(new_state, event=self._timeout(new_state))
+        return PollStep(
+            new_state,
+            delay=self._delay(now),
+            warning=(
+                f"Polling OpenRouter video job {self.job_id} failed ({failures}/{self.max_consecutive_failures} "
+                f"in a row, will retry): {error}"
+            ),
+        )

@@ -1,0 +1,125 @@
+"""Write a downloaded video so that the output path only ever holds a complete file.
+
+Bytes go to a temporary sibling (``.<name>.<random>.part``) and are moved into place only after
+the caller has checked the length and the MP4 signature. On any failure the temporary file is
+removed, so a reader of ``output_path`` sees either nothing or a complete video, never a torn one.
+
+Local paths (and ``file://`` URIs) use ``os.replace`` (atomic on one filesystem) after
+``fsync``. Other schemes (``s3://``, ``gs://``, ...) go through Airflow's ``ObjectStoragePath``;
+there the final move is a server-side copy, which object stores make visible all at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import uuid
+from typing import TYPE_CHECKING, BinaryIO
+from urllib.parse import unquote, urlsplit
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+MP4_TOP_LEVEL_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pdin", b"styp"})
+"""Box types an MP4 file may start with (almost always ``ftyp``)."""
+
+
+def looks_like_mp4(head: bytes) -> bool:
+    """True when the first 8 bytes are an ISO-BMFF box header of a plausible top-level type."""
+    return len(head) >= 8 and head[4:8] in MP4_TOP_LEVEL_BOXES
+
+
+def output_location(output_path: str, index: int) -> str:
+    """Where output ``index`` of a job goes: ``output_path`` itself for 0, ``<stem>_<index><suffix>`` after."""
+    if index == 0:
+        return output_path
+    head, tail = posixpath.split(output_path)
+    stem, dot, suffix = tail.rpartition(".")
+    name = f"{stem}_{index}.{suffix}" if dot and stem else f"{tail}_{index}"
+    return posixpath.join(head, name)
+
+
+def _local_path(location: str) -> str | None:
+    """The filesystem path for a plain path or ``file://`` URI; None for any other scheme."""
+    parts = urlsplit(location)
+    if parts.scheme == "file":
+        return unquote(parts.path)
+    if parts.scheme == "" or (len(parts.scheme) == 1 and os.name == "nt"):
+        return location
+    return None
+
+
+class AtomicOutput:
+    """A temporary sibling of the destination that becomes the destination only on :meth:`commit`."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self._local = _local_path(location)
+        self._handle: BinaryIO | None = None
+        self._remote_temp: ObjectStoragePath | None = None
+        self._temp_local: str | None = None
+        self.bytes_written = 0
+        self.head = b""
+
+    def open(self) -> AtomicOutput:
+        """Start (or restart from zero) the temporary file."""
+        self.discard()
+        token = uuid.uuid4().hex[:12]
+        if self._local is not None:
+            directory, name = os.path.split(os.path.abspath(self._local))
+            os.makedirs(directory, exist_ok=True)
+            self._temp_local = os.path.join(directory, f".{name}.{token}.part")
+            self._handle = open(self._temp_local, "wb")  # noqa: SIM115 - closed in commit/discard
+        else:
+            from airflow.sdk import ObjectStoragePath
+
+            target = ObjectStoragePath(self.location)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._remote_temp = target.parent / f".{target.name}.{token}.part"
+            self._handle = self._remote_temp.open("wb")  # type: ignore[no-untyped-call]
+        self.bytes_written = 0
+        self.head = b""
+        return self
+
+    def write(self, chunk: bytes) -> None:
+        if self._handle is None:
+            raise RuntimeError("AtomicOutput.write() before open()")
+        self._handle.write(chunk)
+        if len(self.head) < 8:
+            self.head = (self.head + chunk)[:8]
+        self.bytes_written += len(chunk)
+
+    def commit(self) -> None:
+        """Flush, sync and move the temporary file onto the destination."""
+        if self._handle is None:
+            raise RuntimeError("AtomicOutput.commit() before open()")
+        handle, self._handle = self._handle, None
+        if self._temp_local is not None and self._local is not None:
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+            os.replace(self._temp_local, self._local)
+            self._temp_local = None
+            return
+        handle.close()
+        if self._remote_temp is not None:
+            from airflow.sdk import ObjectStoragePath
+
+            self._remote_temp.rename(ObjectStoragePath(self.location))
+            self._remote_temp = None
+
+    def discard(self) -> None:
+        """Close and delete the temporary file, if any; never touches the destination."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            with contextlib.suppress(OSError):
+                handle.close()
+        if self._temp_local is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._temp_local)
+            self._temp_local = None
+        if self._remote_temp is not None:
+            with contextlib.suppress(Exception):
+                self._remote_temp.unlink(missing_ok=True)
+            self._remote_temp = None

@@ -1,0 +1,189 @@
+"""Build the submit body and check it against the model's declared capabilities, before money.
+
+Everything here is pure. The operator renders its templates, calls :func:`build_request` (type
+checks, so ``"8"`` from a Jinja template becomes ``8``), then :func:`check_against_model` with
+the catalogue from ``GET /videos/models``. Every problem is reported at once, each naming the
+field, the value, the model and what is allowed, so one fix-and-rerun cycle is enough.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_orvideo.api import MAX_REQUEST_BODY_BYTES, VideoModel, submit_request
+from airflow_provider_orvideo.exceptions import InvalidVideoRequestError
+
+API_RESOLUTIONS = ("360p", "480p", "720p", "768p", "1080p", "1K", "2K", "4K")
+API_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21")
+_SIZE_PATTERN = re.compile(r"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$")
+_NOT_SUBMITTED = "Nothing was submitted to OpenRouter and nothing was billed."
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """A typed submit request; ``None`` fields are left out of the body (the API's defaults apply)."""
+
+    model: str
+    prompt: str | None = None
+    duration: int | None = None
+    resolution: str | None = None
+    aspect_ratio: str | None = None
+    size: str | None = None
+    generate_audio: bool | None = None
+    seed: int | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        fields = {
+            "model": self.model,
+            "prompt": self.prompt,
+            "duration": self.duration,
+            "resolution": self.resolution,
+            "aspect_ratio": self.aspect_ratio,
+            "size": self.size,
+            "generate_audio": self.generate_audio,
+            "seed": self.seed,
+        }
+        return {key: value for key, value in fields.items() if value is not None}
+
+
+def _as_int(field_name: str, value: Any, problems: list[str]) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        problems.append(f"{field_name}={value!r} must be a whole number, not a boolean")
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    problems.append(f"{field_name}={value!r} must be a whole number")
+    return None
+
+
+def _as_bool(field_name: str, value: Any, problems: list[str]) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    problems.append(f"{field_name}={value!r} must be true or false")
+    return None
+
+
+def _as_str(field_name: str, value: Any, problems: list[str]) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        problems.append(f"{field_name}={value!r} must be a string")
+        return None
+    return value.strip()
+
+
+def _fail(model: str, problems: Sequence[str]) -> InvalidVideoRequestError:
+    lines = "\n".join(f"  - {p}" for p in problems)
+    return InvalidVideoRequestError(f"Invalid video request for model {model!r}:\n{lines}\n{_NOT_SUBMITTED}")
+
+
+def build_request(
+    *,
+    model: Any,
+    prompt: Any,
+    duration: Any = None,
+    resolution: Any = None,
+    aspect_ratio: Any = None,
+    size: Any = None,
+    generate_audio: Any = None,
+    seed: Any = None,
+) -> VideoRequest:
+    """Type-check rendered operator arguments into a :class:`VideoRequest` (no network)."""
+    problems: list[str] = []
+    model_id = _as_str("model", model, problems)
+    if model_id is None and not problems:
+        problems.append("model is required (an OpenRouter video model id such as 'google/veo-3.1')")
+    prompt_text = _as_str("prompt", prompt, problems)
+    request = VideoRequest(
+        model=model_id or "",
+        prompt=prompt_text,
+        duration=_as_int("duration", duration, problems),
+        resolution=_as_str("resolution", resolution, problems),
+        aspect_ratio=_as_str("aspect_ratio", aspect_ratio, problems),
+        size=_as_str("size", size, problems),
+        generate_audio=_as_bool("generate_audio", generate_audio, problems),
+        seed=_as_int("seed", seed, problems),
+    )
+    if request.size is not None and not _SIZE_PATTERN.match(request.size):
+        problems.append(f"size={request.size!r} must look like 'WIDTHxHEIGHT', e.g. '1280x720'")
+    if request.duration is not None and request.duration < 1:
+        problems.append(f"duration={request.duration} must be at least 1 second")
+    if problems:
+        raise _fail(str(model), problems)
+    return request
+
+
+def _check_choice(
+    problems: list[str],
+    field_name: str,
+    value: Any,
+    allowed: Sequence[Any] | None,
+    model_id: str,
+    fallback: Sequence[Any],
+) -> None:
+    if value is None:
+        return
+    choices = allowed if allowed is not None else fallback
+    if choices and value not in choices:
+        listed = ", ".join(str(c) for c in choices)
+        scope = f"model {model_id}" if allowed is not None else "the OpenRouter API"
+        problems.append(f"{field_name}={value!r} is not supported by {scope}; allowed: {listed}")
+
+
+def check_against_model(request: VideoRequest, models: Mapping[str, VideoModel]) -> VideoModel:
+    """Check every field against the model's capabilities; return the model or raise."""
+    model = models.get(request.model)
+    if model is None:
+        available = ", ".join(sorted(models)) or "(the model list is empty)"
+        raise InvalidVideoRequestError(
+            f"Invalid video request: model={request.model!r} is not an OpenRouter video model. "
+            f"Available video models: {available}. {_NOT_SUBMITTED}"
+        )
+    problems: list[str] = []
+    _check_choice(problems, "duration", request.duration, model.supported_durations, model.id, ())
+    _check_choice(
+        problems, "resolution", request.resolution, model.supported_resolutions, model.id, API_RESOLUTIONS
+    )
+    _check_choice(
+        problems,
+        "aspect_ratio",
+        request.aspect_ratio,
+        model.supported_aspect_ratios,
+        model.id,
+        API_ASPECT_RATIOS,
+    )
+    _check_choice(problems, "size", request.size, model.supported_sizes, model.id, ())
+    if request.generate_audio and model.generate_audio is False:
+        problems.append(
+            f"generate_audio=True is not supported by model {model.id}: it generates silent video only"
+        )
+    if request.seed is not None and model.seed is False:
+        problems.append(f"seed={request.seed} is not supported by model {model.id}: it has no seed control")
+    if problems:
+        raise _fail(model.id, problems)
+    return model
+
+
+def check_body_size(request: VideoRequest) -> None:
+    """Refuse a body OpenRouter would reject with 413 (its cap is 50 MiB)."""
+    body = submit_request(request.to_body()).encoded_body() or b""
+    if len(body) > MAX_REQUEST_BODY_BYTES:
+        raise _fail(
+            request.model,
+            [
+                f"the request body is {len(body):,} bytes; OpenRouter accepts at most {MAX_REQUEST_BODY_BYTES:,}"
+            ],
+        )
