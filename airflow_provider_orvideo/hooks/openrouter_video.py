@@ -47,7 +47,6 @@ from airflow_provider_orvideo.exceptions import (
 from airflow_provider_orvideo.retry import DEFAULT_RETRY_POLICY, RetryPolicy, parse_retry_after
 from airflow_provider_orvideo.storage import AtomicOutput, looks_like_mp4
 
-DOWNLOAD_CHUNK_BYTES = 1024 * 1024
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Transport failures that happen before a request leaves: safe to retry even for a POST."""
 
@@ -232,7 +231,7 @@ class OpenRouterVideoHook(BaseHook):
     def download_output(self, job_id: str, index: int, location: str) -> int:
         """Stream output ``index`` of a completed job to ``location``; return its size in bytes.
 
-        Memory stays flat (1 MiB chunks). A body cut short is resumed with an HTTP Range
+        Memory stays flat: bytes are written as they arrive (network-sized chunks). A body cut short is resumed with an HTTP Range
         request when the server advertises ``Accept-Ranges: bytes`` (otherwise restarted), up to
         the retry policy's attempts. The file appears at ``location`` only when complete, of the
         announced length, and an MP4; otherwise nothing is left there.
@@ -250,7 +249,8 @@ class OpenRouterVideoHook(BaseHook):
                     response = self._send(request, stream=True, headers=range_header)
                     try:
                         expected = self._start_body(response, output, resume_from, expected)
-                        for chunk in response.iter_bytes(DOWNLOAD_CHUNK_BYTES):
+                        # Unsized iteration writes every byte as it arrives, so a cut body resumes exactly there.
+                        for chunk in response.iter_bytes():
                             output.write(chunk)
                     finally:
                         response.close()

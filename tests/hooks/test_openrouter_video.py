@@ -1,0 +1,226 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_orvideo.exceptions import (
+    OpenRouterAuthError,
+    OpenRouterConflictError,
+    OpenRouterNotFoundError,
+    OpenRouterRateLimitError,
+    OpenRouterResponseError,
+    OpenRouterServerError,
+    OpenRouterTransportError,
+    SubmitOutcomeUnknownError,
+    VideoDownloadError,
+)
+from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
+from airflow_provider_orvideo.retry import RetryPolicy
+
+FAST = RetryPolicy(max_attempts=4, initial_delay=0.01, max_delay=0.05)
+BODY = {"model": "google/veo-3.1", "prompt": "a lighthouse at dawn", "duration": 4}
+
+
+@pytest.fixture
+def hook(emulator: Any) -> OpenRouterVideoHook:
+    return OpenRouterVideoHook(retry_policy=FAST)
+
+
+def wait_until_completed(hook: OpenRouterVideoHook, job_id: str) -> None:
+    import time
+
+    for _ in range(200):
+        if hook.get_job(job_id).status == "completed":
+            return
+        time.sleep(0.05)
+    raise AssertionError("job never completed")
+
+
+def test_list_models_parses_capabilities(hook: OpenRouterVideoHook) -> None:
+    models = hook.list_models()
+    veo = models["google/veo-3.1"]
+    assert veo.supported_durations and 4 in veo.supported_durations
+    assert len(models) >= 5
+
+
+def test_submit_poll_download_round_trip(hook: OpenRouterVideoHook, emulator: Any, tmp_path: Path) -> None:
+    job = hook.submit(BODY)
+    assert job.status == "pending"
+    wait_until_completed(hook, job.id)
+    done = hook.get_job(job.id)
+    assert done.generation_id and done.unsigned_urls and done.cost is not None
+    target = tmp_path / "out.mp4"
+    size = hook.download_output(job.id, 0, str(target))
+    assert size == target.stat().st_size > 1000
+    assert target.read_bytes()[4:8] == b"ftyp"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    submitted = [r for r in emulator.control.requests("submit")]
+    assert submitted[0]["body"] == BODY
+
+
+def test_poll_retries_429_honouring_retry_after(hook: OpenRouterVideoHook, emulator: Any) -> None:
+    job = hook.submit(BODY)
+    emulator.control.add_fault("poll", "status", status=429, retry_after="0", times=2)
+    assert hook.get_job(job.id).id == job.id
+    assert emulator.control.count("poll") == 3
+
+
+def test_poll_retries_5xx_then_raises_typed_error_with_message(
+    hook: OpenRouterVideoHook, emulator: Any
+) -> None:
+    job = hook.submit(BODY)
+    emulator.control.add_fault("poll", "status", status=503, message="Upstream unavailable", times=10)
+    with pytest.raises(OpenRouterServerError) as info:
+        hook.get_job(job.id)
+    assert info.value.http_status == 503
+    assert info.value.api_message == "Upstream unavailable"
+    assert emulator.control.count("poll") == FAST.max_attempts
+
+
+def test_poll_survives_a_connection_reset(hook: OpenRouterVideoHook, emulator: Any) -> None:
+    job = hook.submit(BODY)
+    emulator.control.add_fault("poll", "reset", times=1)
+    assert hook.get_job(job.id).id == job.id
+
+
+def test_malformed_json_is_a_response_error(hook: OpenRouterVideoHook, emulator: Any) -> None:
+    job = hook.submit(BODY)
+    emulator.control.add_fault("poll", "malformed_json", times=1)
+    with pytest.raises(OpenRouterResponseError, match="not JSON"):
+        hook.get_job(job.id)
+
+
+def test_submit_429_is_retried_and_creates_one_job(hook: OpenRouterVideoHook, emulator: Any) -> None:
+    emulator.control.add_fault("submit", "status", status=429, retry_after="0", times=1)
+    hook.submit(BODY)
+    assert emulator.control.count("submit", "POST") == 2
+    assert len(emulator.control.jobs()) == 1
+
+
+def test_submit_429_exhausted_raises_rate_limit(hook: OpenRouterVideoHook, emulator: Any) -> None:
+    emulator.control.add_fault("submit", "status", status=429, retry_after="0", times=10)
+    with pytest.raises(OpenRouterRateLimitError):
+        hook.submit(BODY)
+    assert emulator.control.count("submit", "POST") == FAST.max_attempts
+    assert emulator.control.jobs() == []
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_submit_5xx_is_never_retried(hook: OpenRouterVideoHook, emulator: Any, status: int) -> None:
+    emulator.control.add_fault("submit", "status", status=status, times=5)
+    with pytest.raises(OpenRouterServerError, match="not retried automatically"):
+        hook.submit(BODY)
+    assert emulator.control.count("submit", "POST") == 1
+
+
+def test_submit_reset_after_sending_is_outcome_unknown(hook: OpenRouterVideoHook, emulator: Any) -> None:
+    emulator.control.add_fault("submit", "reset", after_create=True, times=1)
+    with pytest.raises(SubmitOutcomeUnknownError, match="may have created a job"):
+        hook.submit(BODY)
+    assert emulator.control.count("submit", "POST") == 1
+    assert len(emulator.control.jobs()) == 1  # the job exists and bills: we must not pay twice
+
+
+def test_connect_refused_is_retried_then_transport_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OPENROUTER_DEFAULT",
+        f'{{"conn_type":"openrouter","host":"http://127.0.0.1:{free_port}/api/v1","password":"k"}}',
+    )
+    with pytest.raises(OpenRouterTransportError, match="No answer from OpenRouter"):
+        OpenRouterVideoHook(retry_policy=FAST).submit(BODY)
+
+
+def test_wrong_key_is_auth_error_without_the_key(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OPENROUTER_DEFAULT",
+        f'{{"conn_type":"openrouter","host":"{emulator.base_url}","password":"sk-or-WRONG-KEY"}}',
+    )
+    with pytest.raises(OpenRouterAuthError) as info:
+        OpenRouterVideoHook(retry_policy=FAST).get_job("whatever")
+    assert info.value.http_status == 401
+    assert "sk-or-WRONG-KEY" not in str(info.value)
+
+
+def test_download_before_completion_is_conflict_and_leaves_nothing(
+    hook: OpenRouterVideoHook, emulator: Any, tmp_path: Path
+) -> None:
+    emulator.control.set_job_defaults(pending_seconds=30)
+    job = hook.submit(BODY)
+    with pytest.raises(OpenRouterConflictError):
+        hook.download_output(job.id, 0, str(tmp_path / "out.mp4"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_download_resumes_with_range(
+    hook: OpenRouterVideoHook, emulator: Any, tmp_path: Path
+) -> None:
+    emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0, output_size=3 * 1024 * 1024)
+    job = hook.submit(BODY)
+    emulator.control.add_fault("content", "truncate", truncate_at=1024 * 1024 + 17, times=1)
+    target = tmp_path / "out.mp4"
+    assert hook.download_output(job.id, 0, str(target)) == 3 * 1024 * 1024
+    assert target.stat().st_size == 3 * 1024 * 1024
+    downloads = emulator.control.requests("content")
+    assert len(downloads) == 2
+    assert downloads[1]["headers"].get("range") == f"bytes={1024 * 1024 + 17}-"
+
+
+def test_download_that_keeps_failing_leaves_nothing(
+    hook: OpenRouterVideoHook, emulator: Any, tmp_path: Path
+) -> None:
+    emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0)
+    job = hook.submit(BODY)
+    emulator.control.add_fault("content", "truncate", times=10)
+    target = tmp_path / "out.mp4"
+    target_existing = tmp_path / "keep.txt"
+    target_existing.write_text("x")
+    with pytest.raises(VideoDownloadError, match="Nothing was written"):
+        hook.download_output(job.id, 0, str(target))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_gone_output_is_not_found(hook: OpenRouterVideoHook, emulator: Any, tmp_path: Path) -> None:
+    emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0, gone=True)
+    job = hook.submit(BODY)
+    with pytest.raises(OpenRouterNotFoundError) as info:
+        hook.download_output(job.id, 0, str(tmp_path / "out.mp4"))
+    assert info.value.http_status == 410
+
+
+async def test_async_methods_share_the_sync_parsing(hook: OpenRouterVideoHook) -> None:
+    job = hook.submit(BODY)
+    models = await hook.alist_models()
+    polled = await hook.aget_job(job.id)
+    await hook.aclose()
+    assert "google/veo-3.1" in models
+    assert polled.id == job.id and polled.status in ("pending", "in_progress", "completed")
+
+
+def test_the_key_never_reaches_the_logs(
+    hook: OpenRouterVideoHook, emulator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    emulator.control.add_fault("poll", "status", status=503, times=1)
+    job = hook.submit(BODY)
+    wait_until_completed(hook, job.id)
+    hook.download_output(job.id, 0, str(tmp_path / "o.mp4"))
+    assert emulator.api_key not in caplog.text
+    assert "sig=" not in caplog.text
+
+
+def test_test_connection_reports_key_acceptance(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert OpenRouterVideoHook(retry_policy=FAST).test_connection()[0] is True
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OPENROUTER_DEFAULT",
+        f'{{"conn_type":"openrouter","host":"{emulator.base_url}","password":"bad"}}',
+    )
+    ok, message = OpenRouterVideoHook(retry_policy=FAST).test_connection()
+    assert ok is False and "401" in message

@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from airflow_provider_orvideo.exceptions import (
+    InvalidVideoRequestError,
+    TriggerEventError,
+    VideoJobCancelledError,
+    VideoJobExpiredError,
+    VideoJobFailedError,
+    VideoJobPollingError,
+    VideoJobTimeoutError,
+)
+from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
+from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
+from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
+from tests.helpers import RecordingTaskInstance, context_with
+
+
+def make_operator(tmp_path: Path, **kwargs: Any) -> OpenRouterVideoOperator:
+    arguments: dict[str, Any] = {
+        "task_id": "render",
+        "prompt": "a paper boat on a river",
+        "model": "google/veo-3.1",
+        "output_path": str(tmp_path / "out.mp4"),
+        "duration": 4,
+        "poll_interval": 0.05,
+        **kwargs,
+    }
+    return OpenRouterVideoOperator(**arguments)
+
+
+def test_execute_submits_pushes_job_id_and_defers(emulator: Any, tmp_path: Path) -> None:
+    operator = make_operator(tmp_path, job_timeout=timedelta(minutes=5))
+    ti = RecordingTaskInstance()
+    with pytest.raises(TaskDeferred) as info:
+        operator.execute(context_with(ti))
+    trigger = info.value.trigger
+    assert isinstance(trigger, OpenRouterVideoTrigger)
+    assert info.value.method_name == "execute_complete"
+    assert trigger.job_id == ti.xcom["job_id"]
+    assert trigger.poll_interval == 0.05
+    assert 250 < trigger.deadline - __import__("time").time() <= 300
+    assert info.value.timeout is not None and info.value.timeout > timedelta(minutes=5)
+    assert emulator.control.count("submit", "POST") == 1
+    assert emulator.control.requests("submit")[0]["body"] == {
+        "model": "google/veo-3.1",
+        "prompt": "a paper boat on a river",
+        "duration": 4,
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"duration": 7}, "duration=7 is not supported by model google/veo-3.1; allowed: 4, 6, 8"),
+        ({"model": "acme/unknown"}, "model='acme/unknown' is not an OpenRouter video model"),
+        ({"resolution": "4K"}, "resolution='4K'"),
+        ({"aspect_ratio": "21:9"}, "aspect_ratio='21:9'"),
+        ({"size": "12x"}, "size='12x' must look like"),
+        ({"frame_images": {"first_frame": "https://x/y.png"}}, "frame_images is not supported"),
+    ],
+)
+def test_invalid_input_fails_before_any_post(
+    emulator: Any, tmp_path: Path, kwargs: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(InvalidVideoRequestError) as info:
+        make_operator(tmp_path, **kwargs).execute(context_with(RecordingTaskInstance()))
+    assert fragment in str(info.value)
+    assert emulator.control.count("submit", "POST") == 0
+
+
+def completed_job(emulator: Any) -> str:
+    emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0, cost=0.42)
+    return OpenRouterVideoHook().submit({"model": "google/veo-3.1", "prompt": "p"}).id
+
+
+def test_execute_complete_downloads_and_returns_the_path(emulator: Any, tmp_path: Path) -> None:
+    job_id = completed_job(emulator)
+    ti = RecordingTaskInstance()
+    event = {"version": 1, "status": "completed", "job_id": job_id, "message": "done", "remote_error": None}
+    result = make_operator(tmp_path).execute_complete(context_with(ti), event)
+    assert result == str(tmp_path / "out.mp4")
+    assert Path(result).read_bytes()[4:8] == b"ftyp"
+    assert ti.xcom["usage"] == {"cost": 0.42, "is_byok": False}
+    assert ti.xcom["generation_id"]
+    assert ti.xcom["output_paths"] == [result]
+
+
+def test_multiple_outputs_are_all_downloaded(emulator: Any, tmp_path: Path) -> None:
+    emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0, outputs=2)
+    job_id = OpenRouterVideoHook().submit({"model": "google/veo-3.1", "prompt": "p"}).id
+    ti = RecordingTaskInstance()
+    event = {"status": "completed", "job_id": job_id}
+    result = make_operator(tmp_path).execute_complete(context_with(ti), event)
+    assert ti.xcom["output_paths"] == [result, str(tmp_path / "out_1.mp4")]
+    assert (tmp_path / "out_1.mp4").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        ("failed", VideoJobFailedError),
+        ("cancelled", VideoJobCancelledError),
+        ("expired", VideoJobExpiredError),
+        ("timeout", VideoJobTimeoutError),
+        ("error", VideoJobPollingError),
+    ],
+)
+def test_execute_complete_failures_raise_by_status(tmp_path: Path, status: str, cls: type[Exception]) -> None:
+    event = {
+        "version": 1,
+        "status": status,
+        "job_id": "gen-vid-9",
+        "message": f"OpenRouter video job gen-vid-9 ended {status}: Content policy violation",
+        "remote_error": "Content policy violation",
+    }
+    with pytest.raises(cls) as info:
+        make_operator(tmp_path).execute_complete(context_with(RecordingTaskInstance()), event)
+    assert "Content policy violation" in str(info.value)
+    assert "billed again" in str(info.value)
+    assert info.value.job_id == "gen-vid-9"
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("event", [None, {}, {"status": "success", "job_id": "x"}])
+def test_execute_complete_rejects_bad_events(tmp_path: Path, event: Any) -> None:
+    with pytest.raises(TriggerEventError):
+        make_operator(tmp_path).execute_complete(context_with(RecordingTaskInstance()), event)
+
+
+def test_non_deferrable_polls_on_the_worker(emulator: Any, tmp_path: Path) -> None:
+    ti = RecordingTaskInstance()
+    result = make_operator(tmp_path, deferrable=False).execute(context_with(ti))
+    assert Path(result).stat().st_size > 0
+    assert ti.xcom["job_id"] and ti.xcom["usage"]["cost"] is not None
+    assert emulator.control.count("submit", "POST") == 1
+    assert emulator.control.count("poll") >= 2
+
+
+def test_non_deferrable_failure_uses_the_same_decision(emulator: Any, tmp_path: Path) -> None:
+    emulator.control.set_job_defaults(outcome="failed", error="Content policy violation")
+    with pytest.raises(VideoJobFailedError, match="Content policy violation"):
+        make_operator(tmp_path, deferrable=False).execute(context_with(RecordingTaskInstance()))
+
+
+def test_operator_construction_makes_no_network_call(emulator: Any, tmp_path: Path) -> None:
+    for i in range(50):
+        make_operator(tmp_path, task_id=f"t{i}")
+    assert emulator.control.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"), [({"poll_interval": 0}, "poll_interval"), ({"job_timeout": -1}, "job_timeout")]
+)
+def test_bad_timing_arguments_fail_at_parse_time(
+    tmp_path: Path, kwargs: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        make_operator(tmp_path, **kwargs)

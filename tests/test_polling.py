@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_orvideo.api import VideoJob
+from airflow_provider_orvideo.exceptions import (
+    OpenRouterAuthError,
+    OpenRouterNotFoundError,
+    OpenRouterResponseError,
+    OpenRouterServerError,
+    OpenRouterTransportError,
+    TriggerEventError,
+)
+from airflow_provider_orvideo.polling import (
+    TRIGGER_EVENT_STATUSES,
+    EventStatus,
+    JobPoller,
+    PollState,
+    VideoJobEvent,
+)
+
+JOB_ID = "gen-vid-1-abc"
+POLLER = JobPoller(job_id=JOB_ID, deadline=1000.0, poll_interval=10.0, max_consecutive_failures=3)
+
+
+def job(status: str, error: str | None = None) -> VideoJob:
+    return VideoJob(id=JOB_ID, status=status, error=error)
+
+
+def test_event_statuses_are_a_closed_set() -> None:
+    assert {"completed", "failed", "cancelled", "expired", "timeout", "error"} == TRIGGER_EVENT_STATUSES
+
+
+@pytest.mark.parametrize("status", ["pending", "in_progress"])
+def test_running_job_keeps_polling_at_the_interval(status: str) -> None:
+    step = POLLER.on_job(PollState(), job(status), now=100.0)
+    assert step.event is None
+    assert step.delay == 10.0
+    assert step.log_message == f"OpenRouter video job {JOB_ID} is {status}."
+
+
+def test_status_change_is_logged_once() -> None:
+    first = POLLER.on_job(PollState(), job("pending"), now=100.0)
+    second = POLLER.on_job(first.state, job("pending"), now=110.0)
+    third = POLLER.on_job(second.state, job("in_progress"), now=120.0)
+    assert second.log_message is None
+    assert third.log_message is not None
+    assert third.state.polls == 3
+
+
+def test_last_poll_lands_on_the_deadline() -> None:
+    step = POLLER.on_job(PollState(), job("in_progress"), now=996.0)
+    assert step.delay == 4.0
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("completed", EventStatus.COMPLETED),
+        ("failed", EventStatus.FAILED),
+        ("cancelled", EventStatus.CANCELLED),
+        ("expired", EventStatus.EXPIRED),
+    ],
+)
+def test_terminal_status_ends_with_its_event(status: str, expected: EventStatus) -> None:
+    error = None if status == "completed" else "Content policy violation"
+    step = POLLER.on_job(PollState(), job(status, error), now=100.0)
+    assert step.event is not None
+    assert step.event.status is expected
+    assert step.event.remote_error == error
+    assert step.delay is None
+    if error:
+        assert error in step.event.message
+
+
+def test_terminal_status_wins_over_a_passed_deadline() -> None:
+    # The video is done: fetch it, even if we polled late.
+    step = POLLER.on_job(PollState(), job("completed"), now=5000.0)
+    assert step.event is not None and step.event.status is EventStatus.COMPLETED
+
+
+def test_deadline_gives_timeout_naming_the_last_status() -> None:
+    step = POLLER.on_job(PollState(), job("in_progress"), now=1000.0)
+    assert step.event is not None and step.event.status is EventStatus.TIMEOUT
+    assert "in_progress" in step.event.message
+    assert "may still render and bill" in step.event.message
+
+
+def test_unknown_status_keeps_polling_with_a_warning() -> None:
+    step = POLLER.on_job(PollState(), job("paused"), now=100.0)
+    assert step.event is None and step.delay == 10.0
+    assert step.warning is not None and "'paused'" in step.warning
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OpenRouterTransportError("reset"),
+        OpenRouterServerError("boom", http_status=502, api_message="boom"),
+        OpenRouterResponseError("not json"),
+    ],
+)
+def test_transient_errors_are_tolerated_up_to_the_limit(error: Exception) -> None:
+    state = PollState(last_status="in_progress")
+    for expected_failures in (1, 2):
+        step = POLLER.on_error(state, error, now=100.0)  # type: ignore[arg-type]
+        assert step.event is None and step.warning is not None
+        assert step.state.consecutive_failures == expected_failures
+        state = step.state
+    final = POLLER.on_error(state, error, now=100.0)  # type: ignore[arg-type]
+    assert final.event is not None and final.event.status is EventStatus.ERROR
+    assert "3 consecutive polls failed" in final.event.message
+
+
+def test_a_good_poll_resets_the_failure_count() -> None:
+    failed = POLLER.on_error(PollState(), OpenRouterTransportError("reset"), now=100.0)
+    recovered = POLLER.on_job(failed.state, job("pending"), now=110.0)
+    assert recovered.state.consecutive_failures == 0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OpenRouterAuthError("bad key", http_status=401, api_message="bad key"),
+        OpenRouterNotFoundError("gone", http_status=404, api_message="Job not found"),
+    ],
+)
+def test_permanent_errors_end_at_once(error: Exception) -> None:
+    step = POLLER.on_error(PollState(), error, now=100.0)  # type: ignore[arg-type]
+    assert step.event is not None and step.event.status is EventStatus.ERROR
+    assert "refused" in step.event.message
+
+
+def test_transient_error_past_deadline_times_out() -> None:
+    step = POLLER.on_error(PollState(), OpenRouterTransportError("reset"), now=1000.0)
+    assert step.event is not None and step.event.status is EventStatus.TIMEOUT
+
+
+def test_event_round_trip_is_json_primitives_only() -> None:
+    event = VideoJobEvent(EventStatus.FAILED, JOB_ID, "it failed", remote_error="Content policy violation")
+    payload = event.to_payload()
+    assert payload == {
+        "version": 1,
+        "status": "failed",
+        "job_id": JOB_ID,
+        "message": "it failed",
+        "remote_error": "Content policy violation",
+    }
+    assert VideoJobEvent.from_payload(payload) == event
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        (None, "no usable event"),
+        ("completed", "no usable event"),
+        ({"status": "success", "job_id": JOB_ID}, "expected one of"),
+        ({"status": "completed"}, "carries no job_id"),
+        ({"status": "completed", "job_id": JOB_ID, "version": 99}, "newer than this provider"),
+    ],
+)
+def test_untrustworthy_events_are_rejected(payload: object, fragment: str) -> None:
+    with pytest.raises(TriggerEventError, match=fragment):
+        VideoJobEvent.from_payload(payload)
+
+
+def test_event_from_an_older_trigger_without_version_is_accepted() -> None:
+    event = VideoJobEvent.from_payload({"status": "completed", "job_id": JOB_ID})
+    assert event.status is EventStatus.COMPLETED

@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from airflow.sdk.module_loading import import_string
+from airflow.triggers.base import TriggerEvent
+
+from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
+from airflow_provider_orvideo.polling import TRIGGER_EVENT_STATUSES
+from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
+
+BODY = {"model": "google/veo-3.1", "prompt": "waves", "duration": 4}
+CLASSPATH = "airflow_provider_orvideo.triggers.openrouter_video.OpenRouterVideoTrigger"
+
+
+def submit(emulator: Any) -> str:
+    return OpenRouterVideoHook().submit(BODY).id
+
+
+def make_trigger(job_id: str, *, deadline_in: float = 30.0, **kwargs: Any) -> OpenRouterVideoTrigger:
+    return OpenRouterVideoTrigger(
+        job_id=job_id, deadline=time.time() + deadline_in, poll_interval=0.05, **kwargs
+    )
+
+
+async def events_of(trigger: OpenRouterVideoTrigger) -> list[TriggerEvent]:
+    return [event async for event in trigger.run()]
+
+
+def test_serialize_is_exact_json_and_round_trips() -> None:
+    trigger = OpenRouterVideoTrigger(job_id="gen-vid-1", deadline=1795510800.0, openrouter_conn_id="my_conn")
+    classpath, kwargs = trigger.serialize()
+    assert classpath == CLASSPATH
+    assert kwargs == {
+        "job_id": "gen-vid-1",
+        "deadline": 1795510800.0,
+        "openrouter_conn_id": "my_conn",
+        "poll_interval": 10.0,
+        "max_consecutive_failures": 5,
+    }
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    rebuilt = import_string(classpath)(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+
+
+def test_kwargs_hold_no_secret(emulator: Any) -> None:
+    _, kwargs = make_trigger("gen-vid-1").serialize()
+    assert emulator.api_key not in json.dumps(kwargs)
+    assert emulator.base_url not in json.dumps(kwargs)
+
+
+async def test_completed_job_yields_exactly_one_completed_event(emulator: Any) -> None:
+    job_id = submit(emulator)
+    events = await events_of(make_trigger(job_id))
+    assert len(events) == 1
+    payload = events[0].payload
+    assert payload["status"] == "completed" and payload["job_id"] == job_id
+    assert set(payload) == {"version", "status", "job_id", "message", "remote_error"}
+    assert emulator.control.count("submit") == 1  # the trigger never submits
+
+
+@pytest.mark.parametrize(
+    ("outcome", "error"),
+    [("failed", "Content policy violation: the prompt was flagged"), ("cancelled", None), ("expired", None)],
+)
+async def test_terminal_failures_carry_openrouter_error_verbatim(
+    emulator: Any, outcome: str, error: str | None
+) -> None:
+    defaults: dict[str, Any] = {"outcome": outcome}
+    if error:
+        defaults["error"] = error
+    emulator.control.set_job_defaults(**defaults)
+    job_id = submit(emulator)
+    (event,) = await events_of(make_trigger(job_id))
+    assert event.payload["status"] == outcome
+    assert event.payload["remote_error"]
+    if error:
+        assert event.payload["remote_error"] == error
+
+
+async def test_deadline_yields_timeout(emulator: Any) -> None:
+    emulator.control.set_job_defaults(pending_seconds=60)
+    job_id = submit(emulator)
+    (event,) = await events_of(make_trigger(job_id, deadline_in=0.3))
+    assert event.payload["status"] == "timeout"
+    assert "pending" in event.payload["message"]
+
+
+async def test_deadline_already_past_still_checks_once(emulator: Any) -> None:
+    """A trigger restarted after its deadline fetches a finished video rather than timing out."""
+    emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0)
+    job_id = submit(emulator)
+    (event,) = await events_of(make_trigger(job_id, deadline_in=-5))
+    assert event.payload["status"] == "completed"
+
+
+async def test_transient_poll_failures_are_tolerated(emulator: Any) -> None:
+    job_id = submit(emulator)
+    # Each poll's own HTTP retries (5 attempts) are spent twice over; the trigger tolerates it.
+    # Retry-After: 0 keeps the hook's backoff from sleeping in the test.
+    emulator.control.add_fault("poll", "status", status=502, retry_after="0", times=10)
+    (event,) = await events_of(make_trigger(job_id))
+    assert event.payload["status"] == "completed"
+    assert emulator.control.count("poll") > 10
+
+
+async def test_transient_failures_beyond_the_limit_end_in_error(emulator: Any) -> None:
+    job_id = submit(emulator)
+    emulator.control.add_fault("poll", "status", status=503, retry_after="0", times=100)
+    (event,) = await events_of(make_trigger(job_id, max_consecutive_failures=2))
+    assert event.payload["status"] == "error"
+    assert "2 consecutive polls failed" in event.payload["message"]
+    assert emulator.control.count("poll") == 2 * 5  # two polls, each with the hook's five attempts
+
+
+async def test_vanished_job_is_an_error_event(emulator: Any) -> None:
+    job_id = submit(emulator)
+    emulator.control.add_fault("poll", "vanish", times=1)
+    (event,) = await events_of(make_trigger(job_id))
+    assert event.payload["status"] == "error"
+    assert "404" in event.payload["message"]
+
+
+async def test_unknown_status_is_polled_through(emulator: Any) -> None:
+    job_id = submit(emulator)
+    emulator.control.add_fault("poll", "unknown_status", value="paused", times=2)
+    (event,) = await events_of(make_trigger(job_id))
+    assert event.payload["status"] == "completed"
+
+
+async def test_restart_from_serialized_kwargs_is_idempotent(emulator: Any) -> None:
+    job_id = submit(emulator)
+    first = make_trigger(job_id)
+    _, kwargs = first.serialize()
+    # A triggerer restart mid-poll: the first run is abandoned, a fresh one starts from kwargs.
+    generator = first.run()
+    import asyncio
+
+    task = asyncio.ensure_future(generator.__anext__())
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    restarted = OpenRouterVideoTrigger(**kwargs)
+    (event,) = await events_of(restarted)
+    assert event.payload["status"] == "completed"
+    assert restarted.deadline == first.deadline
+    assert emulator.control.count("submit") == 1
+
+
+def test_event_statuses_match_the_contract() -> None:
+    assert {"completed", "failed", "cancelled", "expired", "timeout", "error"} == TRIGGER_EVENT_STATUSES
