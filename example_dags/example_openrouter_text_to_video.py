@@ -33,9 +33,10 @@ with DAG(
 ) as dag:
     render = OpenRouterVideoOperator(
         task_id="render_video",
-        prompt="Cinematic shot of {{ params.subject }}. Shot for the {{ ds }} edition.",
+        prompt="Cinematic shot of {{ params.subject }}. Shot for the {{ dag_run.run_after | ds }} edition.",
         model=os.environ.get("ORVIDEO_MODEL", "google/veo-3.1-fast"),
-        output_path=OUTPUT_DIR + "/{{ ds }}/lighthouse-{{ ts_nodash }}.mp4",
+        output_path=OUTPUT_DIR
+        + "/{{ dag_run.run_after | ds }}/lighthouse-{{ dag_run.run_after | ts_nodash }}.mp4",
         duration=4,
         resolution="720p",
         aspect_ratio="16:9",

@@ -81,7 +81,8 @@ def test_parse_job_drops_signed_urls() -> None:
         }
     )
     assert "SECRET" not in repr(job)
-    assert job.is_terminal and job.output_count == 1
+    assert job.is_terminal
+    assert job.output_count == 1
     assert job.usage() == {"cost": 0.5, "is_byok": False}
 
 
@@ -93,7 +94,8 @@ def test_parse_job_rejects_malformed_objects(payload: object) -> None:
 
 def test_unknown_status_is_kept_as_a_string() -> None:
     job = parse_job({"id": "x", "status": "paused"})
-    assert job.known_status is None and not job.is_terminal
+    assert job.known_status is None
+    assert not job.is_terminal
 
 
 def test_parse_models_keeps_nulls_as_undeclared() -> None:

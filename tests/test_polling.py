@@ -76,20 +76,24 @@ def test_terminal_status_ends_with_its_event(status: str, expected: EventStatus)
 def test_terminal_status_wins_over_a_passed_deadline() -> None:
     # The video is done: fetch it, even if we polled late.
     step = POLLER.on_job(PollState(), job("completed"), now=5000.0)
-    assert step.event is not None and step.event.status is EventStatus.COMPLETED
+    assert step.event is not None
+    assert step.event.status is EventStatus.COMPLETED
 
 
 def test_deadline_gives_timeout_naming_the_last_status() -> None:
     step = POLLER.on_job(PollState(), job("in_progress"), now=1000.0)
-    assert step.event is not None and step.event.status is EventStatus.TIMEOUT
+    assert step.event is not None
+    assert step.event.status is EventStatus.TIMEOUT
     assert "in_progress" in step.event.message
     assert "may still render and bill" in step.event.message
 
 
 def test_unknown_status_keeps_polling_with_a_warning() -> None:
     step = POLLER.on_job(PollState(), job("paused"), now=100.0)
-    assert step.event is None and step.delay == 10.0
-    assert step.warning is not None and "'paused'" in step.warning
+    assert step.event is None
+    assert step.delay == 10.0
+    assert step.warning is not None
+    assert "'paused'" in step.warning
 
 
 @pytest.mark.parametrize(
@@ -104,11 +108,13 @@ def test_transient_errors_are_tolerated_up_to_the_limit(error: Exception) -> Non
     state = PollState(last_status="in_progress")
     for expected_failures in (1, 2):
         step = POLLER.on_error(state, error, now=100.0)  # type: ignore[arg-type]
-        assert step.event is None and step.warning is not None
+        assert step.event is None
+        assert step.warning is not None
         assert step.state.consecutive_failures == expected_failures
         state = step.state
     final = POLLER.on_error(state, error, now=100.0)  # type: ignore[arg-type]
-    assert final.event is not None and final.event.status is EventStatus.ERROR
+    assert final.event is not None
+    assert final.event.status is EventStatus.ERROR
     assert "3 consecutive polls failed" in final.event.message
 
 
@@ -127,13 +133,15 @@ def test_a_good_poll_resets_the_failure_count() -> None:
 )
 def test_permanent_errors_end_at_once(error: Exception) -> None:
     step = POLLER.on_error(PollState(), error, now=100.0)  # type: ignore[arg-type]
-    assert step.event is not None and step.event.status is EventStatus.ERROR
+    assert step.event is not None
+    assert step.event.status is EventStatus.ERROR
     assert "refused" in step.event.message
 
 
 def test_transient_error_past_deadline_times_out() -> None:
     step = POLLER.on_error(PollState(), OpenRouterTransportError("reset"), now=1000.0)
-    assert step.event is not None and step.event.status is EventStatus.TIMEOUT
+    assert step.event is not None
+    assert step.event.status is EventStatus.TIMEOUT
 
 
 def test_event_round_trip_is_json_primitives_only() -> None:

@@ -85,7 +85,8 @@ def test_all_problems_are_reported_together() -> None:
             VideoRequest(model=SILENT.id, prompt="p", duration=8, generate_audio=True, seed=3), MODELS
         )
     message = str(info.value)
-    assert "duration=8" in message and "allowed: 5, 10" in message
+    assert "duration=8" in message
+    assert "allowed: 5, 10" in message
     assert "generate_audio=True is not supported by model alibaba/wan-2.6" in message
     assert "seed=3 is not supported by model alibaba/wan-2.6" in message
 

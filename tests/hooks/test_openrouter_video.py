@@ -42,7 +42,8 @@ def wait_until_completed(hook: OpenRouterVideoHook, job_id: str) -> None:
 def test_list_models_parses_capabilities(hook: OpenRouterVideoHook) -> None:
     models = hook.list_models()
     veo = models["google/veo-3.1"]
-    assert veo.supported_durations and 4 in veo.supported_durations
+    assert veo.supported_durations
+    assert 4 in veo.supported_durations
     assert len(models) >= 5
 
 
@@ -51,7 +52,9 @@ def test_submit_poll_download_round_trip(hook: OpenRouterVideoHook, emulator: An
     assert job.status == "pending"
     wait_until_completed(hook, job.id)
     done = hook.get_job(job.id)
-    assert done.generation_id and done.unsigned_urls and done.cost is not None
+    assert done.generation_id
+    assert done.unsigned_urls
+    assert done.cost is not None
     target = tmp_path / "out.mp4"
     size = hook.download_output(job.id, 0, str(target))
     assert size == target.stat().st_size > 1000
@@ -201,7 +204,8 @@ async def test_async_methods_share_the_sync_parsing(hook: OpenRouterVideoHook) -
     polled = await hook.aget_job(job.id)
     await hook.aclose()
     assert "google/veo-3.1" in models
-    assert polled.id == job.id and polled.status in ("pending", "in_progress", "completed")
+    assert polled.id == job.id
+    assert polled.status in ("pending", "in_progress", "completed")
 
 
 def test_the_key_never_reaches_the_logs(
@@ -223,4 +227,5 @@ def test_test_connection_reports_key_acceptance(emulator: Any, monkeypatch: pyte
         f'{{"conn_type":"openrouter","host":"{emulator.base_url}","password":"bad"}}',
     )
     ok, message = OpenRouterVideoHook(retry_policy=FAST).test_connection()
-    assert ok is False and "401" in message
+    assert ok is False
+    assert "401" in message

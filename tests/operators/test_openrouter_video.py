@@ -46,7 +46,8 @@ def test_execute_submits_pushes_job_id_and_defers(emulator: Any, tmp_path: Path)
     assert trigger.job_id == ti.xcom["job_id"]
     assert trigger.poll_interval == 0.05
     assert 250 < trigger.deadline - __import__("time").time() <= 300
-    assert info.value.timeout is not None and info.value.timeout > timedelta(minutes=5)
+    assert info.value.timeout is not None
+    assert info.value.timeout > timedelta(minutes=5)
     assert emulator.control.count("submit", "POST") == 1
     assert emulator.control.requests("submit")[0]["body"] == {
         "model": "google/veo-3.1",
@@ -138,7 +139,8 @@ def test_non_deferrable_polls_on_the_worker(emulator: Any, tmp_path: Path) -> No
     ti = RecordingTaskInstance()
     result = make_operator(tmp_path, deferrable=False).execute(context_with(ti))
     assert Path(result).stat().st_size > 0
-    assert ti.xcom["job_id"] and ti.xcom["usage"]["cost"] is not None
+    assert ti.xcom["job_id"]
+    assert ti.xcom["usage"]["cost"] is not None
     assert emulator.control.count("submit", "POST") == 1
     assert emulator.control.count("poll") >= 2
 

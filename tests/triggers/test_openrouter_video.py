@@ -57,7 +57,8 @@ async def test_completed_job_yields_exactly_one_completed_event(emulator: Any) -
     events = await events_of(make_trigger(job_id))
     assert len(events) == 1
     payload = events[0].payload
-    assert payload["status"] == "completed" and payload["job_id"] == job_id
+    assert payload["status"] == "completed"
+    assert payload["job_id"] == job_id
     assert set(payload) == {"version", "status", "job_id", "message", "remote_error"}
     assert emulator.control.count("submit") == 1  # the trigger never submits
 
