@@ -55,7 +55,8 @@ def test_task_defers_then_succeeds_with_the_video_on_disk(
 
     states = stack.wait_for_task_state(DAG_ID, run_id, "render", {"success", "failed"}, timeout=120)
     assert states[-1] == "success", states
-    assert "queued" in states and "deferred" in states, states
+    assert "queued" in states, states
+    assert "deferred" in states, states
     assert states.index("queued") < states.index("deferred") < len(states) - 1, states
 
     path = stack.xcom(DAG_ID, run_id, "render")
