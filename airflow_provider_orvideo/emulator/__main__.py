@@ -1,0 +1,41 @@
+"""``python -m airflow_provider_orvideo.emulator``: run the emulator until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+
+from airflow_provider_orvideo.emulator.server import EmulatorServer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_orvideo.emulator",
+        description="Serve a local emulator of OpenRouter's video generation API.",
+    )
+    parser.add_argument("--port", type=int, required=True, help="port to listen on; 0 picks a free one")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--api-key", default="emulator-key", help="the only Bearer key accepted")
+    parser.add_argument("--pending-seconds", type=float, default=1.0)
+    parser.add_argument("--in-progress-seconds", type=float, default=2.0)
+    args = parser.parse_args(argv)
+
+    # Blocked before the server threads start, so they inherit the mask and only sigwait
+    # below receives the signals: shutdown always runs here, in the main thread.
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    server = EmulatorServer(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        pending_seconds=args.pending_seconds,
+        in_progress_seconds=args.in_progress_seconds,
+    ).start()
+    print(f"OpenRouter emulator listening on {server.base_url}", flush=True)
+    signal.sigwait(stop_signals)
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

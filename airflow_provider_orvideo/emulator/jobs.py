@@ -1,0 +1,199 @@
+"""Jobs and their lifecycle, computed from the clock at read time.
+
+A job never changes after creation: its status is a pure function of ``now``. That keeps it
+consistent for every observer, whichever process (test, Airflow worker, triggerer) polls and
+however rarely, with no background timers to keep in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import math
+import secrets
+import string
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_orvideo.emulator.errors import ApiError
+from airflow_provider_orvideo.emulator.mp4 import output_size_error
+
+OUTCOMES = ("completed", "failed", "cancelled", "expired")
+DEFAULT_ERRORS = {
+    "failed": "Content policy violation",
+    "cancelled": "Job was cancelled",
+    "expired": "Job exceeded maximum time to live",
+}
+SIGNED_URL_TTL_SECONDS = 24 * 3600
+MAX_OUTPUTS = 16  # each output gets a signature up front; keep a typo from costing memory
+_ALPHANUMERIC = string.ascii_letters + string.digits
+
+
+def _random_id(prefix: str, now: float) -> str:
+    """``<prefix>-<unix seconds>-<20 alphanumerics>``, the format OpenRouter documents."""
+    suffix = "".join(secrets.choice(_ALPHANUMERIC) for _ in range(20))
+    return f"{prefix}-{int(now)}-{suffix}"
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """How a job behaves; snapshotted from the defaults when the job is submitted."""
+
+    pending_seconds: float
+    in_progress_seconds: float
+    outcome: str = "completed"
+    error: str | None = None
+    outputs: int = 1
+    cost: float = 0.5
+    output_size: int | None = None
+    gone: bool = False
+
+    def updated(self, fields: Mapping[str, Any], sample_size: int) -> JobSettings:
+        """A copy with ``fields`` applied; 400 on an unknown field or a bad value."""
+        changes: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name in ("pending_seconds", "in_progress_seconds", "cost"):
+                _require(_is_number(value) and 0 <= value < math.inf, f"{name} must be a finite number >= 0")
+                changes[name] = float(value)
+            elif name == "outcome":
+                _require(value in OUTCOMES, f"outcome must be one of {', '.join(OUTCOMES)}")
+                changes[name] = value
+            elif name == "error":
+                _require(value is None or isinstance(value, str), "error must be a string or null")
+                changes[name] = value
+            elif name == "outputs":
+                _require(_is_int(value) and 1 <= value <= MAX_OUTPUTS, f"outputs must be 1 to {MAX_OUTPUTS}")
+                changes[name] = value
+            elif name == "output_size":
+                if value is not None:
+                    _require(_is_int(value), "output_size must be an integer or null")
+                    if size_error := output_size_error(value, sample_size):
+                        raise ApiError(400, size_error)
+                changes[name] = value
+            elif name == "gone":
+                _require(isinstance(value, bool), "gone must be a boolean")
+                changes[name] = value
+            else:
+                raise ApiError(400, f"Unknown job default {name!r}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ApiError(400, message)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A submitted job. Immutable: everything that varies is derived from the clock."""
+
+    id: str
+    generation_id: str
+    model: str
+    request: dict[str, Any]
+    created_at: float
+    settings: JobSettings
+    signatures: tuple[str, ...]
+
+    @property
+    def finished_at(self) -> float:
+        return self.created_at + self.settings.pending_seconds + self.settings.in_progress_seconds
+
+    @property
+    def expires_at(self) -> int:
+        return int(self.finished_at + SIGNED_URL_TTL_SECONDS)
+
+    def status(self, now: float) -> str:
+        if now < self.created_at + self.settings.pending_seconds:
+            return "pending"
+        if now < self.finished_at:
+            return "in_progress"
+        return self.settings.outcome
+
+    def view(self, origin: str, now: float) -> dict[str, Any]:
+        """The ``VideoGenerationResponse`` a poll returns at ``now``."""
+        status = self.status(now)
+        url = f"{origin}/api/v1/videos/{self.id}"
+        view: dict[str, Any] = {"id": self.id, "polling_url": url, "status": status}
+        if status == "pending":
+            return view
+        view["generation_id"] = self.generation_id
+        if status != "completed":
+            if status in DEFAULT_ERRORS:
+                view["error"] = self.settings.error or DEFAULT_ERRORS[status]
+            return view
+        view["unsigned_urls"] = [f"{url}/content?index={i}" for i in range(self.settings.outputs)]
+        view["usage"] = {"cost": self.settings.cost, "is_byok": False}
+        if not self.settings.gone:
+            view["urls"] = [
+                f"{url}/content?index={i}&sig={sig}&exp={self.expires_at}"
+                for i, sig in enumerate(self.signatures)
+            ]
+            view["expires_at"] = self.expires_at
+        return view
+
+    def signature_valid(self, index: int, sig: str, exp: str, now: float) -> bool:
+        """Whether a signed URL's ``sig``/``exp`` grant access to output ``index`` at ``now``."""
+        if not 0 <= index < len(self.signatures) or exp != str(self.expires_at):
+            return False
+        valid = hmac.compare_digest(sig.encode(), self.signatures[index].encode())
+        return valid and now < self.expires_at
+
+    def summary(self, now: float) -> dict[str, Any]:
+        """What the control API reports: the request as received plus the scripted behaviour."""
+        return {
+            "id": self.id,
+            "model": self.model,
+            "request": self.request,
+            "created_at": self.created_at,
+            "outcome": self.settings.outcome,
+            "status": self.status(now),
+            "settings": self.settings.to_dict(),
+        }
+
+
+class JobStore:
+    """Thread-safe job registry (the HTTP server handles each connection in its own thread)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+
+    def create(self, request: dict[str, Any], settings: JobSettings, now: float) -> Job:
+        job = Job(
+            id=_random_id("gen-vid", now),
+            generation_id=_random_id("gen", now),
+            model=request["model"],
+            request=request,
+            created_at=now,
+            settings=settings,
+            signatures=tuple(secrets.token_hex(16) for _ in range(settings.outputs)),
+        )
+        with self._lock:
+            self._jobs[job.id] = job
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def all(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._jobs.clear()

@@ -1,0 +1,142 @@
+"""Submit-body validation, mirroring what OpenRouter rejects before it creates a job.
+
+The sources allow a 400 or a 404 for an unknown ``model``; the emulator answers 400
+("Model X is not a video model") and keeps 404 for an unknown ``previous_job_id``. Clients
+should treat both as permanent failures, so neither choice hides a client bug.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_orvideo.emulator.errors import ApiError
+from airflow_provider_orvideo.emulator.jobs import JobStore
+from airflow_provider_orvideo.emulator.models import MODELS_BY_ID
+
+# body field -> model capability listing its allowed values
+_CHOICES = {
+    "duration": "supported_durations",
+    "resolution": "supported_resolutions",
+    "aspect_ratio": "supported_aspect_ratios",
+    "size": "supported_sizes",
+}
+# fields accepted only by models whose capability of the same name is not null
+_UPSCALING_ONLY = ("upscale_factor", "creativity")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bad(message: str) -> ApiError:
+    return ApiError(400, message)
+
+
+def validate_submit(body: Any, jobs: JobStore, now: float) -> dict[str, Any]:
+    """Return the request's model record, or raise the ApiError OpenRouter would answer."""
+    if not isinstance(body, dict):
+        raise _bad("Request body must be a JSON object")
+    model_id = body.get("model")
+    if not isinstance(model_id, str) or not model_id:
+        raise _bad("model is required")
+    model = MODELS_BY_ID.get(model_id)
+    if model is None:
+        raise _bad(f"Model {model_id} is not a video model. See GET /api/v1/videos/models")
+    _check_prompt(body)
+    _check_choices(body, model)
+    _check_frame_images(body, model)
+    _check_capabilities(body, model)
+    _check_provider(body, model)
+    if "previous_job_id" in body:
+        _check_previous_job(body["previous_job_id"], model_id, jobs, now)
+    return model
+
+
+def _check_prompt(body: dict[str, Any]) -> None:
+    if "prompt" in body:
+        if not isinstance(body["prompt"], str):
+            raise _bad("prompt must be a string")
+    elif not body.get("frame_images") and not body.get("input_references"):
+        raise _bad("prompt is required unless frame_images or input_references are given")
+
+
+def _check_choices(body: dict[str, Any], model: dict[str, Any]) -> None:
+    for field, capability in _CHOICES.items():
+        if field not in body:
+            continue
+        value = body[field]
+        if field == "duration":
+            if not _is_int(value) or value < 1:
+                raise _bad("duration must be a positive integer")
+        elif not isinstance(value, str):
+            raise _bad(f"{field} must be a string")
+        supported = model[capability]
+        if supported is not None and value not in supported:
+            listed = ", ".join(str(v) for v in supported) or "none"
+            raise _bad(f"Invalid {field} {value} for model {model['id']}. Supported: {listed}")
+
+
+def _check_frame_images(body: dict[str, Any], model: dict[str, Any]) -> None:
+    if "frame_images" not in body:
+        return
+    frames = body["frame_images"]
+    if not isinstance(frames, list):
+        raise _bad("frame_images must be an array")
+    supported = model["supported_frame_images"] or []
+    for frame in frames:
+        if not isinstance(frame, dict) or not isinstance(frame.get("image_url"), dict):
+            raise _bad("each frame_images item needs an image_url object")
+        frame_type = frame.get("frame_type")
+        if frame_type not in supported:
+            listed = ", ".join(supported) or "none"
+            raise _bad(f"Invalid frame_type {frame_type} for model {model['id']}. Supported: {listed}")
+
+
+def _check_capabilities(body: dict[str, Any], model: dict[str, Any]) -> None:
+    if "seed" in body:
+        if not _is_int(body["seed"]):
+            raise _bad("seed must be an integer")
+        if model["seed"] is not True:
+            raise _bad(f"Model {model['id']} does not support seed")
+    if "generate_audio" in body:
+        if not isinstance(body["generate_audio"], bool):
+            raise _bad("generate_audio must be a boolean")
+        if body["generate_audio"] and model["generate_audio"] is not True:
+            raise _bad(f"Model {model['id']} does not support generate_audio")
+    for field in _UPSCALING_ONLY:
+        if field in body and model[field] is None:
+            raise _bad(f"{field} is only supported by video upscaling models, not {model['id']}")
+
+
+def _check_provider(body: dict[str, Any], model: dict[str, Any]) -> None:
+    if "provider" not in body:
+        return
+    provider = body["provider"]
+    options = provider.get("options", {}) if isinstance(provider, dict) else None
+    if not isinstance(options, dict):
+        raise _bad("provider.options must be an object")
+    allowed = model["allowed_passthrough_parameters"]
+    for slug, option in options.items():
+        parameters = option.get("parameters", {}) if isinstance(option, dict) else None
+        if not isinstance(parameters, dict):
+            raise _bad(f"provider.options.{slug}.parameters must be an object")
+        for key in parameters:
+            if key not in allowed:
+                listed = ", ".join(allowed) or "none"
+                raise _bad(
+                    f"Parameter {key} is not allowed for model {model['id']} "
+                    f"(provider {slug}). Allowed: {listed}"
+                )
+
+
+def _check_previous_job(previous_id: Any, model_id: str, jobs: JobStore, now: float) -> None:
+    if not isinstance(previous_id, str):
+        raise _bad("previous_job_id must be a string")
+    previous = jobs.get(previous_id)
+    if previous is None:
+        raise ApiError(404, f"Job {previous_id} not found")
+    status = previous.status(now)
+    if status != "completed":
+        raise ApiError(409, f"Job {previous_id} is not completed (status: {status})")
+    if previous.model != model_id:
+        raise _bad(f"previous_job_id {previous_id} was generated by {previous.model}, not {model_id}")

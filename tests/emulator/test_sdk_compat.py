@@ -1,0 +1,142 @@
+"""The official ``openrouter`` SDK (1.3.84) works against the emulator unchanged.
+
+This is the check that the emulator is faithful where the SDK is strict: required response
+keys, content types, status codes and error envelopes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from openrouter import OpenRouter, components, errors
+
+from airflow_provider_orvideo.emulator.models import VIDEO_MODELS
+from airflow_provider_orvideo.emulator.mp4 import sample_bytes
+from tests.conftest import Emulator
+
+
+@pytest.fixture
+def sdk(emulator: Emulator) -> Iterator[OpenRouter]:
+    with OpenRouter(api_key=emulator.api_key, server_url=emulator.base_url) as client:
+        yield client
+
+
+def test_generate_poll_download(emulator: Emulator, sdk: OpenRouter) -> None:
+    first_frame: components.FrameImageTypedDict = {
+        "type": "image_url",
+        "image_url": {"url": "https://example.test/a.png"},
+        "frame_type": "first_frame",
+    }
+    # The TypedDict spells the slug as a Python name; the SDK sends it as "google-vertex".
+    provider: components.VideoGenerationRequestProviderTypedDict = {
+        "options": {"google_vertex": {"parameters": {"negativePrompt": "blurry"}}}
+    }
+    submitted = sdk.video_generation.generate(
+        model="google/veo-3.1",
+        prompt="a lighthouse at dusk",
+        duration=8,
+        resolution="1080p",
+        aspect_ratio="16:9",
+        generate_audio=True,
+        seed=7,
+        frame_images=[first_frame],
+        provider=provider,
+    )
+    assert submitted.status == "pending"
+
+    statuses = []
+    deadline = time.monotonic() + 5
+    job = submitted
+    while job.status != "completed":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        job = sdk.video_generation.get_generation(job_id=submitted.id)
+        statuses.append(job.status)
+    assert "in_progress" in statuses
+    assert job.usage is not None
+    assert job.usage.cost == 0.5
+    assert job.unsigned_urls is not None
+    assert job.urls is not None
+    assert job.expires_at is not None
+    assert job.generation_id is not None
+
+    response = sdk.video_generation.get_video_content(job_id=job.id, index=0)
+    assert response.read() == sample_bytes()
+    assert response.content[4:8] == b"ftyp"
+
+    (logged,) = emulator.control.requests("submit")
+    assert logged["headers"]["user-agent"].startswith("speakeasy-sdk/python 1.3.84")
+    assert logged["body"]["provider"] == {
+        "options": {"google-vertex": {"parameters": {"negativePrompt": "blurry"}}}
+    }
+    assert logged["body"]["frame_images"] == [first_frame]
+    assert emulator.control.requests("content")[0]["query"] == {"index": "0"}
+
+
+def test_list_models_parses_every_model(sdk: OpenRouter) -> None:
+    models = sdk.video_generation.list_videos_models().data
+    assert [model.id for model in models] == [model["id"] for model in VIDEO_MODELS]
+    veo = next(model for model in models if model.id == "google/veo-3.1")
+    assert veo.supported_durations == [4, 6, 8]
+    assert veo.upscale_factor is None
+
+
+def test_sdk_error_classes(emulator: Emulator, sdk: OpenRouter) -> None:
+    videos = sdk.video_generation
+    with pytest.raises(errors.BadRequestResponseError, match="Invalid duration 7"):
+        videos.generate(model="google/veo-3.1", prompt="p", duration=7)
+    with pytest.raises(errors.NotFoundResponseError):
+        videos.get_generation(job_id="gen-vid-1-missing")
+
+    emulator.control.add_fault("submit", "status", status=429, retry_after="3")
+    with pytest.raises(errors.TooManyRequestsResponseError) as rate_limited:
+        videos.generate(model="google/veo-3.1", prompt="p")
+    assert rate_limited.value.headers["retry-after"] == "3"
+    assert rate_limited.value.data.error.metadata == {"error_type": "rate_limit_exceeded"}
+
+    emulator.control.add_fault("submit", "status", status=413)
+    with pytest.raises(errors.PayloadTooLargeResponseError):
+        videos.generate(model="google/veo-3.1", prompt="p")
+
+    job = videos.generate(model="google/veo-3.1", prompt="p")
+    with pytest.raises(errors.ConflictResponseError):
+        videos.get_video_content(job_id=job.id)
+
+    emulator.control.add_fault("poll", "unknown_status", value="paused")
+    assert videos.get_generation(job_id=job.id).status == "paused"
+
+    emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0, gone=True)
+    gone = videos.generate(model="google/veo-3.1", prompt="p")
+    with pytest.raises(errors.GoneResponseError):
+        videos.get_video_content(job_id=gone.id)
+
+    with (
+        OpenRouter(api_key="wrong", server_url=emulator.base_url) as stranger,
+        pytest.raises(errors.UnauthorizedResponseError),
+    ):
+        stranger.video_generation.get_generation(job_id=job.id)
+
+
+def test_sdk_retries_submit_after_a_5xx_creating_a_second_job(emulator: Emulator, sdk: OpenRouter) -> None:
+    """The hazard the provider must avoid: no idempotency key, yet the SDK retries POSTs on 5xx."""
+    emulator.control.add_fault("submit", "status", status=500, after_create=True)
+    sdk.video_generation.generate(model="google/veo-3.1", prompt="p")
+    assert emulator.control.count("submit") == 2
+    assert len(emulator.control.jobs()) == 2
+
+
+async def test_async_client(emulator: Emulator) -> None:
+    emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0, outputs=2)
+    async with OpenRouter(api_key=emulator.api_key, server_url=emulator.base_url) as sdk:
+        videos = sdk.video_generation
+        models = await videos.list_videos_models_async()
+        assert len(models.data) == len(VIDEO_MODELS)
+        job = await videos.generate_async(model="bytedance/seedance-2.0", prompt="p", duration=12)
+        job = await videos.get_generation_async(job_id=job.id)
+        assert job.status == "completed"
+        assert job.unsigned_urls is not None
+        assert len(job.unsigned_urls) == 2
+        response = await videos.get_video_content_async(job_id=job.id, index=1)
+        assert (await response.aread())[4:8] == b"ftyp"
