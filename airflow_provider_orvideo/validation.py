@@ -8,6 +8,7 @@ field, the value, the model and what is allowed, so one fix-and-rerun cycle is e
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,11 +16,13 @@ from typing import Any
 
 from airflow_provider_orvideo.api import MAX_REQUEST_BODY_BYTES, VideoModel, submit_request
 from airflow_provider_orvideo.exceptions import InvalidVideoRequestError
+from airflow_provider_orvideo.media import MediaKind, ResolvedMedia
 
 API_RESOLUTIONS = ("360p", "480p", "720p", "768p", "1080p", "1K", "2K", "4K")
 API_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21")
 _SIZE_PATTERN = re.compile(r"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$")
 _NOT_SUBMITTED = "Nothing was submitted to OpenRouter and nothing was billed."
+MAX_SESSION_ID_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,16 @@ class VideoRequest:
     size: str | None = None
     generate_audio: bool | None = None
     seed: int | None = None
+    frame_images: tuple[tuple[str, ResolvedMedia], ...] = ()
+    input_references: tuple[tuple[MediaKind, ResolvedMedia], ...] = ()
+    provider_options: Mapping[str, Mapping[str, Any]] | None = None
+    previous_job_id: str | None = None
+    session_id: str | None = None
+    trace: Mapping[str, Any] | None = None
+    user: str | None = None
 
     def to_body(self) -> dict[str, Any]:
-        fields = {
+        fields: dict[str, Any] = {
             "model": self.model,
             "prompt": self.prompt,
             "duration": self.duration,
@@ -45,8 +55,31 @@ class VideoRequest:
             "size": self.size,
             "generate_audio": self.generate_audio,
             "seed": self.seed,
+            "previous_job_id": self.previous_job_id,
+            "session_id": self.session_id,
+            "trace": dict(self.trace) if self.trace else None,
+            "user": self.user,
         }
+        if self.frame_images:
+            fields["frame_images"] = [
+                {"type": "image_url", "image_url": {"url": media.url}, "frame_type": frame_type}
+                for frame_type, media in self.frame_images
+            ]
+        if self.input_references:
+            fields["input_references"] = [
+                {"type": kind.content_type, kind.content_type: {"url": media.url}}
+                for kind, media in self.input_references
+            ]
+        if self.provider_options:
+            fields["provider"] = {
+                "options": {
+                    slug: {"parameters": dict(params)} for slug, params in self.provider_options.items()
+                }
+            }
         return {key: value for key, value in fields.items() if value is not None}
+
+    def media(self) -> list[ResolvedMedia]:
+        return [media for _, media in self.frame_images] + [media for _, media in self.input_references]
 
 
 def _as_int(field_name: str, value: Any, problems: list[str]) -> int | None:
@@ -85,6 +118,36 @@ def _as_str(field_name: str, value: Any, problems: list[str]) -> str | None:
     return value.strip()
 
 
+def _as_provider_options(value: Any, problems: list[str]) -> Mapping[str, Mapping[str, Any]] | None:
+    if not value:
+        return None
+    if not isinstance(value, Mapping) or not all(
+        isinstance(slug, str) and isinstance(params, Mapping) for slug, params in value.items()
+    ):
+        problems.append(
+            f"provider_options={value!r} must map provider slugs to parameter dicts, e.g. "
+            "{'google-vertex': {'negativePrompt': 'blurry'}}"
+        )
+        return None
+    return {slug: dict(params) for slug, params in value.items()}
+
+
+def _as_trace(value: Any, problems: list[str]) -> Mapping[str, Any] | None:
+    if not value:
+        return None
+    if not isinstance(value, Mapping):
+        problems.append(
+            f"trace={value!r} must be a dict (trace_id, trace_name, span_name, ... and extra keys)"
+        )
+        return None
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        problems.append(f"trace={value!r} must hold JSON values only")
+        return None
+    return dict(value)
+
+
 def _fail(model: str, problems: Sequence[str]) -> InvalidVideoRequestError:
     lines = "\n".join(f"  - {p}" for p in problems)
     return InvalidVideoRequestError(f"Invalid video request for model {model!r}:\n{lines}\n{_NOT_SUBMITTED}")
@@ -100,8 +163,18 @@ def build_request(
     size: Any = None,
     generate_audio: Any = None,
     seed: Any = None,
+    frame_images: tuple[tuple[str, ResolvedMedia], ...] = (),
+    input_references: tuple[tuple[MediaKind, ResolvedMedia], ...] = (),
+    provider_options: Any = None,
+    previous_job_id: Any = None,
+    session_id: Any = None,
+    trace: Any = None,
+    user: Any = None,
 ) -> VideoRequest:
-    """Type-check rendered operator arguments into a :class:`VideoRequest` (no network)."""
+    """Type-check rendered operator arguments into a :class:`VideoRequest` (no network).
+
+    Media fields arrive already resolved (see :mod:`airflow_provider_orvideo.media`).
+    """
     problems: list[str] = []
     model_id = _as_str("model", model, problems)
     if model_id is None and not problems:
@@ -116,7 +189,20 @@ def build_request(
         size=_as_str("size", size, problems),
         generate_audio=_as_bool("generate_audio", generate_audio, problems),
         seed=_as_int("seed", seed, problems),
+        frame_images=frame_images,
+        input_references=input_references,
+        provider_options=_as_provider_options(provider_options, problems),
+        previous_job_id=_as_str("previous_job_id", previous_job_id, problems),
+        session_id=_as_str("session_id", session_id, problems),
+        trace=_as_trace(trace, problems),
+        user=_as_str("user", user, problems),
     )
+    if request.session_id is not None and len(request.session_id) > MAX_SESSION_ID_LENGTH:
+        problems.append(
+            f"session_id is {len(request.session_id)} characters; at most {MAX_SESSION_ID_LENGTH}"
+        )
+    if request.prompt is None and not (request.frame_images or request.input_references):
+        problems.append("prompt is required unless frame_images or input_references are given")
     if request.size is not None and not _SIZE_PATTERN.match(request.size):
         problems.append(f"size={request.size!r} must look like 'WIDTHxHEIGHT', e.g. '1280x720'")
     if request.duration is not None and request.duration < 1:
@@ -172,6 +258,22 @@ def check_against_model(request: VideoRequest, models: Mapping[str, VideoModel])
         )
     if request.seed is not None and model.seed is False:
         problems.append(f"seed={request.seed} is not supported by model {model.id}: it has no seed control")
+    supported_frames = model.supported_frame_images or ()
+    for frame_type, _ in request.frame_images:
+        if frame_type not in supported_frames:
+            allowed = ", ".join(supported_frames) or "none (the model does not take frame images)"
+            problems.append(
+                f"frame_images[{frame_type!r}] is not supported by model {model.id}; allowed: {allowed}"
+            )
+    allowed_keys = model.allowed_passthrough_parameters
+    for slug, params in (request.provider_options or {}).items():
+        for key in params:
+            if key not in allowed_keys:
+                listed = ", ".join(allowed_keys) or "none"
+                problems.append(
+                    f"provider_options[{slug!r}][{key!r}] is not a passthrough parameter of model {model.id}; "
+                    f"allowed: {listed}"
+                )
     if problems:
         raise _fail(model.id, problems)
     return model

@@ -1,10 +1,10 @@
 """Hook for OpenRouter's asynchronous video generation API.
 
 One hook, two thin I/O shells: sync methods (``list_models``, ``submit``, ``get_job``,
-``download_output``) for the worker, async methods (``aget_job``, ``alist_models``) for the
-triggerer. Request building, response parsing, error mapping and the retry decision live once,
-in :mod:`airflow_provider_orvideo.api` and :mod:`airflow_provider_orvideo.retry`; the shells
-differ only in ``await`` and ``sleep``.
+``download_output``) for the worker, and an async ``aget_job`` for the triggerer, which only
+polls. Request building, response parsing, error mapping and the retry decision live once, in
+:mod:`airflow_provider_orvideo.api` and :mod:`airflow_provider_orvideo.retry`; the shells differ
+only in ``await`` and ``sleep``.
 
 Logging never includes the API key, request headers or signed URLs: only method, path and
 status are logged.
@@ -46,6 +46,11 @@ from airflow_provider_orvideo.exceptions import (
 )
 from airflow_provider_orvideo.retry import DEFAULT_RETRY_POLICY, RetryPolicy, parse_retry_after
 from airflow_provider_orvideo.storage import AtomicOutput, looks_like_mp4
+
+DEFAULT_MODELS_CACHE_TTL_SECONDS = 600.0
+_models_cache: dict[str, tuple[float, dict[str, VideoModel]]] = {}
+"""Per-process cache of ``GET /videos/models`` by base URL. The list is the same for every key,
+and a mapped task over hundreds of prompts on one worker process should fetch it once."""
 
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Transport failures that happen before a request leaves: safe to retry even for a POST."""
@@ -214,9 +219,19 @@ class OpenRouterVideoHook(BaseHook):
         response = self._send(request)
         return decode_json(response.content, request.describe())
 
-    def list_models(self) -> dict[str, VideoModel]:
-        """All video models and their capabilities, keyed by model id."""
-        return parse_models(self._send_json(list_models_request()))
+    def list_models(self, *, max_age: float = DEFAULT_MODELS_CACHE_TTL_SECONDS) -> dict[str, VideoModel]:
+        """All video models and their capabilities, keyed by model id.
+
+        Served from a per-process cache no older than ``max_age`` seconds (0 forces a fetch).
+        """
+        base_url = self.get_settings().base_url
+        cached = _models_cache.get(base_url)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
+        models = parse_models(self._send_json(list_models_request()))
+        _models_cache[base_url] = (now, models)
+        return models
 
     def submit(self, body: dict[str, Any]) -> VideoJob:
         """POST /videos. Never retried blindly: see :mod:`airflow_provider_orvideo.retry`."""
@@ -342,10 +357,6 @@ class OpenRouterVideoHook(BaseHook):
             self._log_retry(request, attempt, f"HTTP {response.status_code}", delay)
             await asyncio.sleep(delay)
 
-    async def alist_models(self) -> dict[str, VideoModel]:
-        request = list_models_request()
-        return parse_models(decode_json((await self._asend(request)).content, request.describe()))
-
     async def aget_job(self, job_id: str) -> VideoJob:
         request = get_job_request(job_id)
         return parse_job(decode_json((await self._asend(request)).content, request.describe()))
@@ -359,7 +370,7 @@ class OpenRouterVideoHook(BaseHook):
         so this costs nothing and creates nothing.
         """
         try:
-            self.list_models()
+            self.list_models(max_age=0)
             self.get_job("airflow-connection-test")
         except OpenRouterNotFoundError:
             return True, f"Connected to {self.get_settings().base_url}; the API key was accepted."

@@ -1,0 +1,308 @@
+"""Turn the media a DAG author gives (frame images, reference media) into URLs OpenRouter accepts.
+
+A source may be:
+
+* an ``https://`` URL: sent as is (OpenRouter downloads it);
+* a ``data:<mime>;base64,...`` URL: checked, then sent as is;
+* a local path (``str`` or ``pathlib.Path``), or a URI read through Airflow's object storage
+  (``file://``, ``s3://``, ``gs://`` ... or an ``ObjectStoragePath``);
+* ``bytes`` handed over by an upstream task.
+
+Local, object-storage and byte sources become ``data:<mime>;base64,...`` with the MIME type
+sniffed from the content (a ``.png`` that is really a JPEG is sent as JPEG; a text file named
+``.png`` is refused). Sizes are checked before anything is read where possible, so a 2 GB file
+named by mistake fails fast, naming the source.
+
+Error messages describe a source by its path or by its URL without the query string (which may
+carry a token), never by its bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any
+from urllib.parse import urlsplit
+
+from airflow_provider_orvideo.api import MAX_REQUEST_BODY_BYTES
+from airflow_provider_orvideo.exceptions import InvalidVideoRequestError
+
+_NOTHING_SPENT = "Nothing was submitted to OpenRouter and nothing was billed."
+
+
+class MediaKind(str, enum.Enum):
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+
+    @property
+    def content_type(self) -> str:
+        """The ``type`` of an ``input_references`` item for this kind (``image_url`` ...)."""
+        return f"{self.value}_url"
+
+
+def sniff_mime(data: bytes) -> str | None:
+    """The MIME type of media bytes from their signature, or None when not recognised."""
+    head = data[:16]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+        return "audio/wav"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"M4A ", b"M4B "):
+            return "audio/mp4"
+        if brand == b"qt  ":
+            return "video/quicktime"
+        if brand in (b"avif", b"avis"):
+            return "image/avif"
+        if brand in (b"heic", b"heix", b"mif1"):
+            return "image/heic"
+        return "video/mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "audio/mpeg"
+    if head.startswith(b"OggS"):
+        return "audio/ogg"
+    if head.startswith(b"fLaC"):
+        return "audio/flac"
+    return None
+
+
+def kind_of_mime(mime: str) -> MediaKind | None:
+    major = mime.split("/", 1)[0].lower()
+    return MediaKind(major) if major in {k.value for k in MediaKind} else None
+
+
+_EXTENSION_KINDS = {
+    **dict.fromkeys(("png", "jpg", "jpeg", "gif", "webp", "avif", "heic"), MediaKind.IMAGE),
+    **dict.fromkeys(("mp3", "wav", "ogg", "flac", "m4a", "aac"), MediaKind.AUDIO),
+    **dict.fromkeys(("mp4", "mov", "webm", "mkv", "m4v"), MediaKind.VIDEO),
+}
+_DATA_URL = re.compile(
+    r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)(?P<params>(;[\w.+-]+=[\w.+-]+)*);base64,(?P<data>.*)$", re.S
+)
+
+
+@dataclass(frozen=True)
+class ResolvedMedia:
+    """A source turned into the URL to send, with what we know about it."""
+
+    url: str
+    kind: MediaKind | None
+    """None for an https URL whose kind cannot be told from its path."""
+    description: str
+    """How error messages name the source (path, or URL without its query)."""
+    mime: str | None = None
+
+    @property
+    def encoded_size(self) -> int:
+        return len(self.url)
+
+
+def _describe_url(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?..." if parts.query else "")
+
+
+def _invalid(field: str, description: str, problem: str) -> InvalidVideoRequestError:
+    return InvalidVideoRequestError(f"{field}: {description} {problem}. {_NOTHING_SPENT}")
+
+
+def _encode(field: str, description: str, data: bytes) -> ResolvedMedia:
+    mime = sniff_mime(data)
+    if mime is None:
+        raise _invalid(
+            field,
+            description,
+            f"is not a recognised image, audio or video file (first bytes {data[:8]!r}); "
+            "supported: PNG, JPEG, GIF, WebP, AVIF/HEIC, MP3, WAV, OGG, FLAC, M4A, MP4, MOV, WebM",
+        )
+    url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    return ResolvedMedia(url=url, kind=kind_of_mime(mime), description=description, mime=mime)
+
+
+def _base64_size(raw_size: int) -> int:
+    return 4 * ((raw_size + 2) // 3)
+
+
+def _check_raw_size(field: str, description: str, raw_size: int) -> None:
+    if _base64_size(raw_size) > MAX_REQUEST_BODY_BYTES:
+        raise _invalid(
+            field,
+            description,
+            f"is {raw_size:,} bytes, {_base64_size(raw_size):,} once base64-encoded; OpenRouter accepts a "
+            f"request body of at most {MAX_REQUEST_BODY_BYTES:,} bytes. Pass an https URL to it instead",
+        )
+
+
+def _read_local(field: str, path: str) -> ResolvedMedia:
+    try:
+        _check_raw_size(field, path, os.path.getsize(path))
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as error:
+        raise _invalid(field, path, f"cannot be read ({error.strerror or type(error).__name__})") from None
+    return _encode(field, path, data)
+
+
+def _read_object_storage(field: str, source: Any) -> ResolvedMedia:
+    from airflow.sdk import ObjectStoragePath
+
+    path = source if isinstance(source, ObjectStoragePath) else ObjectStoragePath(str(source))
+    description = _describe_url(str(path))
+    try:
+        _check_raw_size(field, description, path.stat().st_size)
+        data = path.read_bytes()
+    except InvalidVideoRequestError:
+        raise
+    except Exception as error:  # object stores raise many types: report them all the same way
+        raise _invalid(field, description, f"cannot be read ({type(error).__name__}: {error})") from None
+    return _encode(field, description, data)
+
+
+def _check_data_url(field: str, url: str) -> ResolvedMedia:
+    match = _DATA_URL.match(url)
+    description = f"the data: URL ({len(url):,} characters)"
+    if not match:
+        raise _invalid(field, description, "is not of the form data:<mime type>;base64,<data>")
+    try:
+        data = base64.b64decode(match["data"], validate=True)
+    except (binascii.Error, ValueError):
+        raise _invalid(field, description, "does not hold valid base64 data") from None
+    # Trust the bytes over the declared type, as for files.
+    mime = sniff_mime(data) or match["mime"].lower()
+    return ResolvedMedia(url=url, kind=kind_of_mime(mime), description=description, mime=mime)
+
+
+def resolve_source(field: str, source: Any) -> ResolvedMedia:
+    """Turn one source into a :class:`ResolvedMedia`; ``field`` names it in errors."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        description = f"the {len(data):,} bytes given"
+        _check_raw_size(field, description, len(data))
+        return _encode(field, description, data)
+    if isinstance(source, PurePath):
+        return _read_local(field, str(source))
+    if not isinstance(source, str):
+        if type(source).__name__ == "ObjectStoragePath":
+            return _read_object_storage(field, source)
+        raise _invalid(
+            field,
+            repr(source)[:80],
+            "is not a media source; give an https URL, a data: URL, a file path, an object storage URI or bytes",
+        )
+    source = source.strip()
+    if not source:
+        raise _invalid(field, "''", "is empty")
+    if source.startswith("data:"):
+        return _check_data_url(field, source)
+    scheme = urlsplit(source).scheme.lower()
+    if scheme == "https":
+        extension = PurePath(urlsplit(source).path).suffix.lower().lstrip(".")
+        return ResolvedMedia(
+            url=source, kind=_EXTENSION_KINDS.get(extension), description=_describe_url(source)
+        )
+    if scheme == "http":
+        raise _invalid(
+            field,
+            _describe_url(source),
+            "is a plain http URL; OpenRouter fetches only https URLs (or send the file)",
+        )
+    if len(scheme) > 1:
+        return _read_object_storage(field, source)
+    return _read_local(field, source)
+
+
+def reference_kind(item: ResolvedMedia, field: str, declared: str | None) -> MediaKind:
+    """The kind of an ``input_references`` item: declared, sniffed, or guessed from the URL's extension."""
+    if declared is not None:
+        try:
+            kind = MediaKind(declared)
+        except ValueError:
+            raise _invalid(
+                field, item.description, f"has kind {declared!r}; allowed: image, audio, video"
+            ) from None
+        if item.kind is not None and item.kind is not kind:
+            raise _invalid(
+                field, item.description, f"is declared {kind.value} but its content is {item.kind.value}"
+            )
+        return kind
+    if item.kind is None:
+        raise _invalid(
+            field,
+            item.description,
+            "is an https URL whose kind cannot be told from its name; give it as "
+            '{"kind": "image" | "audio" | "video", "source": "<url>"}',
+        )
+    return item.kind
+
+
+def split_reference(entry: Any) -> tuple[Any, str | None]:
+    """An ``input_references`` entry is a source, or ``{"kind": ..., "source": ...}``."""
+    if isinstance(entry, Mapping):
+        if set(entry) - {"kind", "source"} or "source" not in entry:
+            raise InvalidVideoRequestError(
+                f"input_references: entry with keys {sorted(entry)} must be a source or "
+                f'{{"kind": "image" | "audio" | "video", "source": ...}}. {_NOTHING_SPENT}'
+            )
+        kind = entry.get("kind")
+        return entry["source"], None if kind is None else str(kind)
+    return entry, None
+
+
+FRAME_TYPES = ("first_frame", "last_frame")
+
+
+def resolve_frame_images(value: Any) -> tuple[tuple[str, ResolvedMedia], ...]:
+    """``{"first_frame": src, "last_frame": src}`` -> ``((frame_type, media), ...)``, images only."""
+    if not value:
+        return ()
+    if not isinstance(value, Mapping):
+        raise InvalidVideoRequestError(
+            f"frame_images must be a dict such as {{'first_frame': src, 'last_frame': src}}, "
+            f"got {type(value).__name__}. {_NOTHING_SPENT}"
+        )
+    frames = []
+    for frame_type, source in value.items():
+        if frame_type not in FRAME_TYPES:
+            raise InvalidVideoRequestError(
+                f"frame_images: key {frame_type!r} is not a frame type; allowed: {', '.join(FRAME_TYPES)}. "
+                f"{_NOTHING_SPENT}"
+            )
+        field = f"frame_images[{frame_type!r}]"
+        media = resolve_source(field, source)
+        if media.kind not in (None, MediaKind.IMAGE):
+            raise _invalid(field, media.description, f"is {media.mime or media.kind}, not an image")
+        frames.append((str(frame_type), media))
+    return tuple(frames)
+
+
+def resolve_input_references(value: Any) -> tuple[tuple[MediaKind, ResolvedMedia], ...]:
+    """A list of sources (or ``{"kind", "source"}`` dicts) -> ``((kind, media), ...)``."""
+    if not value:
+        return ()
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
+        raise InvalidVideoRequestError(
+            f"input_references must be a list of sources, got {type(value).__name__}. {_NOTHING_SPENT}"
+        )
+    references = []
+    for index, entry in enumerate(value):
+        field = f"input_references[{index}]"
+        source, declared = split_reference(entry)
+        media = resolve_source(field, source)
+        references.append((reference_kind(media, field, declared), media))
+    return tuple(references)
