@@ -8,6 +8,7 @@ Hierarchy::
 
     OpenRouterVideoError (AirflowException)
     +-- InvalidVideoRequestError (also AirflowFailException: a retry cannot fix bad input)
+    |   +-- VideoCostLimitError           (the estimate exceeds ``max_cost_usd``)
     +-- OpenRouterApiError                (an HTTP error answer from OpenRouter)
     |   +-- OpenRouterBadRequestError     400, 413
     |   +-- OpenRouterAuthError           401, 403
@@ -44,6 +45,10 @@ class InvalidVideoRequestError(OpenRouterVideoError, AirflowFailException, Value
     It subclasses ``AirflowFailException`` so Airflow does not retry: the same input would fail
     the same way.
     """
+
+
+class VideoCostLimitError(InvalidVideoRequestError):
+    """The estimated price exceeds ``max_cost_usd`` (or cannot be estimated under a strict check)."""
 
 
 class OpenRouterApiError(OpenRouterVideoError):

@@ -122,6 +122,15 @@ def _invalid(field: str, description: str, problem: str) -> InvalidVideoRequestE
     return InvalidVideoRequestError(f"{field}: {description} {problem}. {_NOTHING_SPENT}")
 
 
+def to_data_url(data: bytes) -> str:
+    """``data:<sniffed mime>;base64,...`` for media bytes.
+
+    Bytes cannot cross XCom (Airflow cannot serialize them), so an upstream task that makes an
+    image returns ``to_data_url(png_bytes)`` (or writes a file and returns its path or URI).
+    """
+    return _encode("media", f"the {len(data):,} bytes given", data).url
+
+
 def _encode(field: str, description: str, data: bytes) -> ResolvedMedia:
     mime = sniff_mime(data)
     if mime is None:

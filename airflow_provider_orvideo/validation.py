@@ -280,12 +280,17 @@ def check_against_model(request: VideoRequest, models: Mapping[str, VideoModel])
 
 
 def check_body_size(request: VideoRequest) -> None:
-    """Refuse a body OpenRouter would reject with 413 (its cap is 50 MiB)."""
+    """Refuse a body OpenRouter would reject with 413 (its cap is 50 MiB), naming the biggest sources."""
     body = submit_request(request.to_body()).encoded_body() or b""
-    if len(body) > MAX_REQUEST_BODY_BYTES:
-        raise _fail(
-            request.model,
-            [
-                f"the request body is {len(body):,} bytes; OpenRouter accepts at most {MAX_REQUEST_BODY_BYTES:,}"
-            ],
-        )
+    if len(body) <= MAX_REQUEST_BODY_BYTES:
+        return
+    biggest = sorted(request.media(), key=lambda m: m.encoded_size, reverse=True)[:3]
+    named = "; ".join(f"{m.description}: {m.encoded_size:,} bytes encoded" for m in biggest)
+    raise _fail(
+        request.model,
+        [
+            f"the request body would be {len(body):,} bytes; OpenRouter accepts at most "
+            f"{MAX_REQUEST_BODY_BYTES:,}. Largest sources: {named or 'the prompt'}. "
+            "Pass large media as https URLs instead of files or bytes"
+        ],
+    )

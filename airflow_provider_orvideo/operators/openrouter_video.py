@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_orvideo.exceptions import (
-    InvalidVideoRequestError,
     OpenRouterVideoError,
+    VideoCostLimitError,
     VideoJobCancelledError,
     VideoJobError,
     VideoJobExpiredError,
@@ -21,6 +21,7 @@ from airflow_provider_orvideo.exceptions import (
     VideoJobTimeoutError,
 )
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
+from airflow_provider_orvideo.media import resolve_frame_images, resolve_input_references
 from airflow_provider_orvideo.polling import (
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
     EventStatus,
@@ -28,6 +29,7 @@ from airflow_provider_orvideo.polling import (
     PollState,
     VideoJobEvent,
 )
+from airflow_provider_orvideo.pricing import CostEstimate, estimate_cost
 from airflow_provider_orvideo.storage import output_location
 from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
 from airflow_provider_orvideo.validation import (
@@ -76,10 +78,28 @@ class OpenRouterVideoOperator(BaseOperator):
     :param size: ``WIDTHxHEIGHT``; checked against ``supported_sizes``.
     :param generate_audio: Checked against the model's ``generate_audio`` capability.
     :param seed: Checked against the model's ``seed`` capability.
-    :param frame_images: Not supported by this release yet (first/last frame images).
-    :param input_references: Not supported by this release yet (reference media).
-    :param provider_options: Not supported by this release yet (provider passthrough).
-    :param previous_job_id: Not supported by this release yet (continue a job).
+    :param frame_images: ``{"first_frame": src, "last_frame": src}`` for image-to-video; each
+        frame type must be in the model's ``supported_frame_images``. A source is an https URL,
+        a ``data:`` URL, a local path, an object storage URI / ``ObjectStoragePath``, or bytes;
+        files and bytes are sent as ``data:`` URLs with the MIME type sniffed from the content.
+    :param input_references: A list of sources (images, audio, video) that steer the result;
+        an https URL whose kind its name does not tell is given as ``{"kind": ..., "source": ...}``.
+        Ignored by OpenRouter when ``frame_images`` is also given (a warning is logged).
+    :param provider_options: ``{provider slug: {parameter: value}}``, e.g.
+        ``{"google-vertex": {"negativePrompt": "blurry"}}``; keys must be in the model's
+        ``allowed_passthrough_parameters``.
+    :param previous_job_id: Id of a completed job on the same model to extend or edit; usually
+        ``"{{ ti.xcom_pull(task_ids='...', key='job_id') }}"``. Templated.
+    :param session_id: OpenRouter observability grouping (at most 256 characters). Templated.
+    :param trace: Trace metadata (``trace_id``, ``trace_name``, ``span_name``, ... and extra keys).
+        Merged over the Airflow defaults (see ``airflow_trace``).
+    :param user: End-user id for OpenRouter's logs. Templated.
+    :param airflow_trace: Add trace metadata naming the DAG, task, run and map index, so spend on
+        OpenRouter's side can be grouped by pipeline. Default True.
+    :param max_cost_usd: Refuse to submit when the price estimated from the model's
+        ``pricing_skus`` exceeds this (USD). Default: no limit.
+    :param strict_cost_check: With ``max_cost_usd``, also refuse when the price cannot be
+        estimated (a SKU family this provider does not know). Default False: warn and submit.
     :param openrouter_conn_id: Connection of type ``openrouter``.
     :param deferrable: Poll in the triggerer (default) instead of holding the worker slot.
     :param poll_interval: Seconds between status polls.
@@ -98,7 +118,13 @@ class OpenRouterVideoOperator(BaseOperator):
         "size",
         "generate_audio",
         "seed",
+        "frame_images",
+        "input_references",
+        "provider_options",
         "previous_job_id",
+        "session_id",
+        "trace",
+        "user",
     )
     ui_color = "#e8dcff"
 
@@ -118,6 +144,12 @@ class OpenRouterVideoOperator(BaseOperator):
         input_references: list[Any] | None = None,
         provider_options: dict[str, dict[str, Any]] | None = None,
         previous_job_id: str | None = None,
+        session_id: str | None = None,
+        trace: dict[str, Any] | None = None,
+        user: str | None = None,
+        airflow_trace: bool = True,
+        max_cost_usd: float | None = None,
+        strict_cost_check: bool = False,
         openrouter_conn_id: str = OpenRouterVideoHook.default_conn_name,
         deferrable: bool = True,
         poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
@@ -139,6 +171,14 @@ class OpenRouterVideoOperator(BaseOperator):
         self.input_references = input_references
         self.provider_options = provider_options
         self.previous_job_id = previous_job_id
+        self.session_id = session_id
+        self.trace = trace
+        self.user = user
+        self.airflow_trace = airflow_trace
+        if max_cost_usd is not None and max_cost_usd <= 0:
+            raise ValueError(f"max_cost_usd must be positive, got {max_cost_usd!r}")
+        self.max_cost_usd = max_cost_usd
+        self.strict_cost_check = strict_cost_check
         self.openrouter_conn_id = openrouter_conn_id
         self.deferrable = deferrable
         if poll_interval <= 0:
@@ -157,18 +197,34 @@ class OpenRouterVideoOperator(BaseOperator):
 
     # -- before money -------------------------------------------------------------------------
 
-    def _video_request(self) -> VideoRequest:
-        unsupported = {
-            "frame_images": self.frame_images,
-            "input_references": self.input_references,
-            "provider_options": self.provider_options,
-            "previous_job_id": self.previous_job_id,
+    def _trace(self, context: Context) -> dict[str, Any] | None:
+        """Airflow's identity of this task instance (never the try number: it must not change
+        between tries of one task instance), under the user's own trace keys."""
+        if not self.airflow_trace:
+            return self.trace
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        span = ti.task_id if map_index is None or map_index < 0 else f"{ti.task_id}[{map_index}]"
+        defaults = {
+            "trace_id": f"airflow:{ti.dag_id}:{ti.run_id}",
+            "trace_name": ti.dag_id,
+            "span_name": span,
+            "generation_name": f"{ti.dag_id}.{ti.task_id}",
+            "airflow_dag_id": ti.dag_id,
+            "airflow_task_id": ti.task_id,
+            "airflow_run_id": ti.run_id,
+            "airflow_map_index": map_index,
         }
-        given = sorted(name for name, value in unsupported.items() if value)
-        if given:
-            raise InvalidVideoRequestError(
-                f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} not supported by this release of "
-                "airflow-provider-orvideo yet. Nothing was submitted to OpenRouter and nothing was billed."
+        return {**defaults, **(self.trace or {})}
+
+    def _video_request(self, context: Context) -> VideoRequest:
+        """Type-check the rendered fields and read the media sources (no OpenRouter call)."""
+        frame_images = resolve_frame_images(self.frame_images)
+        input_references = resolve_input_references(self.input_references)
+        if frame_images and input_references:
+            self.log.warning(
+                "Both frame_images and input_references are set: OpenRouter uses frame_images "
+                "(image-to-video) and ignores input_references."
             )
         return build_request(
             model=self.model,
@@ -179,14 +235,53 @@ class OpenRouterVideoOperator(BaseOperator):
             size=self.size,
             generate_audio=self.generate_audio,
             seed=self.seed,
+            frame_images=frame_images,
+            input_references=input_references,
+            provider_options=self.provider_options,
+            previous_job_id=self.previous_job_id,
+            session_id=self.session_id,
+            trace=self._trace(context),
+            user=self.user,
         )
+
+    def _check_cost(self, estimate: CostEstimate) -> None:
+        bound = " (upper bound)" if estimate.upper_bound else ""
+        if estimate.usd is not None:
+            self.log.info("Estimated cost: $%.4f%s = %s.", estimate.usd, bound, estimate.formula)
+        if self.max_cost_usd is None:
+            return
+        nothing = "Nothing was submitted to OpenRouter and nothing was billed."
+        if estimate.usd is None:
+            if self.strict_cost_check:
+                raise VideoCostLimitError(
+                    f"Cannot check max_cost_usd=${self.max_cost_usd:g}: {estimate.unknown_reason}, and "
+                    f"strict_cost_check is on. {nothing}"
+                )
+            self.log.warning(
+                "Cannot check max_cost_usd=$%g: %s. Submitting anyway (set strict_cost_check=True to refuse).",
+                self.max_cost_usd,
+                estimate.unknown_reason,
+            )
+        elif estimate.usd > self.max_cost_usd:
+            raise VideoCostLimitError(
+                f"Estimated cost ${estimate.usd:.4f}{bound} ({estimate.formula}) exceeds "
+                f"max_cost_usd=${self.max_cost_usd:g}. {nothing}"
+            )
 
     # -- execute ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
-        request = self._video_request()
-        check_against_model(request, self.hook.list_models())
+        request = self._video_request(context)
+        model = check_against_model(request, self.hook.list_models())
         check_body_size(request)
+        self._check_cost(
+            estimate_cost(
+                model,
+                duration=request.duration,
+                resolution=request.resolution,
+                generate_audio=request.generate_audio,
+            )
+        )
         job = self.hook.submit(request.to_body())
         context["ti"].xcom_push(key="job_id", value=job.id)
         deadline = time.time() + self.job_timeout

@@ -207,15 +207,23 @@ async def test_async_poll_shares_the_sync_parsing(hook: OpenRouterVideoHook) -> 
 
 
 def test_the_key_never_reaches_the_logs(
-    hook: OpenRouterVideoHook, emulator: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    hook: OpenRouterVideoHook,
+    emulator: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    caplog.set_level(logging.DEBUG)
-    emulator.control.add_fault("poll", "status", status=503, times=1)
+    caplog.set_level(logging.DEBUG)  # includes httpx's and httpcore's own request logging
+    emulator.control.add_fault("poll", "status", status=503, retry_after="0", times=1)
     job = hook.submit(BODY)
     wait_until_completed(hook, job.id)
     hook.download_output(job.id, 0, str(tmp_path / "o.mp4"))
-    assert emulator.api_key not in caplog.text
-    assert "sig=" not in caplog.text
+    captured = capsys.readouterr()
+    logs = caplog.text + captured.out + captured.err
+    assert f"Submitted OpenRouter video job {job.id}" in logs  # the capture really holds our log lines
+    assert "HTTP 503" in logs  # ... including the retry warning
+    assert emulator.api_key not in logs
+    assert "sig=" not in logs
 
 
 def test_test_connection_reports_key_acceptance(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,6 +53,16 @@ def test_execute_submits_pushes_job_id_and_defers(emulator: Any, tmp_path: Path)
         "model": "google/veo-3.1",
         "prompt": "a paper boat on a river",
         "duration": 4,
+        "trace": {
+            "trace_id": "airflow:pipeline:manual__1",
+            "trace_name": "pipeline",
+            "span_name": "render",
+            "generation_name": "pipeline.render",
+            "airflow_dag_id": "pipeline",
+            "airflow_task_id": "render",
+            "airflow_run_id": "manual__1",
+            "airflow_map_index": -1,
+        },
     }
 
 
@@ -64,7 +74,6 @@ def test_execute_submits_pushes_job_id_and_defers(emulator: Any, tmp_path: Path)
         ({"resolution": "4K"}, "resolution='4K'"),
         ({"aspect_ratio": "21:9"}, "aspect_ratio='21:9'"),
         ({"size": "12x"}, "size='12x' must look like"),
-        ({"frame_images": {"first_frame": "https://x/y.png"}}, "frame_images is not supported"),
     ],
 )
 def test_invalid_input_fails_before_any_post(
