@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,3 +36,90 @@ def test_demo_runs_the_example_dag_against_the_emulator(tmp_path: Path) -> None:
     assert "Pausing task as DEFERRED" in log or "deferred" in log.lower()
     assert "emulator-demo-key" not in log
     assert not list(video.parent.glob(".*.part"))
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite Airflow home shared by the example DAG runs of this module."""
+    home = tmp_path_factory.mktemp("airflow_home")
+    subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+        env=_airflow_env(home),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return home
+
+
+def _airflow_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != "OPENROUTER_API_KEY"}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
+            "ORVIDEO_POLL_INTERVAL": "0.5",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def run_example(name: str, airflow_home: Path, emulator: Any, output_dir: Path) -> str:
+    connection = {"conn_type": "openrouter", "host": emulator.base_url, "password": emulator.api_key}
+    env = _airflow_env(
+        airflow_home,
+        {"AIRFLOW_CONN_OPENROUTER_DEFAULT": json.dumps(connection), "ORVIDEO_OUTPUT_DIR": str(output_dir)},
+    )
+    run = subprocess.run(
+        [sys.executable, str(REPO / "example_dags" / name)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-6000:]
+    assert "state=success" in output, output[-6000:]
+    assert emulator.api_key not in output
+    return output
+
+
+def test_image_to_video_sends_the_upstream_still_as_first_frame(
+    airflow_home: Path, emulator: Any, tmp_path: Path
+) -> None:
+    run_example("example_openrouter_image_to_video.py", airflow_home, emulator, tmp_path)
+    (body,) = [r["body"] for r in emulator.control.requests("submit")]
+    (frame,) = body["frame_images"]
+    assert frame["frame_type"] == "first_frame"
+    assert frame["image_url"]["url"].startswith("data:image/png;base64,")
+    (video,) = (tmp_path / "products").glob("mug-042-*.mp4")
+    assert video.read_bytes()[4:8] == b"ftyp"
+
+
+def test_mapped_batch_renders_one_video_per_prompt(airflow_home: Path, emulator: Any, tmp_path: Path) -> None:
+    output = run_example("example_openrouter_batch.py", airflow_home, emulator, tmp_path)
+    prompts = sorted(r["body"]["prompt"] for r in emulator.control.requests("submit"))
+    assert len(prompts) == 3
+    assert len(set(prompts)) == 3
+    assert "BATCH_READY count=3" in output
+    assert sorted(p.name for p in (tmp_path / "batch").rglob("*.mp4")) == ["0.mp4", "1.mp4", "2.mp4"]
+    assert emulator.control.count("models") <= 1  # cached per process (dag.test runs in one)
+
+
+def test_continuation_chain_extends_each_previous_job(
+    airflow_home: Path, emulator: Any, tmp_path: Path
+) -> None:
+    run_example("example_openrouter_continuation.py", airflow_home, emulator, tmp_path)
+    bodies = [r["body"] for r in emulator.control.requests("submit") if r["status"] == 202]
+    jobs = [job["id"] for job in sorted(emulator.control.jobs(), key=lambda j: j["created_at"])]
+    assert len(bodies) == 3
+    assert "previous_job_id" not in bodies[0]
+    assert bodies[1]["previous_job_id"] == jobs[0]
+    assert bodies[2]["previous_job_id"] == jobs[1]
+    assert sorted(p.name for p in (tmp_path / "saga").rglob("*.mp4")) == [
+        "act_1.mp4",
+        "act_2.mp4",
+        "act_3.mp4",
+    ]
