@@ -20,6 +20,7 @@ Hierarchy::
     +-- OpenRouterTransportError          (no HTTP answer: connect error, reset, timeout)
     +-- OpenRouterResponseError           (an answer that is not what the API documents)
     +-- SubmitOutcomeUnknownError         (the submit POST may or may not have created a job)
+    +-- ResubmissionRefusedError          (a retry will not submit: it could pay twice)
     +-- VideoJobError                     (the remote job ended without a video)
     |   +-- VideoJobFailedError
     |   +-- VideoJobCancelledError
@@ -115,6 +116,14 @@ class SubmitOutcomeUnknownError(OpenRouterVideoError):
 
     OpenRouter may have created, and may bill, a job whose id we never learned. The POST is
     deliberately not retried automatically: a blind retry can pay for a second video.
+    """
+
+
+class ResubmissionRefusedError(OpenRouterVideoError, AirflowFailException):
+    """A retry found an earlier submission it cannot re-attach to and will not pay for again.
+
+    Raised when an earlier try's submit answer was lost (``orphan_policy="fail"``) or its job
+    failed and ``resubmit_failed_jobs`` is off. Not retried: the same record gives the same answer.
     """
 
 

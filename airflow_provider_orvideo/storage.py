@@ -123,3 +123,26 @@ class AtomicOutput:
             with contextlib.suppress(Exception):
                 self._remote_temp.unlink(missing_ok=True)
             self._remote_temp = None
+
+
+def is_complete_output(location: str, expected_size: int) -> bool:
+    """True when ``location`` already holds an MP4 of exactly ``expected_size`` bytes.
+
+    Used to skip a download an earlier try finished (the size is the one that try recorded).
+    """
+    local = _local_path(location)
+    try:
+        if local is not None:
+            if os.path.getsize(local) != expected_size:
+                return False
+            with open(local, "rb") as handle:
+                return looks_like_mp4(handle.read(8))
+        from airflow.sdk import ObjectStoragePath
+
+        path = ObjectStoragePath(location)
+        if path.stat().st_size != expected_size:
+            return False
+        with path.open("rb") as handle:  # type: ignore[no-untyped-call]
+            return looks_like_mp4(handle.read(8))
+    except (OSError, ValueError):
+        return False

@@ -17,7 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_orvideo.emulator.billing import bill
 from airflow_provider_orvideo.emulator.errors import ApiError
+from airflow_provider_orvideo.emulator.models import MODELS_BY_ID
 from airflow_provider_orvideo.emulator.mp4 import output_size_error
 
 OUTCOMES = ("completed", "failed", "cancelled", "expired")
@@ -26,6 +28,7 @@ DEFAULT_ERRORS = {
     "cancelled": "Job was cancelled",
     "expired": "Job exceeded maximum time to live",
 }
+DEFAULT_COST = 0.5  # charged when the model's pricing_skus can't price the request
 SIGNED_URL_TTL_SECONDS = 24 * 3600
 MAX_OUTPUTS = 16  # each output gets a signature up front; keep a typo from costing memory
 _ALPHANUMERIC = string.ascii_letters + string.digits
@@ -39,14 +42,18 @@ def _random_id(prefix: str, now: float) -> str:
 
 @dataclass(frozen=True)
 class JobSettings:
-    """How a job behaves; snapshotted from the defaults when the job is submitted."""
+    """How a job behaves; snapshotted from the defaults when the job is submitted.
+
+    ``cost`` None bills the job from its model's ``pricing_skus`` (see ``billing.py``); a
+    number, set through ``POST /_emulator/job-defaults``, is charged as is.
+    """
 
     pending_seconds: float
     in_progress_seconds: float
     outcome: str = "completed"
     error: str | None = None
     outputs: int = 1
-    cost: float = 0.5
+    cost: float | None = None
     output_size: int | None = None
     gone: bool = False
 
@@ -54,7 +61,9 @@ class JobSettings:
         """A copy with ``fields`` applied; 400 on an unknown field or a bad value."""
         changes: dict[str, Any] = {}
         for name, value in fields.items():
-            if name in ("pending_seconds", "in_progress_seconds", "cost"):
+            if name == "cost" and value is None:
+                changes[name] = None
+            elif name in ("pending_seconds", "in_progress_seconds", "cost"):
                 _require(_is_number(value) and 0 <= value < math.inf, f"{name} must be a finite number >= 0")
                 changes[name] = float(value)
             elif name == "outcome":
@@ -109,6 +118,15 @@ class Job:
     signatures: tuple[str, ...]
 
     @property
+    def cost(self) -> float:
+        """The ``usage.cost`` of the completed job: the scripted one, else the model's price."""
+        if self.settings.cost is not None:
+            return self.settings.cost
+        model = MODELS_BY_ID.get(self.model)
+        billed = bill(model, self.request) if model is not None else None
+        return DEFAULT_COST if billed is None else billed
+
+    @property
     def finished_at(self) -> float:
         return self.created_at + self.settings.pending_seconds + self.settings.in_progress_seconds
 
@@ -136,7 +154,7 @@ class Job:
                 view["error"] = self.settings.error or DEFAULT_ERRORS[status]
             return view
         view["unsigned_urls"] = [f"{url}/content?index={i}" for i in range(self.settings.outputs)]
-        view["usage"] = {"cost": self.settings.cost, "is_byok": False}
+        view["usage"] = {"cost": self.cost, "is_byok": False}
         if not self.settings.gone:
             view["urls"] = [
                 f"{url}/content?index={i}&sig={sig}&exp={self.expires_at}"

@@ -7,7 +7,11 @@ should treat both as permanent failures, so neither choice hides a client bug.
 
 from __future__ import annotations
 
+import binascii
+import re
+from base64 import b64decode
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_provider_orvideo.emulator.errors import ApiError
 from airflow_provider_orvideo.emulator.jobs import JobStore
@@ -22,6 +26,12 @@ _CHOICES = {
 }
 # fields accepted only by models whose capability of the same name is not null
 _UPSCALING_ONLY = ("upscale_factor", "creativity")
+# input_references item type -> the MIME major type its data: URLs must have
+_REFERENCE_MEDIA = {"image_url": "image", "audio_url": "audio", "video_url": "video"}
+_DATA_URL = re.compile(r"data:(?P<mime>[^;,]*)(?:;[^;,]*)*?;base64,(?P<payload>.*)", re.DOTALL | re.IGNORECASE)
+_MIME = re.compile(r"(?P<major>[a-z]+)/[a-z0-9][a-z0-9!#$&^_.+-]*")
+MAX_SESSION_ID_CHARS = 256
+_TRACE_STRING_KEYS = ("trace_id", "trace_name", "span_name", "generation_name", "parent_span_id")
 
 
 def _is_int(value: Any) -> bool:
@@ -45,8 +55,10 @@ def validate_submit(body: Any, jobs: JobStore, now: float) -> dict[str, Any]:
     _check_prompt(body)
     _check_choices(body, model)
     _check_frame_images(body, model)
+    _check_input_references(body)
     _check_capabilities(body, model)
     _check_provider(body, model)
+    _check_metadata(body)
     if "previous_job_id" in body:
         _check_previous_job(body["previous_job_id"], model_id, jobs, now)
     return model
@@ -76,6 +88,40 @@ def _check_choices(body: dict[str, Any], model: dict[str, Any]) -> None:
             raise _bad(f"Invalid {field} {value} for model {model['id']}. Supported: {listed}")
 
 
+def _is_https_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower() == "https" and bool(parts.hostname)
+    except ValueError:  # e.g. a malformed IPv6 host
+        return False
+
+
+def _is_data_url(url: str, major: str) -> bool:
+    """Whether ``url`` is ``data:<major>/<subtype>[;params];base64,<non-empty valid base64>``."""
+    match = _DATA_URL.fullmatch(url)
+    if match is None or not match["payload"]:
+        return False
+    mime = _MIME.fullmatch(match["mime"].strip().lower())
+    if mime is None or mime["major"] != major:
+        return False
+    try:
+        b64decode(match["payload"], validate=True)
+    except binascii.Error:
+        return False
+    return True
+
+
+def _check_media_part(item: Any, where: str, kind: str, major: str) -> None:
+    """``item[kind]`` must be ``{"url": <https URL or data:<major>/...;base64,...>}``."""
+    part = item.get(kind)
+    if not isinstance(part, dict) or "url" not in part:
+        raise _bad(f"{where}.{kind} must be an object with a url")
+    url = part["url"]
+    if not isinstance(url, str) or not (_is_https_url(url) or _is_data_url(url, major)):
+        article = "an" if major[0] in "aeiou" else "a"
+        raise _bad(f"{where}.{kind}.url must be an https URL or {article} {major} data URL")
+
+
 def _check_frame_images(body: dict[str, Any], model: dict[str, Any]) -> None:
     if "frame_images" not in body:
         return
@@ -83,13 +129,35 @@ def _check_frame_images(body: dict[str, Any], model: dict[str, Any]) -> None:
     if not isinstance(frames, list):
         raise _bad("frame_images must be an array")
     supported = model["supported_frame_images"] or []
-    for frame in frames:
-        if not isinstance(frame, dict) or not isinstance(frame.get("image_url"), dict):
-            raise _bad("each frame_images item needs an image_url object")
+    seen: set[str] = set()
+    for index, frame in enumerate(frames):
+        where = f"frame_images[{index}]"
+        if not isinstance(frame, dict):
+            raise _bad(f"{where} must be an object with type, image_url and frame_type")
+        if frame.get("type") != "image_url":
+            raise _bad(f"{where}.type must be image_url")
+        _check_media_part(frame, where, "image_url", "image")
         frame_type = frame.get("frame_type")
         if frame_type not in supported:
             listed = ", ".join(supported) or "none"
             raise _bad(f"Invalid frame_type {frame_type} for model {model['id']}. Supported: {listed}")
+        if frame_type in seen:
+            raise _bad(f"{where}.frame_type {frame_type} is given more than once")
+        seen.add(frame_type)
+
+
+def _check_input_references(body: dict[str, Any]) -> None:
+    if "input_references" not in body:
+        return
+    references = body["input_references"]
+    if not isinstance(references, list):
+        raise _bad("input_references must be an array")
+    for index, reference in enumerate(references):
+        where = f"input_references[{index}]"
+        kind = reference.get("type") if isinstance(reference, dict) else None
+        if kind not in _REFERENCE_MEDIA:
+            raise _bad(f"{where}.type must be one of {', '.join(_REFERENCE_MEDIA)}")
+        _check_media_part(reference, where, kind, _REFERENCE_MEDIA[kind])
 
 
 def _check_capabilities(body: dict[str, Any], model: dict[str, Any]) -> None:
@@ -127,6 +195,27 @@ def _check_provider(body: dict[str, Any], model: dict[str, Any]) -> None:
                     f"Parameter {key} is not allowed for model {model['id']} "
                     f"(provider {slug}). Allowed: {listed}"
                 )
+
+
+def _check_metadata(body: dict[str, Any]) -> None:
+    """Fields OpenRouter keeps for itself (webhooks, observability), never sent to the provider."""
+    if "callback_url" in body:
+        url = body["callback_url"]
+        if not isinstance(url, str) or not _is_https_url(url):
+            raise _bad("callback_url must be an https URL")
+    if "session_id" in body:
+        session_id = body["session_id"]
+        if not isinstance(session_id, str) or len(session_id) > MAX_SESSION_ID_CHARS:
+            raise _bad(f"session_id must be a string of at most {MAX_SESSION_ID_CHARS} characters")
+    if "user" in body and not isinstance(body["user"], str):
+        raise _bad("user must be a string")
+    if "trace" in body:
+        trace = body["trace"]
+        if not isinstance(trace, dict):
+            raise _bad("trace must be an object")
+        for key in _TRACE_STRING_KEYS:
+            if key in trace and not isinstance(trace[key], str):
+                raise _bad(f"trace.{key} must be a string")
 
 
 def _check_previous_job(previous_id: Any, model_id: str, jobs: JobStore, now: float) -> None:

@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_orvideo.exceptions import (
+    OpenRouterApiError,
+    OpenRouterNotFoundError,
+    OpenRouterTransportError,
     OpenRouterVideoError,
+    ResubmissionRefusedError,
     VideoCostLimitError,
     VideoJobCancelledError,
     VideoJobError,
@@ -30,7 +34,17 @@ from airflow_provider_orvideo.polling import (
     VideoJobEvent,
 )
 from airflow_provider_orvideo.pricing import CostEstimate, estimate_cost
-from airflow_provider_orvideo.storage import output_location
+from airflow_provider_orvideo.resume import (
+    Action,
+    Decision,
+    OrphanPolicy,
+    SubmissionLedger,
+    SubmissionRecord,
+    decide,
+    fingerprint,
+    needs_remote_check,
+)
+from airflow_provider_orvideo.storage import is_complete_output, output_location
 from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
 from airflow_provider_orvideo.validation import (
     VideoRequest,
@@ -48,7 +62,11 @@ DEFERRAL_GRACE_SECONDS = 300.0
 """Airflow's own deferral timeout is a safety net set past our deadline, so the trigger's
 ``timeout`` event (which reaches ``execute_complete`` with a clear message) always fires first."""
 
-_RETRY_PAYS_AGAIN = "A retry of this task submits a new job, which is billed again."
+_RETRY_WORDS = {
+    True: "A retry of this task submits a new job, which is billed again.",
+    False: "A retry of this task will not submit again (resubmit_failed_jobs=False).",
+}
+_RETRY_REATTACHES = "A retry of this task re-attaches to the same job instead of paying again."
 _FAILURE_CLASSES: dict[EventStatus, type[VideoJobError]] = {
     EventStatus.FAILED: VideoJobFailedError,
     EventStatus.CANCELLED: VideoJobCancelledError,
@@ -100,6 +118,11 @@ class OpenRouterVideoOperator(BaseOperator):
         ``pricing_skus`` exceeds this (USD). Default: no limit.
     :param strict_cost_check: With ``max_cost_usd``, also refuse when the price cannot be
         estimated (a SKU family this provider does not know). Default False: warn and submit.
+    :param resubmit_failed_jobs: When a retry finds that the earlier try's job failed, was
+        cancelled or expired, submit a new one (default True). False fails the retry instead.
+    :param orphan_policy: When a retry finds that an earlier try sent the submit request but never
+        learned the job id (its answer was lost): ``"fail"`` (default) refuses to submit again,
+        since a job may exist and bill; ``"resubmit"`` submits anyway.
     :param openrouter_conn_id: Connection of type ``openrouter``.
     :param deferrable: Poll in the triggerer (default) instead of holding the worker slot.
     :param poll_interval: Seconds between status polls.
@@ -150,6 +173,8 @@ class OpenRouterVideoOperator(BaseOperator):
         airflow_trace: bool = True,
         max_cost_usd: float | None = None,
         strict_cost_check: bool = False,
+        resubmit_failed_jobs: bool = True,
+        orphan_policy: OrphanPolicy | str = OrphanPolicy.FAIL,
         openrouter_conn_id: str = OpenRouterVideoHook.default_conn_name,
         deferrable: bool = True,
         poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
@@ -179,6 +204,12 @@ class OpenRouterVideoOperator(BaseOperator):
             raise ValueError(f"max_cost_usd must be positive, got {max_cost_usd!r}")
         self.max_cost_usd = max_cost_usd
         self.strict_cost_check = strict_cost_check
+        self.resubmit_failed_jobs = resubmit_failed_jobs
+        try:
+            self.orphan_policy = OrphanPolicy(orphan_policy)
+        except ValueError:
+            allowed = ", ".join(repr(p.value) for p in OrphanPolicy)
+            raise ValueError(f"orphan_policy={orphan_policy!r} is not one of {allowed}") from None
         self.openrouter_conn_id = openrouter_conn_id
         self.deferrable = deferrable
         if poll_interval <= 0:
@@ -274,22 +305,30 @@ class OpenRouterVideoOperator(BaseOperator):
         request = self._video_request(context)
         model = check_against_model(request, self.hook.list_models())
         check_body_size(request)
-        self._check_cost(
-            estimate_cost(
-                model,
-                duration=request.duration,
-                resolution=request.resolution,
-                generate_audio=request.generate_audio,
+        body = request.to_body()
+        ledger = SubmissionLedger(context.get("task_state_store"))
+        decision = self._decide(ledger, fingerprint(body))
+        if decision.action is Action.SUBMIT:
+            self._check_cost(
+                estimate_cost(
+                    model,
+                    duration=request.duration,
+                    resolution=request.resolution,
+                    generate_audio=request.generate_audio,
+                )
             )
-        )
-        job = self.hook.submit(request.to_body())
-        context["ti"].xcom_push(key="job_id", value=job.id)
+            job_id = self._submit(ledger, body)
+        else:
+            job_id = decision.job_id or ""
+        context["ti"].xcom_push(key="job_id", value=job_id)
+        if decision.action is Action.DOWNLOAD:
+            return self._download(context, job_id)
         deadline = time.time() + self.job_timeout
         if not self.deferrable:
-            return self._finish(context, self._poll_on_worker(job.id, deadline))
+            return self._finish(context, self._poll_on_worker(job_id, deadline))
         self.defer(
             trigger=OpenRouterVideoTrigger(
-                job_id=job.id,
+                job_id=job_id,
                 deadline=deadline,
                 openrouter_conn_id=self.openrouter_conn_id,
                 poll_interval=self.poll_interval,
@@ -298,6 +337,53 @@ class OpenRouterVideoOperator(BaseOperator):
             method_name="execute_complete",
             timeout=timedelta(seconds=self.job_timeout + self.poll_interval + DEFERRAL_GRACE_SECONDS),
         )
+
+    def _decide(self, ledger: SubmissionLedger, digest: str) -> Decision:
+        """Look at what earlier tries of this task instance recorded, and at their job."""
+        if not ledger.durable:
+            self.log.warning(
+                "No task_state_store in the context: a retry of this task cannot re-attach to this job "
+                "and would submit (and pay for) a new one."
+            )
+        record = ledger.load()
+        remote = None
+        if record is not None and needs_remote_check(record, digest):
+            try:
+                remote = self.hook.get_job(record.job_id or "")
+            except OpenRouterNotFoundError:
+                remote = None
+        decision = decide(
+            record,
+            digest,
+            remote=remote,
+            orphan_policy=self.orphan_policy,
+            resubmit_failed=self.resubmit_failed_jobs,
+        )
+        if record is not None:
+            self.log.info("Earlier try found: %s.", decision.reason)
+        if decision.action is Action.REFUSE:
+            raise ResubmissionRefusedError(
+                f"Not submitting: {decision.reason}. Submitting again could pay for the same video twice. "
+                "Check the spend on OpenRouter's activity page; to submit anyway, set "
+                "orphan_policy='resubmit' (lost answer) or resubmit_failed_jobs=True (failed job) and "
+                "clear this task."
+            )
+        return decision
+
+    def _submit(self, ledger: SubmissionLedger, body: dict[str, Any]) -> str:
+        """POST the job between an intent record and a submitted record."""
+        intent = SubmissionRecord.intent(fingerprint(body))
+        ledger.save(intent)
+        try:
+            job = self.hook.submit(body)
+        except (OpenRouterApiError, OpenRouterTransportError) as error:
+            # A 4xx answer or a refused connection: OpenRouter created nothing, so the next try may
+            # submit freely. (5xx and lost answers are SubmitOutcomeUnknown: the intent stays.)
+            if isinstance(error, OpenRouterTransportError) or error.http_status < 500:
+                ledger.clear()
+            raise
+        ledger.save(intent.submitted(job.id))
+        return job.id
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume on a worker after the trigger's one event: download, or fail with the reason."""
@@ -331,23 +417,47 @@ class OpenRouterVideoOperator(BaseOperator):
     # -- after the job ends -------------------------------------------------------------------
 
     def _finish(self, context: Context, event: VideoJobEvent) -> str:
-        if event.status is not EventStatus.COMPLETED:
-            raise _FAILURE_CLASSES[event.status](
-                f"{event.message} {_RETRY_PAYS_AGAIN}", job_id=event.job_id, remote_error=event.remote_error
-            )
-        # The event carries no URLs (they never cross the trigger boundary): ask for the job again.
-        job = self.hook.get_job(event.job_id)
+        if event.status is EventStatus.COMPLETED:
+            return self._download(context, event.job_id)
+        if event.status in (EventStatus.TIMEOUT, EventStatus.ERROR):
+            retry = _RETRY_REATTACHES
+        else:
+            retry = _RETRY_WORDS[self.resubmit_failed_jobs]
+        raise _FAILURE_CLASSES[event.status](
+            f"{event.message} {retry}", job_id=event.job_id, remote_error=event.remote_error
+        )
+
+    def _download(self, context: Context, job_id: str) -> str:
+        """Fetch the finished job (URLs never cross the trigger boundary) and save every output.
+
+        Outputs an earlier try already saved completely (recorded size, MP4 signature) are kept.
+        """
+        job = self.hook.get_job(job_id)
+        ledger = SubmissionLedger(context.get("task_state_store"))
+        record = ledger.load()
         paths = []
         for index in range(job.output_count):
             location = output_location(self.output_path, index)
-            size = self.hook.download_output(job.id, index, location)
-            self.log.info(
-                "Saved output %d of OpenRouter video job %s to %s (%s bytes).",
-                index,
-                job.id,
-                location,
-                f"{size:,}",
-            )
+            saved = record.outputs.get(location) if record is not None and record.job_id == job.id else None
+            if saved is not None and is_complete_output(location, saved):
+                self.log.info(
+                    "Output %d of job %s is already complete at %s; not downloading it again.",
+                    index,
+                    job.id,
+                    location,
+                )
+            else:
+                size = self.hook.download_output(job.id, index, location)
+                self.log.info(
+                    "Saved output %d of OpenRouter video job %s to %s (%s bytes).",
+                    index,
+                    job.id,
+                    location,
+                    f"{size:,}",
+                )
+                if record is not None and record.job_id == job.id:
+                    record = record.with_output(location, size)
+                    ledger.save(record)
             paths.append(location)
         ti = context["ti"]
         ti.xcom_push(key="generation_id", value=job.generation_id)

@@ -1,0 +1,189 @@
+"""Never pay twice: remember a submission across task tries and decide how a retry re-attaches.
+
+OpenRouter has no idempotency key and no cancel endpoint, and Airflow runs ``execute()`` from
+the top on every try. So the operator keeps one record per task instance in Airflow 3.3's
+``task_state_store`` (which survives retries, unlike XCom):
+
+1. right **before** the POST: ``phase="intent"`` with a fingerprint of the request;
+2. right **after** it: ``phase="submitted"`` with the job id (and each output once saved).
+
+Invariants:
+
+* The store is scoped by Airflow to (dag_id, run_id, task_id, map_index): what is stable across
+  tries. The try number is never part of the record or the fingerprint.
+* The fingerprint covers the whole request body, so a changed prompt, model or frame image is a
+  new request and is submitted anew.
+* Only a definite "nothing was created" answer (400, 401, 402, 413, 429, connection refused)
+  clears an intent; an unknown outcome keeps it, and the next try applies the orphan policy.
+
+:func:`decide` is pure: the operator fetches the remote job (a GET, free) and asks what to do.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider_orvideo.api import JobStatus, VideoJob
+
+STATE_KEY = "openrouter_video"
+RECORD_VERSION = 1
+
+
+class OrphanPolicy(str, enum.Enum):
+    """What a retry does when the last try recorded an intent but no job id.
+
+    That happens only when the POST's answer was lost (a crash, a reset or a 5xx right after
+    sending): a job may exist and bill, and its id is unknown.
+    """
+
+    FAIL = "fail"
+    """Fail without submitting (the default: paying twice is worse than a failed task)."""
+    RESUBMIT = "resubmit"
+    """Submit again, accepting that the lost job (if any) is billed too."""
+
+
+class Action(str, enum.Enum):
+    SUBMIT = "submit"
+    REATTACH = "reattach"
+    DOWNLOAD = "download"
+    REFUSE = "refuse"
+
+
+def fingerprint(body: Mapping[str, Any]) -> str:
+    """A stable digest of the submit body (key order does not matter)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SubmissionRecord:
+    """What the task state store holds for one task instance (JSON primitives only)."""
+
+    fingerprint: str
+    phase: str
+    job_id: str | None = None
+    outputs: Mapping[str, int] = field(default_factory=dict)
+    """Saved outputs: location -> size in bytes."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": RECORD_VERSION,
+            "fingerprint": self.fingerprint,
+            "phase": self.phase,
+            "job_id": self.job_id,
+            "outputs": dict(self.outputs),
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> SubmissionRecord | None:
+        """Parse a stored record; an unreadable or newer one counts as absent."""
+        if not isinstance(value, Mapping) or value.get("version") != RECORD_VERSION:
+            return None
+        if not isinstance(value.get("fingerprint"), str) or value.get("phase") not in ("intent", "submitted"):
+            return None
+        job_id = value.get("job_id")
+        outputs = value.get("outputs")
+        if not isinstance(outputs, Mapping):
+            outputs = {}
+        return cls(
+            fingerprint=value["fingerprint"],
+            phase=value["phase"],
+            job_id=job_id if isinstance(job_id, str) and job_id else None,
+            outputs={str(k): int(v) for k, v in outputs.items() if isinstance(v, int)},
+        )
+
+    @classmethod
+    def intent(cls, digest: str) -> SubmissionRecord:
+        return cls(fingerprint=digest, phase="intent")
+
+    def submitted(self, job_id: str) -> SubmissionRecord:
+        return SubmissionRecord(fingerprint=self.fingerprint, phase="submitted", job_id=job_id)
+
+    def with_output(self, location: str, size: int) -> SubmissionRecord:
+        return SubmissionRecord(self.fingerprint, self.phase, self.job_id, {**self.outputs, location: size})
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+    job_id: str | None = None
+
+
+def needs_remote_check(record: SubmissionRecord | None, digest: str) -> bool:
+    """Whether :func:`decide` needs the remote job: only for a recorded job of the same request."""
+    return record is not None and record.fingerprint == digest and record.job_id is not None
+
+
+def decide(
+    record: SubmissionRecord | None,
+    digest: str,
+    *,
+    remote: VideoJob | None,
+    orphan_policy: OrphanPolicy,
+    resubmit_failed: bool,
+) -> Decision:
+    """What this try does, given the previous tries' record and the job's current state.
+
+    ``remote`` is the job fetched by id (None when it does not exist on OpenRouter any more).
+    """
+    if record is None:
+        return Decision(Action.SUBMIT, "no earlier submission is recorded for this task instance")
+    if record.fingerprint != digest:
+        return Decision(Action.SUBMIT, "the request changed since the earlier try, so it is a new video")
+    if record.job_id is None:
+        reason = (
+            "an earlier try sent the submit request but never learned the job id (the answer was lost): "
+            "a job may exist on OpenRouter and bill"
+        )
+        if orphan_policy is OrphanPolicy.RESUBMIT:
+            return Decision(Action.SUBMIT, reason + "; submitting again (orphan_policy='resubmit')")
+        return Decision(Action.REFUSE, reason)
+    if remote is None:
+        return Decision(
+            Action.SUBMIT, f"job {record.job_id} from an earlier try no longer exists on OpenRouter"
+        )
+    status = remote.known_status
+    if status is JobStatus.COMPLETED:
+        return Decision(Action.DOWNLOAD, f"job {record.job_id} from an earlier try completed", record.job_id)
+    if status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED):
+        ended = f"job {record.job_id} from an earlier try ended {remote.status}: {remote.error or 'no reason given'}"
+        if resubmit_failed:
+            return Decision(Action.SUBMIT, ended + "; submitting a new job")
+        return Decision(Action.REFUSE, ended + " (resubmit_failed_jobs=False)", record.job_id)
+    return Decision(
+        Action.REATTACH,
+        f"job {record.job_id} from an earlier try is still {remote.status}; re-attaching",
+        record.job_id,
+    )
+
+
+class SubmissionLedger:
+    """Reads and writes the record in ``context["task_state_store"]``.
+
+    Without a store (a hand-made context, or Airflow before 3.3) it remembers nothing, and every
+    try submits: the behaviour of a provider without re-attach, logged once as a warning.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    @property
+    def durable(self) -> bool:
+        return self._store is not None
+
+    def load(self) -> SubmissionRecord | None:
+        return None if self._store is None else SubmissionRecord.from_json(self._store.get(STATE_KEY))
+
+    def save(self, record: SubmissionRecord) -> None:
+        if self._store is not None:
+            self._store.set(STATE_KEY, record.to_json())
+
+    def clear(self) -> None:
+        if self._store is not None:
+            self._store.delete(STATE_KEY)
