@@ -25,8 +25,11 @@ class RecordingTaskInstance:
         self.xcom[key] = value
 
 
-def context_with(ti: RecordingTaskInstance) -> Any:
-    return {"ti": ti}
+def context_with(ti: RecordingTaskInstance, store: Any = None) -> Any:
+    context: dict[str, Any] = {"ti": ti}
+    if store is not None:
+        context["task_state_store"] = store
+    return context
 
 
 def png_bytes(width: int = 2, height: int = 2) -> bytes:
@@ -54,3 +57,45 @@ def png_bytes(width: int = 2, height: int = 2) -> bytes:
 
 MP3_BYTES = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 64
 """The start of an MP3 file (ID3 tag, then MPEG audio frames)."""
+
+
+class InMemoryTaskStateStore:
+    """The ``get/set/delete`` surface of Airflow's ``TaskStateStoreAccessor``, kept in a dict.
+
+    One instance stands for one task instance's store across its tries (it survives retries).
+    The real store is exercised by the dag.test() and real-stack tests.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any, *, retention: Any = None) -> None:
+        if value is None:
+            raise ValueError("Cannot set value as None")
+        self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def run_task(operator: Any, context: Any) -> Any:
+    """Run one try the way Airflow does: execute(), and on deferral the trigger, then the resume method."""
+    import asyncio
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    try:
+        return operator.execute(context)
+    except TaskDeferred as deferred:
+        trigger = deferred.trigger
+
+        async def first_event() -> Any:
+            async for event in trigger.run():
+                return event.payload
+            raise AssertionError("the trigger ended without an event")
+
+        payload = asyncio.run(first_event())
+        return getattr(operator, deferred.method_name)(context, event=payload, **(deferred.kwargs or {}))

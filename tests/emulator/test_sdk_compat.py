@@ -56,7 +56,7 @@ def test_generate_poll_download(emulator: Emulator, sdk: OpenRouter) -> None:
         statuses.append(job.status)
     assert "in_progress" in statuses
     assert job.usage is not None
-    assert job.usage.cost == 0.5
+    assert job.usage.cost == 3.2  # per-video-second-audio $0.40 x 8 s
     assert job.unsigned_urls is not None
     assert job.urls is not None
     assert job.expires_at is not None

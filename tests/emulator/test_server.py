@@ -96,7 +96,7 @@ def test_submit_poll_download(emulator: Emulator, api: httpx.Client) -> None:
             assert re.fullmatch(r"gen-\d{10}-[A-Za-z0-9]{20}", job["generation_id"])
         time.sleep(0.05)
     assert statuses == ["pending", "in_progress", "completed"]
-    assert job["usage"] == {"cost": 0.5, "is_byok": False}
+    assert job["usage"] == {"cost": 3.2, "is_byok": False}  # veo-3.1 8 s with audio: $0.40 x 8
     assert job["unsigned_urls"] == [f"{emulator.base_url}/videos/{job['id']}/content?index=0"]
     assert len(job["urls"]) == 1
     assert job["expires_at"] > time.time()
