@@ -1,0 +1,157 @@
+"""Process death on a real Airflow stack: nothing is paid twice, nothing is lost, nothing leaks.
+
+One stack (api-server, scheduler, dag-processor, triggerer; SQLite, LocalExecutor) serves the
+module. The emulator runs in the test process; its request log counts the POSTs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_orvideo.emulator import EmulatorServer
+from tests.conftest import EMULATOR_API_KEY
+from tests.system.conftest import StackFactory
+from tests.system.stack import AirflowStack
+
+pytestmark = pytest.mark.system
+
+DAGS = {
+    "triggerer_death.py": """
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
+
+with DAG(dag_id="orvideo_triggerer_death", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+    OpenRouterVideoOperator(
+        task_id="render",
+        prompt="Northern lights over a frozen lake",
+        model="google/veo-3.1",
+        duration=4,
+        output_path=os.environ["ORVIDEO_OUTPUT_DIR"] + "/triggerer-death.mp4",
+        poll_interval=1,
+    )
+""",
+    "worker_death.py": """
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
+
+
+class PauseAfterSubmit(OpenRouterVideoOperator):
+    \"\"\"Test-only: after the POST (and its record), announce the pid and wait to be killed.\"\"\"
+
+    def _submit(self, ledger, body):
+        job_id = super()._submit(ledger, body)
+        Path(os.environ["ORVIDEO_PID_FILE"]).write_text(str(os.getpid()))
+        time.sleep(120)
+        return job_id
+
+
+with DAG(dag_id="orvideo_worker_death", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+    PauseAfterSubmit(
+        task_id="render",
+        prompt="A lighthouse beam sweeping through fog",
+        model="google/veo-3.1",
+        duration=4,
+        output_path=os.environ["ORVIDEO_OUTPUT_DIR"] + "/worker-death.mp4",
+        poll_interval=1,
+        retries=1,
+        retry_delay=timedelta(seconds=1),
+    )
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def stack(
+    module_airflow_stack_factory: StackFactory,
+    emulator_server: EmulatorServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AirflowStack:
+    out = tmp_path_factory.mktemp("videos")
+    connection = {"conn_type": "openrouter", "host": emulator_server.base_url, "password": EMULATOR_API_KEY}
+    stack = module_airflow_stack_factory(
+        dags=DAGS,
+        env={
+            "AIRFLOW_CONN_OPENROUTER_DEFAULT": json.dumps(connection),
+            "ORVIDEO_OUTPUT_DIR": str(out),
+            "ORVIDEO_PID_FILE": str(out / "task.pid"),
+        },
+        name="process-death",
+    )
+    stack.wait_for_dag("orvideo_triggerer_death", timeout=60)
+    stack.wait_for_dag("orvideo_worker_death", timeout=60)
+    return stack
+
+
+def test_triggerer_sigkill_while_deferred_completes_with_one_post(stack: AirflowStack, emulator: Any) -> None:
+    emulator.control.set_job_defaults(pending_seconds=6, in_progress_seconds=10)
+    run_id = stack.trigger("orvideo_triggerer_death")
+    stack.wait_for_task_state("orvideo_triggerer_death", run_id, "render", {"deferred"}, timeout=90)
+    time.sleep(2)  # let the trigger poll at least once
+    polls_before = emulator.control.count("poll")
+    stack.kill("triggerer", signal.SIGKILL)
+    stack.restart("triggerer")
+    states = stack.wait_for_task_state(
+        "orvideo_triggerer_death", run_id, "render", {"success", "failed"}, timeout=120
+    )
+    assert states[-1] == "success", states
+    assert emulator.control.count("submit", "POST") == 1
+    assert emulator.control.count("poll") > polls_before  # the new triggerer picked the trigger up
+    video = Path(stack.xcom("orvideo_triggerer_death", run_id, "render"))
+    assert video.read_bytes()[4:8] == b"ftyp"
+
+
+def test_task_killed_right_after_its_post_reattaches_on_retry(stack: AirflowStack, emulator: Any) -> None:
+    emulator.control.set_job_defaults(pending_seconds=5, in_progress_seconds=5)
+    pid_file = Path(stack.env["ORVIDEO_PID_FILE"])
+    pid_file.unlink(missing_ok=True)
+    run_id = stack.trigger("orvideo_worker_death")
+    deadline = time.monotonic() + 90
+    while not pid_file.exists():
+        assert time.monotonic() < deadline, stack.all_log_tails()
+        time.sleep(0.2)
+    assert emulator.control.count("submit", "POST") == 1
+    os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    states = stack.wait_for_task_state(
+        "orvideo_worker_death", run_id, "render", {"success", "failed"}, timeout=150
+    )
+    assert states[-1] == "success", states
+    assert "up_for_retry" in states, states
+    ti = stack.task_instance("orvideo_worker_death", run_id, "render")
+    assert ti is not None
+    assert ti["try_number"] == 2
+    assert emulator.control.count("submit", "POST") == 1  # the retry re-attached instead of paying again
+    assert Path(stack.xcom("orvideo_worker_death", run_id, "render")).read_bytes()[4:8] == b"ftyp"
+
+
+def test_no_secret_anywhere_in_the_airflow_home(stack: AirflowStack) -> None:
+    """After the runs above: the key and signed URLs are in no file of the Airflow home
+    (metadata DB with trigger rows, XCom, rendered fields, next_kwargs; every log)."""
+    stack.stop()
+    files = [p for p in stack.home.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".db" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert EMULATOR_API_KEY.encode() not in data, path
+        assert b"sig=" not in data, path
