@@ -29,6 +29,14 @@ Hierarchy::
     |   +-- VideoJobPollingError          (we could not learn the job's status)
     +-- VideoDownloadError                (the output could not be saved completely)
     +-- TriggerEventError                 (the trigger handed back an event we cannot trust)
+    +-- WebhookVerificationError          (an incoming webhook must not be trusted)
+        +-- MissingWebhookSignatureError  (no ``X-OpenRouter-Signature`` header)
+        +-- MalformedWebhookSignatureError (the header is not ``t=<seconds>,v1=<hex>``)
+        +-- WebhookTimestampError         (signed too long ago or too far ahead)
+        |   +-- StaleWebhookTimestampError
+        |   +-- FutureWebhookTimestampError
+        +-- WebhookSignatureMismatchError (no ``v1`` matches: wrong secret or altered body)
+        +-- InvalidWebhookPayloadError    (the body is not a documented video event)
 """
 
 from __future__ import annotations
@@ -162,3 +170,52 @@ class VideoDownloadError(OpenRouterVideoError):
 
 class TriggerEventError(OpenRouterVideoError):
     """``execute_complete`` received an event that is missing, malformed or of an unknown status."""
+
+
+class WebhookVerificationError(OpenRouterVideoError):
+    """An incoming webhook failed verification or parsing; do not act on it.
+
+    Raised by :mod:`airflow_provider_orvideo.webhooks` in a receiver endpoint, never in a task.
+    Messages never contain the signing secret or the expected signature.
+    """
+
+
+class MissingWebhookSignatureError(WebhookVerificationError):
+    """The request has no ``X-OpenRouter-Signature`` header (or an empty one).
+
+    OpenRouter sends it only when a signing secret is configured in the workspace settings.
+    """
+
+
+class MalformedWebhookSignatureError(WebhookVerificationError):
+    """The signature header is not ``t=<unix seconds>,v1=<64 hex digits>[,v1=...]``."""
+
+
+class WebhookTimestampError(WebhookVerificationError):
+    """The signed timestamp is outside the accepted window around our clock.
+
+    ``timestamp`` is the header's ``t`` and ``skew_seconds`` is ``now - t`` (negative when the
+    timestamp lies in the future).
+    """
+
+    def __init__(self, message: str, *, timestamp: int = 0, skew_seconds: float = 0.0) -> None:
+        # Keyword defaults keep ``AirflowException.serialize()`` round trips (message only) valid.
+        super().__init__(message)
+        self.timestamp = timestamp
+        self.skew_seconds = skew_seconds
+
+
+class StaleWebhookTimestampError(WebhookTimestampError):
+    """The signature is older than the tolerance: a late redelivery, a replay, or our clock is ahead."""
+
+
+class FutureWebhookTimestampError(WebhookTimestampError):
+    """The signature is dated further ahead than the tolerance: our clock is probably behind."""
+
+
+class WebhookSignatureMismatchError(WebhookVerificationError):
+    """No ``v1`` value matches: the secret differs from the workspace's, or the body was altered."""
+
+
+class InvalidWebhookPayloadError(WebhookVerificationError, ValueError):
+    """The body is not JSON, or not a documented ``video.generation.*`` event."""

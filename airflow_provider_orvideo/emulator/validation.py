@@ -28,7 +28,9 @@ _CHOICES = {
 _UPSCALING_ONLY = ("upscale_factor", "creativity")
 # input_references item type -> the MIME major type its data: URLs must have
 _REFERENCE_MEDIA = {"image_url": "image", "audio_url": "audio", "video_url": "video"}
-_DATA_URL = re.compile(r"data:(?P<mime>[^;,]*)(?:;[^;,]*)*?;base64,(?P<payload>.*)", re.DOTALL | re.IGNORECASE)
+_DATA_URL = re.compile(
+    r"data:(?P<mime>[^;,]*)(?:;[^;,]*)*?;base64,(?P<payload>.*)", re.DOTALL | re.IGNORECASE
+)
 _MIME = re.compile(r"(?P<major>[a-z]+)/[a-z0-9][a-z0-9!#$&^_.+-]*")
 MAX_SESSION_ID_CHARS = 256
 _TRACE_STRING_KEYS = ("trace_id", "trace_name", "span_name", "generation_name", "parent_span_id")
@@ -137,7 +139,7 @@ def _check_frame_images(body: dict[str, Any], model: dict[str, Any]) -> None:
         if frame.get("type") != "image_url":
             raise _bad(f"{where}.type must be image_url")
         _check_media_part(frame, where, "image_url", "image")
-        frame_type = frame.get("frame_type")
+        frame_type: Any = frame.get("frame_type")
         if frame_type not in supported:
             listed = ", ".join(supported) or "none"
             raise _bad(f"Invalid frame_type {frame_type} for model {model['id']}. Supported: {listed}")
@@ -155,7 +157,7 @@ def _check_input_references(body: dict[str, Any]) -> None:
     for index, reference in enumerate(references):
         where = f"input_references[{index}]"
         kind = reference.get("type") if isinstance(reference, dict) else None
-        if kind not in _REFERENCE_MEDIA:
+        if not isinstance(kind, str) or kind not in _REFERENCE_MEDIA:
             raise _bad(f"{where}.type must be one of {', '.join(_REFERENCE_MEDIA)}")
         _check_media_part(reference, where, kind, _REFERENCE_MEDIA[kind])
 

@@ -261,7 +261,15 @@ class OpenRouterVideoHook(BaseHook):
                 resume_from = output.bytes_written
                 range_header = {"Range": f"bytes={resume_from}-"} if resume_from else None
                 try:
-                    response = self._send(request, stream=True, headers=range_header)
+                    try:
+                        response = self._send(request, stream=True, headers=range_header)
+                    except OpenRouterNotFoundError as gone:
+                        raise VideoDownloadError(
+                            f"Output {index} of OpenRouter video job {job_id} is no longer available "
+                            f"(HTTP {gone.http_status}: {gone.api_message}). The job completed and was billed, "
+                            f"but its video can no longer be fetched; nothing was written to {location}. "
+                            "A retry of this task will find the same; submitting anew means paying again."
+                        ) from None
                     try:
                         expected = self._start_body(response, output, resume_from, expected)
                         # Unsized iteration writes every byte as it arrives, so a cut body resumes exactly there.

@@ -9,7 +9,6 @@ import pytest
 from airflow_provider_orvideo.exceptions import (
     OpenRouterAuthError,
     OpenRouterConflictError,
-    OpenRouterNotFoundError,
     OpenRouterRateLimitError,
     OpenRouterResponseError,
     OpenRouterServerError,
@@ -190,12 +189,22 @@ def test_download_that_keeps_failing_leaves_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
 
 
-def test_gone_output_is_not_found(hook: OpenRouterVideoHook, emulator: Any, tmp_path: Path) -> None:
+def test_gone_output_fails_clearly(hook: OpenRouterVideoHook, emulator: Any, tmp_path: Path) -> None:
     emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0, gone=True)
     job = hook.submit(BODY)
-    with pytest.raises(OpenRouterNotFoundError) as info:
+    with pytest.raises(VideoDownloadError, match="is no longer available \\(HTTP 410") as info:
         hook.download_output(job.id, 0, str(tmp_path / "out.mp4"))
-    assert info.value.http_status == 410
+    assert "was billed" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_vanished_output_fails_clearly(hook: OpenRouterVideoHook, emulator: Any, tmp_path: Path) -> None:
+    emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0)
+    job = hook.submit(BODY)
+    emulator.control.add_fault("content", "vanish")
+    with pytest.raises(VideoDownloadError, match="HTTP 404"):
+        hook.download_output(job.id, 0, str(tmp_path / "out.mp4"))
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_async_poll_shares_the_sync_parsing(hook: OpenRouterVideoHook) -> None:

@@ -154,3 +154,18 @@ async def test_restart_from_serialized_kwargs_is_idempotent(emulator: Any) -> No
 
 def test_event_statuses_match_the_contract() -> None:
     assert {"completed", "failed", "cancelled", "expired", "timeout", "error"} == TRIGGER_EVENT_STATUSES
+
+
+async def test_on_kill_and_cleanup_never_touch_the_job(
+    emulator: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_id = submit(emulator)
+    requests_before = len(emulator.control.requests())
+    trigger = make_trigger(job_id)
+    await trigger.on_kill()
+    await trigger.cleanup()
+    captured = capsys.readouterr()
+    logs = caplog.text + captured.out + captured.err
+    assert f"The task waiting on OpenRouter video job {job_id} was stopped by a user" in logs
+    assert "keeps rendering and will be billed" in logs
+    assert len(emulator.control.requests()) == requests_before
