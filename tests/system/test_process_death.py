@@ -145,6 +145,37 @@ def test_task_killed_right_after_its_post_reattaches_on_retry(stack: AirflowStac
     assert Path(stack.xcom("orvideo_worker_death", run_id, "render")).read_bytes()[4:8] == b"ftyp"
 
 
+def test_marking_a_deferred_task_failed_runs_on_kill_and_leaves_the_job(
+    stack: AirflowStack, emulator: Any
+) -> None:
+    emulator.control.set_job_defaults(pending_seconds=60, in_progress_seconds=60)
+    run_id = stack.trigger("orvideo_triggerer_death")
+    stack.wait_for_task_state("orvideo_triggerer_death", run_id, "render", {"deferred"}, timeout=90)
+    (job,) = emulator.control.jobs()
+    deadline = time.monotonic() + 60
+    while emulator.control.count("poll") == 0:  # the triggerer is running the trigger
+        assert time.monotonic() < deadline, stack.all_log_tails()
+        time.sleep(0.3)
+    response = stack.api(
+        "PATCH",
+        f"/api/v2/dags/orvideo_triggerer_death/dagRuns/{run_id}/taskInstances/render",
+        json={"new_state": "failed"},
+    )
+    assert response.status_code == 200, response.text
+    # Trigger log lines land in the task's log files (the trigger's part), not the triggerer's stdout.
+    expected = f"The task waiting on OpenRouter video job {job['id']} was stopped by a user"
+    deadline = time.monotonic() + 30
+    while not (
+        found := [
+            p for p in stack.home.rglob("*") if p.is_file() and expected in p.read_text(errors="replace")
+        ]
+    ):
+        assert time.monotonic() < deadline, stack.all_log_tails()
+        time.sleep(0.5)
+    assert "keeps rendering and will be billed" in found[0].read_text()
+    assert emulator.control.count("submit", "POST") == 1
+
+
 def test_no_secret_anywhere_in_the_airflow_home(stack: AirflowStack) -> None:
     """After the runs above: the key and signed URLs are in no file of the Airflow home
     (metadata DB with trigger rows, XCom, rendered fields, next_kwargs; every log)."""
