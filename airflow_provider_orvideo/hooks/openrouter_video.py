@@ -56,6 +56,42 @@ _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Transport failures that happen before a request leaves: safe to retry even for a POST."""
 
 
+class _SharedAsyncClients:
+    """One ``httpx.AsyncClient`` per (event loop, base URL, timeout), shared by all triggers.
+
+    A triggerer runs thousands of triggers in one loop; a client (and its TCP/TLS connections)
+    per trigger costs memory and a handshake per poll. Sharing is safe because a client here
+    never holds credentials: every request carries its own ``Authorization`` header, so triggers
+    of different connections share sockets but never keys. Reference-counted: the last trigger to
+    leave closes the client.
+    """
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[int, str, float], list[Any]] = {}
+
+    def acquire(self, settings: ConnectionSettings, timeout: httpx.Timeout) -> httpx.AsyncClient:
+        key = (id(asyncio.get_running_loop()), settings.base_url, settings.timeout)
+        entry = self._clients.get(key)
+        if entry is None:
+            limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+            entry = self._clients[key] = [httpx.AsyncClient(timeout=timeout, limits=limits), 0]
+        entry[1] += 1
+        client: httpx.AsyncClient = entry[0]
+        return client
+
+    async def release(self, client: httpx.AsyncClient) -> None:
+        for key, entry in list(self._clients.items()):
+            if entry[0] is client:
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del self._clients[key]
+                    await client.aclose()
+                return
+
+
+_shared_async_clients = _SharedAsyncClients()
+
+
 def _transport_failure(request: ApiRequest, error: httpx.TransportError) -> OpenRouterVideoError:
     """The exception to raise once retries of a transport failure are exhausted (or not allowed)."""
     reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
@@ -142,10 +178,10 @@ class OpenRouterVideoHook(BaseHook):
             self.__dict__.pop("_client").close()
 
     async def aclose(self) -> None:
-        """Close the async connection pool (call from the loop that used it)."""
+        """Give back the shared async client (call from the loop that used it)."""
         client, self._async_client = self._async_client, None
         if client is not None:
-            await client.aclose()
+            await _shared_async_clients.release(client)
 
     # -- the retry decision shared by both shells ---------------------------------------------
 
@@ -337,7 +373,7 @@ class OpenRouterVideoHook(BaseHook):
         """Async twin of :meth:`_send` (no streaming: the triggerer never downloads)."""
         settings = await self.aget_settings()
         if self._async_client is None:
-            self._async_client = httpx.AsyncClient(timeout=self._timeout(settings))
+            self._async_client = _shared_async_clients.acquire(settings, self._timeout(settings))
         client = self._async_client
         attempt = 0
         while True:

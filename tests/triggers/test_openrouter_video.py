@@ -169,3 +169,29 @@ async def test_on_kill_and_cleanup_never_touch_the_job(
     assert f"The task waiting on OpenRouter video job {job_id} was stopped by a user" in logs
     assert "keeps rendering and will be billed" in logs
     assert len(emulator.control.requests()) == requests_before
+
+
+async def test_triggers_in_one_loop_share_one_client_but_not_keys(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two connections, same server: one pooled client, each request with its own key."""
+    import asyncio
+
+    from airflow_provider_orvideo.hooks import openrouter_video as hook_module
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OTHER_ACCOUNT",
+        json.dumps({"conn_type": "openrouter", "host": emulator.base_url, "password": "wrong-account-key"}),
+    )
+    emulator.control.set_job_defaults(pending_seconds=0.3, in_progress_seconds=0.3)
+    job_id = submit(emulator)
+    good = [make_trigger(job_id) for _ in range(5)]
+    bad = make_trigger(job_id, openrouter_conn_id="other_account")
+    running = asyncio.gather(*(events_of(t) for t in [*good, bad]))
+    await asyncio.sleep(0.1)
+    users_per_client = [users for _, users in hook_module._shared_async_clients._clients.values()]
+    results = await running
+    assert users_per_client == [6]  # one client (one connection pool) for all six triggers
+    assert [events[0].payload["status"] for events in results] == ["completed"] * 5 + ["error"]
+    assert "401" in results[-1][0].payload["message"]  # the other account's key was used, and refused
+    assert hook_module._shared_async_clients._clients == {}  # the last trigger closed the shared client
