@@ -51,9 +51,6 @@ class JobStatus(str, enum.Enum):
         return self.value
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED})
-
-
 @dataclass(frozen=True)
 class ConnectionSettings:
     """Everything needed to talk to one OpenRouter account, resolved from an Airflow connection."""
@@ -208,10 +205,6 @@ class VideoJob:
             return JobStatus(self.status)
         except ValueError:
             return None
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.known_status in TERMINAL_STATUSES
 
     @property
     def output_count(self) -> int:

@@ -6,6 +6,7 @@ import pytest
 
 from airflow_provider_orvideo.api import (
     Endpoint,
+    JobStatus,
     api_error,
     base_url_from_connection,
     content_request,
@@ -81,7 +82,7 @@ def test_parse_job_drops_signed_urls() -> None:
         }
     )
     assert "SECRET" not in repr(job)
-    assert job.is_terminal
+    assert job.known_status is JobStatus.COMPLETED
     assert job.output_count == 1
     assert job.usage() == {"cost": 0.5, "is_byok": False}
 
@@ -95,7 +96,7 @@ def test_parse_job_rejects_malformed_objects(payload: object) -> None:
 def test_unknown_status_is_kept_as_a_string() -> None:
     job = parse_job({"id": "x", "status": "paused"})
     assert job.known_status is None
-    assert not job.is_terminal
+    assert job.status == "paused"
 
 
 def test_parse_models_keeps_nulls_as_undeclared() -> None:
