@@ -300,3 +300,10 @@ def test_a_damaged_earlier_output_is_downloaded_again(emulator: Any, tmp_path: P
     assert Path(one_try()).read_bytes()[4:8] == b"ftyp"
     assert len(emulator.control.requests("content")) == 2
     assert emulator.control.count("submit", "POST") == 1
+
+
+def test_non_deferrable_retry_reattaches_too(emulator: Any, tmp_path: Path) -> None:
+    emulator.control.set_job_defaults(pending_seconds=0.5, in_progress_seconds=1.0)
+    outcome = run_with_retries(emulator, tmp_path, job_timeout=1.0, deferrable=False)
+    assert (outcome.state, outcome.tries, outcome.posts) == ("success", 2, 1)
+    assert "re-attaches to the same job" in str(outcome.errors[0])
