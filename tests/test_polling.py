@@ -15,6 +15,7 @@ from airflow_provider_orvideo.polling import (
     TRIGGER_EVENT_STATUSES,
     EventStatus,
     JobPoller,
+    PollSchedule,
     PollState,
     VideoJobEvent,
 )
@@ -175,3 +176,29 @@ def test_untrustworthy_events_are_rejected(payload: object, fragment: str) -> No
 def test_event_from_an_older_trigger_without_version_is_accepted() -> None:
     event = VideoJobEvent.from_payload({"status": "completed", "job_id": JOB_ID})
     assert event.status is EventStatus.COMPLETED
+
+
+SCHEDULE = PollSchedule.build(30.0, (25.0, 10.0))
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [(0.0, 25.0), (24.9, 25.0), (25.0, 35.0), (34.0, 35.0), (35.0, 65.0), (64.0, 65.0), (100.0, 125.0)],
+)
+def test_schedule_is_anchored_at_submission(after: float, expected: float) -> None:
+    assert SCHEDULE.next_poll_at(submitted_at=0.0, after=after) == expected
+
+
+def test_initial_delays_are_capped_at_the_interval() -> None:
+    assert PollSchedule.build(0.5, (25.0, 10.0)) == PollSchedule(0.5, (0.5, 0.5))
+
+
+def test_scheduled_poller_waits_for_the_first_check_then_follows_the_schedule() -> None:
+    poller = JobPoller(
+        JOB_ID, deadline=1000.0, poll_interval=30.0, submitted_at=100.0, initial_delays=(25.0, 10.0)
+    )
+    assert poller.first_delay(100.2) == pytest.approx(24.8)
+    assert poller.first_delay(500.0) == 0.0  # restarted long after: poll at once
+    assert poller.on_job(PollState(), job("pending"), now=125.1).delay == pytest.approx(9.9)
+    assert poller.on_job(PollState(), job("in_progress"), now=135.0).delay == pytest.approx(30.0)
+    assert poller.on_job(PollState(), job("in_progress"), now=990.0).delay == pytest.approx(10.0)  # deadline

@@ -27,7 +27,9 @@ from airflow_provider_orvideo.exceptions import (
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 from airflow_provider_orvideo.media import resolve_frame_images, resolve_input_references
 from airflow_provider_orvideo.polling import (
+    DEFAULT_INITIAL_POLL_DELAYS,
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    DEFAULT_POLL_INTERVAL_SECONDS,
     EventStatus,
     JobPoller,
     PollState,
@@ -56,7 +58,6 @@ from airflow_provider_orvideo.validation import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DEFAULT_POLL_INTERVAL_SECONDS = 10.0
 DEFAULT_JOB_TIMEOUT = timedelta(hours=1)
 DEFERRAL_GRACE_SECONDS = 300.0
 """Airflow's own deferral timeout is a safety net set past our deadline, so the trigger's
@@ -125,7 +126,9 @@ class OpenRouterVideoOperator(BaseOperator):
         since a job may exist and bill; ``"resubmit"`` submits anyway.
     :param openrouter_conn_id: Connection of type ``openrouter``.
     :param deferrable: Poll in the triggerer (default) instead of holding the worker slot.
-    :param poll_interval: Seconds between status polls.
+    :param poll_interval: Seconds between status polls, after the initial checks. Default 30.
+    :param initial_poll_delays: Delays of the first checks, from the submission; each capped at
+        ``poll_interval``. Default ``(25, 10)``: a check at 25 s and at 35 s, then every 30 s.
     :param job_timeout: How long to wait for the job before failing (``timedelta`` or seconds).
         Default one hour. The job is not cancelled (OpenRouter has no cancel endpoint).
     :param max_consecutive_poll_failures: Transient poll failures tolerated in a row.
@@ -178,6 +181,7 @@ class OpenRouterVideoOperator(BaseOperator):
         openrouter_conn_id: str = OpenRouterVideoHook.default_conn_name,
         deferrable: bool = True,
         poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
+        initial_poll_delays: Sequence[float] = DEFAULT_INITIAL_POLL_DELAYS,
         job_timeout: timedelta | float = DEFAULT_JOB_TIMEOUT,
         max_consecutive_poll_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         **kwargs: Any,
@@ -215,6 +219,9 @@ class OpenRouterVideoOperator(BaseOperator):
         if poll_interval <= 0:
             raise ValueError(f"poll_interval must be positive, got {poll_interval!r}")
         self.poll_interval = float(poll_interval)
+        if any(delay < 0 for delay in initial_poll_delays):
+            raise ValueError(f"initial_poll_delays must not be negative, got {initial_poll_delays!r}")
+        self.initial_poll_delays = [float(delay) for delay in initial_poll_delays]
         self.job_timeout = (
             job_timeout.total_seconds() if isinstance(job_timeout, timedelta) else float(job_timeout)
         )
@@ -318,22 +325,26 @@ class OpenRouterVideoOperator(BaseOperator):
                 )
             )
             job_id = self._submit(ledger, body)
+            submitted_at: float | None = time.time()
         else:
             job_id = decision.job_id or ""
+            submitted_at = None  # re-attached: poll at once, then every poll_interval
         context["ti"].xcom_push(key="job_id", value=job_id)
         if decision.action is Action.DOWNLOAD:
             return self._download(context, job_id)
-        deadline = time.time() + self.job_timeout
+        trigger = OpenRouterVideoTrigger(
+            job_id=job_id,
+            deadline=time.time() + self.job_timeout,
+            openrouter_conn_id=self.openrouter_conn_id,
+            poll_interval=self.poll_interval,
+            max_consecutive_failures=self.max_consecutive_poll_failures,
+            submitted_at=submitted_at,
+            initial_delays=self.initial_poll_delays,
+        )
         if not self.deferrable:
-            return self._finish(context, self._poll_on_worker(job_id, deadline))
+            return self._finish(context, self._poll_on_worker(trigger.poller()))
         self.defer(
-            trigger=OpenRouterVideoTrigger(
-                job_id=job_id,
-                deadline=deadline,
-                openrouter_conn_id=self.openrouter_conn_id,
-                poll_interval=self.poll_interval,
-                max_consecutive_failures=self.max_consecutive_poll_failures,
-            ),
+            trigger=trigger,
             method_name="execute_complete",
             timeout=timedelta(seconds=self.job_timeout + self.poll_interval + DEFERRAL_GRACE_SECONDS),
         )
@@ -389,18 +400,13 @@ class OpenRouterVideoOperator(BaseOperator):
         """Resume on a worker after the trigger's one event: download, or fail with the reason."""
         return self._finish(context, VideoJobEvent.from_payload(event))
 
-    def _poll_on_worker(self, job_id: str, deadline: float) -> VideoJobEvent:
-        """The ``deferrable=False`` twin of the trigger's loop, on the same :class:`JobPoller`."""
-        poller = JobPoller(
-            job_id=job_id,
-            deadline=deadline,
-            poll_interval=self.poll_interval,
-            max_consecutive_failures=self.max_consecutive_poll_failures,
-        )
+    def _poll_on_worker(self, poller: JobPoller) -> VideoJobEvent:
+        """The ``deferrable=False`` twin of the trigger's loop, on the trigger's own :class:`JobPoller`."""
         state = PollState()
+        time.sleep(poller.first_delay(time.time()))
         while True:
             try:
-                job = self.hook.get_job(job_id)
+                job = self.hook.get_job(poller.job_id)
             except OpenRouterVideoError as error:
                 step = poller.on_error(state, error, now=time.time())
             else:

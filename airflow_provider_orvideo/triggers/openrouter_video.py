@@ -5,8 +5,9 @@ Invariants (each one is there because breaking it costs money or a video):
 * **Poll only.** The job is submitted on the worker before deferring; ``run()`` only issues GETs,
   so running it twice (a triggerer restart, two HA triggerers) can never create a second job.
 * **Restart-safe from kwargs.** ``run()`` may start from the top at any moment; everything it
-  needs is in :meth:`serialize`: connection id, job id, poll interval, the *absolute* deadline.
-  A restart re-polls at once and keeps the original deadline.
+  needs is in :meth:`serialize`: connection id, job id, the poll schedule anchored at the
+  *absolute* submission time, the *absolute* deadline. A restart keeps both; it re-polls at once
+  if the first scheduled check has passed.
 * **No secrets in kwargs or events.** The key is resolved in ``run()`` with the async
   connection API; the event carries the job id and OpenRouter's error text, never a URL.
 * **Never block the loop.** All I/O is ``httpx.AsyncClient``; connection lookup is async.
@@ -26,7 +27,13 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_orvideo.exceptions import OpenRouterVideoError
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
-from airflow_provider_orvideo.polling import DEFAULT_MAX_CONSECUTIVE_FAILURES, JobPoller, PollState, PollStep
+from airflow_provider_orvideo.polling import (
+    DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    DEFAULT_POLL_INTERVAL_SECONDS,
+    JobPoller,
+    PollState,
+    PollStep,
+)
 
 
 class OpenRouterVideoTrigger(BaseTrigger):
@@ -35,7 +42,10 @@ class OpenRouterVideoTrigger(BaseTrigger):
     :param job_id: The submitted job's id.
     :param deadline: Absolute Unix time after which the trigger stops waiting (status ``timeout``).
     :param openrouter_conn_id: Airflow connection holding the key (resolved here, never serialized).
-    :param poll_interval: Seconds between polls.
+    :param poll_interval: Seconds between polls (after the initial delays).
+    :param submitted_at: Absolute Unix time of the submission; anchors the schedule. Optional
+        for kwargs written by releases before schedules (they poll every ``poll_interval``).
+    :param initial_delays: Delays of the first checks after submission (see ``PollSchedule``).
     :param max_consecutive_failures: Transient poll failures tolerated in a row before giving up.
     """
 
@@ -45,8 +55,10 @@ class OpenRouterVideoTrigger(BaseTrigger):
         job_id: str,
         deadline: float,
         openrouter_conn_id: str = OpenRouterVideoHook.default_conn_name,
-        poll_interval: float = 10.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        submitted_at: float | None = None,
+        initial_delays: list[float] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.job_id = job_id
@@ -54,6 +66,8 @@ class OpenRouterVideoTrigger(BaseTrigger):
         self.openrouter_conn_id = openrouter_conn_id
         self.poll_interval = float(poll_interval)
         self.max_consecutive_failures = int(max_consecutive_failures)
+        self.submitted_at = None if submitted_at is None else float(submitted_at)
+        self.initial_delays = [float(d) for d in initial_delays or ()]
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-primitive kwargs. New kwargs must get defaults (rolling upgrades)."""
@@ -65,15 +79,20 @@ class OpenRouterVideoTrigger(BaseTrigger):
                 "openrouter_conn_id": self.openrouter_conn_id,
                 "poll_interval": self.poll_interval,
                 "max_consecutive_failures": self.max_consecutive_failures,
+                "submitted_at": self.submitted_at,
+                "initial_delays": self.initial_delays,
             },
         )
 
-    def _poller(self) -> JobPoller:
+    def poller(self) -> JobPoller:
+        """The poll decision for this trigger's job (the operator's worker-side loop uses it too)."""
         return JobPoller(
             job_id=self.job_id,
             deadline=self.deadline,
             poll_interval=self.poll_interval,
             max_consecutive_failures=self.max_consecutive_failures,
+            submitted_at=self.submitted_at,
+            initial_delays=tuple(self.initial_delays),
         )
 
     def _report(self, step: PollStep) -> None:
@@ -83,10 +102,11 @@ class OpenRouterVideoTrigger(BaseTrigger):
             self.log.warning(step.warning)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        poller = self._poller()
+        poller = self.poller()
         hook = OpenRouterVideoHook(self.openrouter_conn_id)
         state = PollState()
         try:
+            await asyncio.sleep(poller.first_delay(time.time()))
             while True:
                 try:
                     job = await hook.aget_job(self.job_id)

@@ -31,19 +31,42 @@ async def events_of(trigger: OpenRouterVideoTrigger) -> list[TriggerEvent]:
 
 
 def test_serialize_is_exact_json_and_round_trips() -> None:
-    trigger = OpenRouterVideoTrigger(job_id="gen-vid-1", deadline=1795510800.0, openrouter_conn_id="my_conn")
+    trigger = OpenRouterVideoTrigger(
+        job_id="gen-vid-1",
+        deadline=1795510800.0,
+        openrouter_conn_id="my_conn",
+        submitted_at=1795507200.0,
+        initial_delays=[25, 10],
+    )
     classpath, kwargs = trigger.serialize()
     assert classpath == CLASSPATH
     assert kwargs == {
         "job_id": "gen-vid-1",
         "deadline": 1795510800.0,
         "openrouter_conn_id": "my_conn",
-        "poll_interval": 10.0,
+        "poll_interval": 30.0,
         "max_consecutive_failures": 5,
+        "submitted_at": 1795507200.0,
+        "initial_delays": [25.0, 10.0],
     }
     assert json.loads(json.dumps(kwargs)) == kwargs
     rebuilt = import_string(classpath)(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
+
+
+def test_kwargs_of_the_first_release_still_load() -> None:
+    """A trigger serialized by 0.1.0 (no schedule kwargs) is re-created by this release."""
+    legacy = {
+        "job_id": "gen-vid-1",
+        "deadline": 1795510800.0,
+        "openrouter_conn_id": "c",
+        "poll_interval": 10.0,
+        "max_consecutive_failures": 5,
+    }
+    trigger = import_string(CLASSPATH)(**legacy)
+    poller = trigger.poller()
+    assert poller.submitted_at is None
+    assert poller.first_delay(now=1795510000.0) == 0.0  # polls at once, then every poll_interval
 
 
 def test_kwargs_hold_no_secret(emulator: Any) -> None:
