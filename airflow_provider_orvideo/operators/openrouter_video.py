@@ -128,7 +128,7 @@ class OpenRouterVideoOperator(BaseOperator):
     :param deferrable: Poll in the triggerer (default) instead of holding the worker slot.
     :param poll_interval: Seconds between status polls, after the initial checks. Default 30.
     :param initial_poll_delays: Delays of the first checks, from the submission; each capped at
-        ``poll_interval``. Default ``(25, 10)``: a check at 25 s and at 35 s, then every 30 s.
+        ``poll_interval``. Default ``(30, 10, 20)``: checks at 30 s and 40 s, then at 60, 90, ... s.
     :param job_timeout: How long to wait for the job before failing (``timedelta`` or seconds).
         Default one hour. The job is not cancelled (OpenRouter has no cancel endpoint).
     :param max_consecutive_poll_failures: Transient poll failures tolerated in a row.
