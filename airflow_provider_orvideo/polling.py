@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from airflow_provider_orvideo.api import JobStatus, VideoJob
+from airflow_provider_orvideo.defaults import DEFAULT_MAX_CONSECUTIVE_FAILURES
 from airflow_provider_orvideo.exceptions import (
     OpenRouterApiError,
     OpenRouterRateLimitError,
@@ -32,7 +33,6 @@ from airflow_provider_orvideo.exceptions import (
 )
 
 EVENT_VERSION = 1
-DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
 
 
 class EventStatus(str, enum.Enum):
@@ -144,14 +144,6 @@ _REMOTE_TERMINAL = {
     JobStatus.CANCELLED: EventStatus.CANCELLED,
     JobStatus.EXPIRED: EventStatus.EXPIRED,
 }
-
-
-DEFAULT_POLL_INTERVAL_SECONDS = 30.0
-DEFAULT_INITIAL_POLL_DELAYS = (30.0, 10.0, 20.0)
-"""Default schedule: checks 30 s and 40 s after submission, then on the 30 s grid (60, 90, ...).
-Videos take 30 s to minutes. Against a fixed 30 s interval this finds a 30 s job about 5 s after
-it completes instead of about 24 s, with the same number of polls; longer jobs cost one extra
-poll (measured in ``benchmarks/completion_detection.py``)."""
 
 
 @dataclass(frozen=True)

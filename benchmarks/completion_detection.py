@@ -33,7 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from airflow_provider_orvideo.api import VideoJob
-from airflow_provider_orvideo.polling import DEFAULT_INITIAL_POLL_DELAYS, JobPoller, PollState
+from airflow_provider_orvideo.defaults import DEFAULT_INITIAL_POLL_DELAYS
+from airflow_provider_orvideo.polling import JobPoller, PollState
 
 SCHEDULES: dict[str, tuple[float, tuple[float, ...]]] = {
     "default (30 s, 40 s, then every 30 s)": (30.0, DEFAULT_INITIAL_POLL_DELAYS),

@@ -37,6 +37,7 @@ from airflow_provider_orvideo.api import (
     settings_from_connection,
     submit_request,
 )
+from airflow_provider_orvideo.defaults import DEFAULT_CONN_ID
 from airflow_provider_orvideo.exceptions import (
     OpenRouterNotFoundError,
     OpenRouterTransportError,
@@ -124,7 +125,7 @@ class OpenRouterVideoHook(BaseHook):
     """
 
     conn_name_attr = "openrouter_conn_id"
-    default_conn_name = "openrouter_default"
+    default_conn_name = DEFAULT_CONN_ID
     conn_type = "openrouter"
     hook_name = "OpenRouter"
 

@@ -10,55 +10,26 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_orvideo.exceptions import (
-    OpenRouterApiError,
-    OpenRouterNotFoundError,
-    OpenRouterTransportError,
-    OpenRouterVideoError,
-    ResubmissionRefusedError,
-    VideoCostLimitError,
-    VideoJobCancelledError,
-    VideoJobError,
-    VideoJobExpiredError,
-    VideoJobFailedError,
-    VideoJobPollingError,
-    VideoJobTimeoutError,
-)
-from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
-from airflow_provider_orvideo.media import resolve_frame_images, resolve_input_references
-from airflow_provider_orvideo.polling import (
+from airflow_provider_orvideo.defaults import (
+    DEFAULT_CONN_ID,
     DEFAULT_INITIAL_POLL_DELAYS,
+    DEFAULT_JOB_TIMEOUT_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_POLL_INTERVAL_SECONDS,
-    EventStatus,
-    JobPoller,
-    PollState,
-    VideoJobEvent,
-)
-from airflow_provider_orvideo.pricing import CostEstimate, estimate_cost
-from airflow_provider_orvideo.resume import (
-    Action,
-    Decision,
-    OrphanPolicy,
-    SubmissionLedger,
-    SubmissionRecord,
-    decide,
-    fingerprint,
-    needs_remote_check,
-)
-from airflow_provider_orvideo.storage import is_complete_output, output_location
-from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
-from airflow_provider_orvideo.validation import (
-    VideoRequest,
-    build_request,
-    check_against_model,
-    check_body_size,
 )
 
+# Only what DAG parsing needs is imported at module level: the dag-processor imports this module
+# all day. Everything that runs a task is imported inside the methods below.
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DEFAULT_JOB_TIMEOUT = timedelta(hours=1)
+    from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
+    from airflow_provider_orvideo.polling import JobPoller, VideoJobEvent
+    from airflow_provider_orvideo.pricing import CostEstimate
+    from airflow_provider_orvideo.resume import Decision, SubmissionLedger
+    from airflow_provider_orvideo.validation import VideoRequest
+
+ORPHAN_POLICIES = ("fail", "resubmit")
 DEFERRAL_GRACE_SECONDS = 300.0
 """Airflow's own deferral timeout is a safety net set past our deadline, so the trigger's
 ``timeout`` event (which reaches ``execute_complete`` with a clear message) always fires first."""
@@ -68,13 +39,6 @@ _RETRY_WORDS = {
     False: "A retry of this task will not submit again (resubmit_failed_jobs=False).",
 }
 _RETRY_REATTACHES = "A retry of this task re-attaches to the same job instead of paying again."
-_FAILURE_CLASSES: dict[EventStatus, type[VideoJobError]] = {
-    EventStatus.FAILED: VideoJobFailedError,
-    EventStatus.CANCELLED: VideoJobCancelledError,
-    EventStatus.EXPIRED: VideoJobExpiredError,
-    EventStatus.TIMEOUT: VideoJobTimeoutError,
-    EventStatus.ERROR: VideoJobPollingError,
-}
 
 
 class OpenRouterVideoOperator(BaseOperator):
@@ -177,12 +141,12 @@ class OpenRouterVideoOperator(BaseOperator):
         max_cost_usd: float | None = None,
         strict_cost_check: bool = False,
         resubmit_failed_jobs: bool = True,
-        orphan_policy: OrphanPolicy | str = OrphanPolicy.FAIL,
-        openrouter_conn_id: str = OpenRouterVideoHook.default_conn_name,
+        orphan_policy: str = "fail",
+        openrouter_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool = True,
         poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
         initial_poll_delays: Sequence[float] = DEFAULT_INITIAL_POLL_DELAYS,
-        job_timeout: timedelta | float = DEFAULT_JOB_TIMEOUT,
+        job_timeout: timedelta | float = DEFAULT_JOB_TIMEOUT_SECONDS,
         max_consecutive_poll_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         **kwargs: Any,
     ) -> None:
@@ -209,11 +173,11 @@ class OpenRouterVideoOperator(BaseOperator):
         self.max_cost_usd = max_cost_usd
         self.strict_cost_check = strict_cost_check
         self.resubmit_failed_jobs = resubmit_failed_jobs
-        try:
-            self.orphan_policy = OrphanPolicy(orphan_policy)
-        except ValueError:
-            allowed = ", ".join(repr(p.value) for p in OrphanPolicy)
-            raise ValueError(f"orphan_policy={orphan_policy!r} is not one of {allowed}") from None
+        if orphan_policy not in ORPHAN_POLICIES:
+            raise ValueError(
+                f"orphan_policy={orphan_policy!r} is not one of {', '.join(map(repr, ORPHAN_POLICIES))}"
+            )
+        self.orphan_policy = str(orphan_policy)
         self.openrouter_conn_id = openrouter_conn_id
         self.deferrable = deferrable
         if poll_interval <= 0:
@@ -231,6 +195,8 @@ class OpenRouterVideoOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> OpenRouterVideoHook:
+        from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
+
         return OpenRouterVideoHook(self.openrouter_conn_id)
 
     # -- before money -------------------------------------------------------------------------
@@ -257,6 +223,9 @@ class OpenRouterVideoOperator(BaseOperator):
 
     def _video_request(self, context: Context) -> VideoRequest:
         """Type-check the rendered fields and read the media sources (no OpenRouter call)."""
+        from airflow_provider_orvideo.media import resolve_frame_images, resolve_input_references
+        from airflow_provider_orvideo.validation import build_request
+
         frame_images = resolve_frame_images(self.frame_images)
         input_references = resolve_input_references(self.input_references)
         if frame_images and input_references:
@@ -283,6 +252,8 @@ class OpenRouterVideoOperator(BaseOperator):
         )
 
     def _check_cost(self, estimate: CostEstimate) -> None:
+        from airflow_provider_orvideo.exceptions import VideoCostLimitError
+
         bound = " (upper bound)" if estimate.upper_bound else ""
         if estimate.usd is not None:
             self.log.info("Estimated cost: $%.4f%s = %s.", estimate.usd, bound, estimate.formula)
@@ -309,6 +280,11 @@ class OpenRouterVideoOperator(BaseOperator):
     # -- execute ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
+        from airflow_provider_orvideo.pricing import estimate_cost
+        from airflow_provider_orvideo.resume import Action, SubmissionLedger, fingerprint
+        from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
+        from airflow_provider_orvideo.validation import check_against_model, check_body_size
+
         request = self._video_request(context)
         model = check_against_model(request, self.hook.list_models())
         check_body_size(request)
@@ -351,6 +327,9 @@ class OpenRouterVideoOperator(BaseOperator):
 
     def _decide(self, ledger: SubmissionLedger, digest: str) -> Decision:
         """Look at what earlier tries of this task instance recorded, and at their job."""
+        from airflow_provider_orvideo.exceptions import OpenRouterNotFoundError, ResubmissionRefusedError
+        from airflow_provider_orvideo.resume import Action, OrphanPolicy, decide, needs_remote_check
+
         if not ledger.durable:
             self.log.warning(
                 "No task_state_store in the context: a retry of this task cannot re-attach to this job "
@@ -367,7 +346,7 @@ class OpenRouterVideoOperator(BaseOperator):
             record,
             digest,
             remote=remote,
-            orphan_policy=self.orphan_policy,
+            orphan_policy=OrphanPolicy(self.orphan_policy),
             resubmit_failed=self.resubmit_failed_jobs,
         )
         if record is not None:
@@ -383,6 +362,9 @@ class OpenRouterVideoOperator(BaseOperator):
 
     def _submit(self, ledger: SubmissionLedger, body: dict[str, Any]) -> str:
         """POST the job between an intent record and a submitted record."""
+        from airflow_provider_orvideo.exceptions import OpenRouterApiError, OpenRouterTransportError
+        from airflow_provider_orvideo.resume import SubmissionRecord, fingerprint
+
         intent = SubmissionRecord.intent(fingerprint(body))
         ledger.save(intent)
         try:
@@ -398,10 +380,15 @@ class OpenRouterVideoOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume on a worker after the trigger's one event: download, or fail with the reason."""
+        from airflow_provider_orvideo.polling import VideoJobEvent
+
         return self._finish(context, VideoJobEvent.from_payload(event))
 
     def _poll_on_worker(self, poller: JobPoller) -> VideoJobEvent:
         """The ``deferrable=False`` twin of the trigger's loop, on the trigger's own :class:`JobPoller`."""
+        from airflow_provider_orvideo.exceptions import OpenRouterVideoError
+        from airflow_provider_orvideo.polling import PollState
+
         state = PollState()
         time.sleep(poller.first_delay(time.time()))
         while True:
@@ -423,13 +410,23 @@ class OpenRouterVideoOperator(BaseOperator):
     # -- after the job ends -------------------------------------------------------------------
 
     def _finish(self, context: Context, event: VideoJobEvent) -> str:
+        from airflow_provider_orvideo import exceptions
+        from airflow_provider_orvideo.polling import EventStatus
+
+        failure_classes: dict[EventStatus, type[exceptions.VideoJobError]] = {
+            EventStatus.FAILED: exceptions.VideoJobFailedError,
+            EventStatus.CANCELLED: exceptions.VideoJobCancelledError,
+            EventStatus.EXPIRED: exceptions.VideoJobExpiredError,
+            EventStatus.TIMEOUT: exceptions.VideoJobTimeoutError,
+            EventStatus.ERROR: exceptions.VideoJobPollingError,
+        }
         if event.status is EventStatus.COMPLETED:
             return self._download(context, event.job_id)
         if event.status in (EventStatus.TIMEOUT, EventStatus.ERROR):
             retry = _RETRY_REATTACHES
         else:
             retry = _RETRY_WORDS[self.resubmit_failed_jobs]
-        raise _FAILURE_CLASSES[event.status](
+        raise failure_classes[event.status](
             f"{event.message} {retry}", job_id=event.job_id, remote_error=event.remote_error
         )
 
@@ -438,6 +435,9 @@ class OpenRouterVideoOperator(BaseOperator):
 
         Outputs an earlier try already saved completely (recorded size, MP4 signature) are kept.
         """
+        from airflow_provider_orvideo.resume import SubmissionLedger
+        from airflow_provider_orvideo.storage import is_complete_output, output_location
+
         job = self.hook.get_job(job_id)
         ledger = SubmissionLedger(context.get("task_state_store"))
         record = ledger.load()

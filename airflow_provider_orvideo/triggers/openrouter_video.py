@@ -25,15 +25,14 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_orvideo.exceptions import OpenRouterVideoError
-from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
-from airflow_provider_orvideo.polling import (
+from airflow_provider_orvideo.defaults import (
+    DEFAULT_CONN_ID,
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_POLL_INTERVAL_SECONDS,
-    JobPoller,
-    PollState,
-    PollStep,
 )
+from airflow_provider_orvideo.exceptions import OpenRouterVideoError
+from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
+from airflow_provider_orvideo.polling import JobPoller, PollState, PollStep
 
 
 class OpenRouterVideoTrigger(BaseTrigger):
@@ -54,7 +53,7 @@ class OpenRouterVideoTrigger(BaseTrigger):
         *,
         job_id: str,
         deadline: float,
-        openrouter_conn_id: str = OpenRouterVideoHook.default_conn_name,
+        openrouter_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
         max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
         submitted_at: float | None = None,

@@ -177,3 +177,25 @@ def test_bad_timing_arguments_fail_at_parse_time(
 ) -> None:
     with pytest.raises(ValueError, match=fragment):
         make_operator(tmp_path, **kwargs)
+
+
+def test_dag_parsing_imports_only_the_operator_module() -> None:
+    """The dag-processor imports the operator all day: the hook, trigger, validation, media and
+    state modules load only when a task runs (benchmarks/README.md has the import cost)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, airflow_provider_orvideo.operators.openrouter_video; "
+        "print(sorted(m for m in sys.modules if m.startswith('airflow_provider_orvideo')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == str(
+        [
+            "airflow_provider_orvideo",
+            "airflow_provider_orvideo.defaults",
+            "airflow_provider_orvideo.get_provider_info",  # Airflow reads provider metadata at start-up
+            "airflow_provider_orvideo.operators",
+            "airflow_provider_orvideo.operators.openrouter_video",
+        ]
+    )
