@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install clean
+.PHONY: demo test bench install clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,15 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# Benchmarks are not tests: they measure this machine and print tables (see benchmarks/README.md).
+bench: install
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,bench]"
+	$(BIN)/python benchmarks/dag_parse_cost.py
+	$(BIN)/python benchmarks/completion_detection.py
+	$(BIN)/python benchmarks/download.py
+	$(BIN)/python benchmarks/triggerer_capacity.py
+	$(BIN)/python benchmarks/worker_slot_time.py
 
 clean:
 	rm -rf $(VENV) .demo build dist *.egg-info
