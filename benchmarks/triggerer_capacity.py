@@ -5,6 +5,10 @@ Run it from the repository root with the project's virtualenv::
     .venv/bin/python benchmarks/triggerer_capacity.py                 # N = 100, 1,000, 10,000; 30 s interval
     .venv/bin/python benchmarks/triggerer_capacity.py --quick         # a ~2 minute smoke run
     .venv/bin/python benchmarks/triggerer_capacity.py --n 10000 --interval 30 --window 60
+    # experiments (N=10,000, shared client only; write elsewhere to keep the headline files):
+    .venv/bin/python benchmarks/triggerer_capacity.py --n 10000 --patterns shared --stagger 0 \
+        --out /tmp/restart.png --json-out /tmp/restart.json     # all picked up at once (restart)
+    ... --gate 10     # prototype of the proposed fix: <= 10 requests inside httpx's pool at once
 
 What it does
 ------------
@@ -18,8 +22,16 @@ What it does
   ``initial_delays``, ``submitted_at``) with a deadline a week away. Starts are spread uniformly
   over one interval (a triggerer picks triggers up over time); each job was submitted just long
   enough before its pickup that the initial checks are past, so a trigger polls at once and then
-  every interval on its own grid (the steady state). After ``--warmup`` seconds more, a steady
-  window of ``--window`` seconds is measured.
+  every interval on its own grid (the steady state); submission times are spread over one
+  interval, so the grids are too. After ``--warmup`` seconds more, a steady window of
+  ``--window`` seconds is measured. ``--stagger 0`` starts all triggers at once instead, as a
+  triggerer does after a restart or a handover (each still on its own grid afterwards).
+* The emulator runs with a listen backlog of 4,096 instead of socketserver's 5 (a class attribute
+  set in the benchmark's emulator process, see ``serve_emulator``): with 5, the naive pattern's
+  bursts of new connections got SYNs dropped (1 s retransmits), an emulator artefact.
+* A watchdog thread aborts a trigger process whose RSS passes ``--rss-cap-mb`` (default 4,096) or
+  whose event loop is too overloaded to end the window in time, and reports what it measured up
+  to then (marked "aborted" / "collapsed").
 * Patterns:
   - ``shared``: the package as shipped (all triggers share one pooled ``httpx.AsyncClient``).
   - ``naive``: the same trigger and hook, but every poll gets a brand-new ``httpx.AsyncClient``
@@ -48,6 +60,9 @@ What is measured (trigger process, inside the window only)
   to the emulator. The wake-up lateness (start of ``aget_job``) is also recorded.
 * **Emulator CPU** = the emulator process's user+system CPU over the same window (psutil), to
   show whether the emulator, not the triggers, was the bottleneck.
+* Also recorded (JSON): requests inside httpx's connection pool (in flight + queued, sampled
+  every 0.5 s), GC pauses (``gc.callbacks``), GC-tracked objects per trigger, the machine's other
+  load during the window, and the kernel's listen-queue drops.
 
 Outputs: a markdown table on stdout, ``benchmarks/capacity.png`` (the capacity curve) and
 ``benchmarks/capacity.json`` (raw numbers). Before measuring, the script waits (up to 15 min)
@@ -412,9 +427,11 @@ async def _child_run(args: argparse.Namespace) -> None:
     deadline = time.time() + 7 * 86400
     # Triggers are built as the operator builds them (default schedule: checks 30 s and 40 s after
     # submission, then on the poll_interval grid) and picked up as a triggerer picks up existing
-    # triggers: their jobs were submitted just long enough ago that the initial checks are past,
-    # so each polls at once and then every poll_interval on its own grid - the steady state.
+    # triggers: their jobs were submitted long enough ago that the initial checks are past, so each
+    # polls at once and then every poll_interval on its own grid - the steady state. Submission
+    # times are spread uniformly over one interval, so the grids are too, whatever --stagger says.
     past_initial_checks = sum(min(d, args.interval) for d in DEFAULT_INITIAL_POLL_DELAYS)
+    wall0 = time.time()
     step = args.stagger * args.interval / args.n
 
     async def consume(trigger: OpenRouterVideoTrigger) -> None:
@@ -434,7 +451,7 @@ async def _child_run(args: argparse.Namespace) -> None:
                     job_id=job_ids[i],
                     deadline=deadline,
                     poll_interval=args.interval,
-                    submitted_at=time.time() - past_initial_checks,
+                    submitted_at=wall0 - past_initial_checks - i * args.interval / args.n,
                     initial_delays=list(DEFAULT_INITIAL_POLL_DELAYS),
                 )
                 tasks.append(loop.create_task(consume(trigger)))
