@@ -13,9 +13,13 @@ status are logged.
 from __future__ import annotations
 
 import asyncio
+import http.client
+import ssl
 import time
+from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlencode
 
 import httpx
 from airflow.sdk import BaseHook
@@ -45,6 +49,13 @@ from airflow_provider_orvideo.exceptions import (
     SubmitOutcomeUnknownError,
     VideoDownloadError,
 )
+from airflow_provider_orvideo.hooks._content_stream import (
+    READ_BUFFER_BYTES,
+    ContentNotSentError,
+    ContentResponse,
+    direct_route_available,
+    open_content,
+)
 from airflow_provider_orvideo.retry import DEFAULT_RETRY_POLICY, RetryPolicy, parse_retry_after
 from airflow_provider_orvideo.storage import AtomicOutput, looks_like_mp4
 
@@ -53,8 +64,30 @@ _models_cache: dict[str, tuple[float, dict[str, VideoModel]]] = {}
 """Per-process cache of ``GET /videos/models`` by base URL. The list is the same for every key,
 and a mapped task over hundreds of prompts on one worker process should fetch it once."""
 
-_NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, ContentNotSentError)
 """Transport failures that happen before a request leaves: safe to retry even for a POST."""
+
+_TRANSPORT_ERRORS = (httpx.TransportError, OSError, http.client.HTTPException)
+"""What a broken exchange raises: httpx's errors, and the socket/``http.client`` errors of the
+direct content path (``hooks/_content_stream.py``)."""
+
+
+class _Headers(Protocol):
+    def get(self, name: str, default: Any = None, /) -> Any: ...
+
+
+class _Answer(Protocol):
+    """What the retry loop needs of a response, from httpx or from the direct content path."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> _Headers: ...
+    def read(self) -> bytes: ...
+    def close(self) -> None: ...
+
+
+_AnswerT = TypeVar("_AnswerT", bound=_Answer)
 
 
 class _SharedAsyncClients:
@@ -93,7 +126,7 @@ class _SharedAsyncClients:
 _shared_async_clients = _SharedAsyncClients()
 
 
-def _transport_failure(request: ApiRequest, error: httpx.TransportError) -> OpenRouterVideoError:
+def _transport_failure(request: ApiRequest, error: Exception) -> OpenRouterVideoError:
     """The exception to raise once retries of a transport failure are exhausted (or not allowed)."""
     reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     if request.endpoint is Endpoint.SUBMIT and not isinstance(error, _NOT_SENT_ERRORS):
@@ -113,6 +146,14 @@ def _status_failure(request: ApiRequest, status_code: int, body: bytes) -> OpenR
             "not retried automatically, to avoid paying for a second video.",
         )
     return error
+
+
+def _body_chunks(
+    response: ContentResponse | httpx.Response, buffer: bytearray
+) -> Iterable[bytes | memoryview]:
+    if isinstance(response, ContentResponse):
+        return response.iter_into(buffer)
+    return response.iter_bytes()  # unsized: every byte is handed over as it arrives
 
 
 class OpenRouterVideoHook(BaseHook):
@@ -186,9 +227,7 @@ class OpenRouterVideoHook(BaseHook):
 
     # -- the retry decision shared by both shells ---------------------------------------------
 
-    def _delay_after_status(
-        self, request: ApiRequest, attempt: int, response: httpx.Response
-    ) -> float | None:
+    def _delay_after_status(self, request: ApiRequest, attempt: int, response: _Answer) -> float | None:
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now=time.time())
         return self.retry_policy.delay_after_status(
             idempotent=request.endpoint.idempotent,
@@ -198,7 +237,7 @@ class OpenRouterVideoHook(BaseHook):
         )
 
     def _delay_after_transport_error(
-        self, request: ApiRequest, attempt: int, error: httpx.TransportError
+        self, request: ApiRequest, attempt: int, error: Exception
     ) -> float | None:
         return self.retry_policy.delay_after_transport_error(
             idempotent=request.endpoint.idempotent,
@@ -223,9 +262,8 @@ class OpenRouterVideoHook(BaseHook):
     ) -> httpx.Response:
         """Send with retries; return a response with status < 400 or raise a typed error."""
         settings = self.get_settings()
-        attempt = 0
-        while True:
-            attempt += 1
+
+        def exchange() -> httpx.Response:
             outgoing = self._client.build_request(
                 request.method,
                 request.url(settings),
@@ -233,9 +271,18 @@ class OpenRouterVideoHook(BaseHook):
                 headers=request.headers(settings, headers),
                 content=request.encoded_body(),
             )
+            return self._client.send(outgoing, stream=stream)
+
+        return self._with_retries(request, exchange)
+
+    def _with_retries(self, request: ApiRequest, exchange: Callable[[], _AnswerT]) -> _AnswerT:
+        """Run ``exchange`` until it answers below 400, retrying as the policy allows."""
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                response = self._client.send(outgoing, stream=stream)
-            except httpx.TransportError as error:
+                response = exchange()
+            except _TRANSPORT_ERRORS as error:
                 delay = self._delay_after_transport_error(request, attempt, error)
                 if delay is None:
                     raise _transport_failure(request, error) from None
@@ -283,12 +330,13 @@ class OpenRouterVideoHook(BaseHook):
     def download_output(self, job_id: str, index: int, location: str) -> int:
         """Stream output ``index`` of a completed job to ``location``; return its size in bytes.
 
-        Memory stays flat: bytes are written as they arrive (network-sized chunks). A body cut short is resumed with an HTTP Range
-        request when the server advertises ``Accept-Ranges: bytes`` (otherwise restarted), up to
-        the retry policy's attempts. The file appears at ``location`` only when complete, of the
-        announced length, and an MP4; otherwise nothing is left there.
+        Memory stays flat: the body is read into one 64 KiB buffer and written as it arrives. A
+        body cut short is resumed with an HTTP Range request (restarted from zero when the server
+        ignores the range), up to the retry policy's attempts. The file appears at ``location``
+        only when complete, of the announced length, and an MP4; otherwise nothing is left there.
         """
         request = content_request(job_id, index)
+        buffer = bytearray(READ_BUFFER_BYTES)
         output = AtomicOutput(location).open()
         try:
             expected: int | None = None
@@ -299,7 +347,7 @@ class OpenRouterVideoHook(BaseHook):
                 range_header = {"Range": f"bytes={resume_from}-"} if resume_from else None
                 try:
                     try:
-                        response = self._send(request, stream=True, headers=range_header)
+                        response = self._open_content(request, range_header)
                     except OpenRouterNotFoundError as gone:
                         raise VideoDownloadError(
                             f"Output {index} of OpenRouter video job {job_id} is no longer available "
@@ -308,13 +356,13 @@ class OpenRouterVideoHook(BaseHook):
                             "A retry of this task will find the same; submitting anew means paying again."
                         ) from None
                     try:
-                        expected = self._start_body(response, output, resume_from, expected)
-                        # Unsized iteration writes every byte as it arrives, so a cut body resumes exactly there.
-                        for chunk in response.iter_bytes():
+                        expected = self._start_body(request, response, output, resume_from, expected)
+                        # Every byte is written as it arrives, so a cut body resumes exactly there.
+                        for chunk in _body_chunks(response, buffer):
                             output.write(chunk)
                     finally:
                         response.close()
-                except httpx.TransportError as error:
+                except _TRANSPORT_ERRORS as error:
                     delay = self._delay_after_transport_error(request, attempt, error)
                     if delay is None:
                         raise VideoDownloadError(
@@ -334,14 +382,45 @@ class OpenRouterVideoHook(BaseHook):
             output.discard()
             raise
 
+    def _open_content(
+        self, request: ApiRequest, extra_headers: dict[str, str] | None
+    ) -> ContentResponse | httpx.Response:
+        """Start the content GET (with retries): direct ``http.client`` unless a proxy applies."""
+        settings = self.get_settings()
+        url = f"{request.url(settings)}?{urlencode(dict(request.params))}"
+        if not direct_route_available(url):
+            return self._send(request, stream=True, headers=extra_headers)
+        connect_timeout = self._timeout(settings).connect or settings.timeout
+        headers = request.headers(settings, extra_headers)
+        return self._with_retries(
+            request,
+            lambda: open_content(
+                url,
+                headers,
+                connect_timeout=connect_timeout,
+                read_timeout=settings.timeout,
+                ssl_context=self._ssl_context if url.startswith("https:") else None,
+            ),
+        )
+
+    @cached_property
+    def _ssl_context(self) -> ssl.SSLContext:
+        """The same trust store httpx uses (certifi, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``)."""
+        return httpx.create_ssl_context()
+
     def _start_body(
-        self, response: httpx.Response, output: AtomicOutput, resume_from: int, expected: int | None
+        self,
+        request: ApiRequest,
+        response: ContentResponse | httpx.Response,
+        output: AtomicOutput,
+        resume_from: int,
+        expected: int | None,
     ) -> int | None:
         """Check a (possibly ranged) download answer before writing its body; return the full length."""
         content_type = response.headers.get("Content-Type", "")
         if not content_type.startswith("video/"):
             raise VideoDownloadError(
-                f"OpenRouter served {response.request.url.path} as {content_type or 'no content type'!r}, "
+                f"OpenRouter served {request.describe()} as {content_type or 'no content type'!r}, "
                 "not video; nothing was saved."
             )
         if resume_from and response.status_code == 206:

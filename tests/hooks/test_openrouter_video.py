@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from airflow_provider_orvideo.exceptions import (
     SubmitOutcomeUnknownError,
     VideoDownloadError,
 )
+from airflow_provider_orvideo.hooks._content_stream import direct_route_available
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 from airflow_provider_orvideo.retry import RetryPolicy
 
@@ -244,3 +246,45 @@ def test_test_connection_reports_key_acceptance(emulator: Any, monkeypatch: pyte
     ok, message = OpenRouterVideoHook(retry_policy=FAST).test_connection()
     assert ok is False
     assert "401" in message
+
+
+def test_content_route_honours_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "https://openrouter.ai/api/v1/videos/j/content?index=0"
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    assert direct_route_available(url)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert not direct_route_available(url)
+    assert direct_route_available("http://127.0.0.1:8080/api/v1/videos/j/content")
+    monkeypatch.setenv("NO_PROXY", "openrouter.ai")
+    assert direct_route_available(url)
+
+
+def test_download_goes_through_a_configured_proxy(
+    hook: OpenRouterVideoHook, emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a proxy set for the emulator's URL, the download uses it (here: a dead one) instead of going direct."""
+    emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0)
+    job = hook.submit(BODY)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        dead_proxy = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    monkeypatch.setenv("HTTP_PROXY", dead_proxy)
+    proxied = OpenRouterVideoHook(retry_policy=FAST)
+    with pytest.raises(OpenRouterTransportError, match="Connection refused"):
+        proxied.download_output(job.id, 0, str(tmp_path / "out.mp4"))
+    assert list(tmp_path.iterdir()) == []
+    assert emulator.control.requests("content") == []
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert OpenRouterVideoHook(retry_policy=FAST).download_output(job.id, 0, str(tmp_path / "out.mp4")) > 1000
