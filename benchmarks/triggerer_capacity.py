@@ -8,7 +8,6 @@ Run it from the repository root with the project's virtualenv::
     # experiments (N=10,000, shared client only; write elsewhere to keep the headline files):
     .venv/bin/python benchmarks/triggerer_capacity.py --n 10000 --patterns shared --stagger 0 \
         --out /tmp/restart.png --json-out /tmp/restart.json     # all picked up at once (restart)
-    ... --gate 10     # prototype of the proposed fix: <= 10 requests inside httpx's pool at once
 
 What it does
 ------------
@@ -134,7 +133,7 @@ class _Recorder:
             self.gc["gen2_collections"] += 1
 
 
-def _instrument(pattern: str, recorder: _Recorder, gate: int = 0) -> None:
+def _instrument(pattern: str, recorder: _Recorder) -> None:
     import httpx
 
     from airflow_provider_orvideo.hooks import openrouter_video as hook_mod
@@ -162,47 +161,13 @@ def _instrument(pattern: str, recorder: _Recorder, gate: int = 0) -> None:
         class _NewClientPerPoll:
             """Replaces the shared pool: a fresh client (and TCP connection) per acquire, closed on release."""
 
-            def acquire(self, settings: Any, timeout: httpx.Timeout) -> httpx.AsyncClient:
-                return httpx.AsyncClient(timeout=timeout)
+            def acquire(self, settings: Any, timeout: httpx.Timeout) -> Any:
+                return hook_mod._SharedClient(httpx.AsyncClient(timeout=timeout), asyncio.Semaphore(1))
 
-            async def release(self, client: httpx.AsyncClient) -> None:
-                await client.aclose()
+            async def release(self, shared: Any) -> None:
+                await shared.client.aclose()
 
         hook_mod._shared_async_clients = _NewClientPerPoll()  # type: ignore[assignment]
-
-    elif gate:
-        shared = hook_mod._shared_async_clients
-
-        class _GatedClient:
-            """The shared client behind an asyncio.Semaphore: at most ``gate`` requests inside httpcore's
-            pool at once; the rest wait on the semaphore (O(1) per wake-up) instead of in the pool's
-            request queue, which httpcore 1.0.9 rescans on every assignment pass."""
-
-            def __init__(self, client: httpx.AsyncClient) -> None:
-                self.client = client
-                self.semaphore = asyncio.Semaphore(gate)
-
-            async def request(self, *args: Any, **kwargs: Any) -> httpx.Response:
-                async with self.semaphore:
-                    return await self.client.request(*args, **kwargs)
-
-        class _GatedClients:
-            """Prototype of the proposed package change, patched in here only (``--gate``)."""
-
-            def __init__(self) -> None:
-                self._gated: dict[int, _GatedClient] = {}
-
-            def acquire(self, settings: Any, timeout: httpx.Timeout) -> Any:
-                client = shared.acquire(settings, timeout)
-                gated = self._gated.get(id(client))
-                if gated is None or gated.client is not client:
-                    gated = self._gated[id(client)] = _GatedClient(client)
-                return gated
-
-            async def release(self, gated: Any) -> None:
-                await shared.release(gated.client)
-
-        hook_mod._shared_async_clients = _GatedClients()  # type: ignore[assignment]
 
     original = hook_mod.OpenRouterVideoHook.aget_job
     naive = pattern == "naive"
@@ -242,7 +207,7 @@ def _pool_queue_depth() -> int:
 
     total = 0
     for entry in list(getattr(hook_mod._shared_async_clients, "_clients", {}).values()):
-        pool = getattr(entry[0], "_transport", None)
+        pool = getattr(entry.client, "_transport", None)
         total += len(getattr(getattr(pool, "_pool", None), "_requests", ()))
     return total
 
@@ -364,7 +329,7 @@ async def _child_run(args: argparse.Namespace) -> None:
     assert events[0].payload["status"] == "timeout", events
 
     recorder = _Recorder()
-    _instrument(args.pattern, recorder, gate=args.gate)
+    _instrument(args.pattern, recorder)
     gc.callbacks.append(recorder.on_gc)
     gc.collect()
     await asyncio.sleep(0.5)
@@ -389,7 +354,6 @@ async def _child_run(args: argparse.Namespace) -> None:
             "pool_requests_max": max(in_window, default=None),
             "pool_requests_median": statistics.median(in_window) if in_window else None,
             "stagger_intervals": args.stagger,
-            "gate": args.gate,
             "gc_freeze": args.gc_freeze,
             **more,
         }
@@ -618,7 +582,7 @@ def run_child(
         "--rss-cap-mb",
         str(args.rss_cap_mb),
         *(["--gc-freeze"] if args.gc_freeze else []),
-        *(["--stagger", str(args.stagger), "--gate", str(args.gate)]),
+        *(["--stagger", str(args.stagger)]),
     ]
     with log_file.open("w") as log:
         done = subprocess.run(command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -769,12 +733,6 @@ def main(argv: list[str] | None = None) -> int:
         default=1.0,
         help="spread trigger starts over this many intervals (0: all at once, like a triggerer restart)",
     )
-    parser.add_argument(
-        "--gate",
-        type=int,
-        default=0,
-        help="prototype: at most this many requests in the shared pool at once (asyncio.Semaphore); 0 = off",
-    )
     parser.add_argument("--json-out", type=Path, default=HERE / "capacity.json", help="raw results path")
     parser.add_argument(
         "--gc-freeze",
@@ -837,7 +795,6 @@ def main(argv: list[str] | None = None) -> int:
         f"Triggerer capacity, {started:%Y-%m-%d %H:%M %Z}; {machine}; poll interval {args.interval:g} s, "
         f"window {args.window:g} s"
         + (f", starts over {args.stagger:g} intervals" if args.stagger != 1.0 else "")
-        + (f", gate {args.gate}" if args.gate else "")
         + (", gc.freeze()" if args.gc_freeze else "")
     )
     print()

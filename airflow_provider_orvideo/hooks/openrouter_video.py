@@ -17,6 +17,7 @@ import http.client
 import ssl
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
@@ -90,6 +91,23 @@ class _Answer(Protocol):
 _AnswerT = TypeVar("_AnswerT", bound=_Answer)
 
 
+SHARED_CLIENT_CONCURRENCY = 16
+"""Requests one shared async client has in flight at once (and connections it keeps).
+
+At ~1 ms a round trip, 16 in flight allow thousands of polls a second, more than one CPU can
+parse. The limit matters when polls come due together (a triggerer restart picks up every
+trigger at once): waiting requests then queue on an ``asyncio.Semaphore`` (O(1) per wake-up)
+instead of inside httpcore's pool, whose bookkeeping costs O(queued x connections) per request
+and never caught up with a 10,000-poll burst (``benchmarks/README.md``, section 1)."""
+
+
+@dataclass
+class _SharedClient:
+    client: httpx.AsyncClient
+    gate: asyncio.Semaphore
+    users: int = 0
+
+
 class _SharedAsyncClients:
     """One ``httpx.AsyncClient`` per (event loop, base URL, timeout), shared by all triggers.
 
@@ -101,26 +119,28 @@ class _SharedAsyncClients:
     """
 
     def __init__(self) -> None:
-        self._clients: dict[tuple[int, str, float], list[Any]] = {}
+        self._clients: dict[tuple[int, str, float], _SharedClient] = {}
 
-    def acquire(self, settings: ConnectionSettings, timeout: httpx.Timeout) -> httpx.AsyncClient:
+    def acquire(self, settings: ConnectionSettings, timeout: httpx.Timeout) -> _SharedClient:
         key = (id(asyncio.get_running_loop()), settings.base_url, settings.timeout)
-        entry = self._clients.get(key)
-        if entry is None:
-            limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-            entry = self._clients[key] = [httpx.AsyncClient(timeout=timeout, limits=limits), 0]
-        entry[1] += 1
-        client: httpx.AsyncClient = entry[0]
-        return client
+        shared = self._clients.get(key)
+        if shared is None:
+            limits = httpx.Limits(
+                max_connections=SHARED_CLIENT_CONCURRENCY, max_keepalive_connections=SHARED_CLIENT_CONCURRENCY
+            )
+            client = httpx.AsyncClient(timeout=timeout, limits=limits)
+            shared = self._clients[key] = _SharedClient(client, asyncio.Semaphore(SHARED_CLIENT_CONCURRENCY))
+        shared.users += 1
+        return shared
 
-    async def release(self, client: httpx.AsyncClient) -> None:
+    async def release(self, shared: _SharedClient) -> None:
+        shared.users -= 1
+        if shared.users > 0:
+            return
         for key, entry in list(self._clients.items()):
-            if entry[0] is client:
-                entry[1] -= 1
-                if entry[1] <= 0:
-                    del self._clients[key]
-                    await client.aclose()
-                return
+            if entry is shared:
+                del self._clients[key]
+        await shared.client.aclose()
 
 
 _shared_async_clients = _SharedAsyncClients()
@@ -180,7 +200,7 @@ class OpenRouterVideoHook(BaseHook):
         self.openrouter_conn_id = openrouter_conn_id
         self.retry_policy = retry_policy
         self._settings: ConnectionSettings | None = None
-        self._async_client: httpx.AsyncClient | None = None
+        self._async_client: _SharedClient | None = None
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -454,18 +474,19 @@ class OpenRouterVideoHook(BaseHook):
         settings = await self.aget_settings()
         if self._async_client is None:
             self._async_client = _shared_async_clients.acquire(settings, self._timeout(settings))
-        client = self._async_client
+        shared = self._async_client
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = await client.request(
-                    request.method,
-                    request.url(settings),
-                    params=dict(request.params),
-                    headers=request.headers(settings),
-                    content=request.encoded_body(),
-                )
+                async with shared.gate:
+                    response = await shared.client.request(
+                        request.method,
+                        request.url(settings),
+                        params=dict(request.params),
+                        headers=request.headers(settings),
+                        content=request.encoded_body(),
+                    )
             except httpx.TransportError as error:
                 delay = self._delay_after_transport_error(request, attempt, error)
                 if delay is None:

@@ -288,3 +288,26 @@ def test_download_goes_through_a_configured_proxy(
     assert emulator.control.requests("content") == []
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     assert OpenRouterVideoHook(retry_policy=FAST).download_output(job.id, 0, str(tmp_path / "out.mp4")) > 1000
+
+
+async def test_polls_beyond_the_shared_client_limit_wait_their_turn(emulator: Any) -> None:
+    """A burst of polls (a triggerer restart) never has more than the limit in flight at the server."""
+    import asyncio
+
+    from airflow_provider_orvideo.hooks.openrouter_video import SHARED_CLIENT_CONCURRENCY
+
+    burst = 3 * SHARED_CLIENT_CONCURRENCY
+    job = OpenRouterVideoHook(retry_policy=FAST).submit(BODY)
+    emulator.control.add_fault("poll", "delay", seconds=0.4, times=burst)
+    hooks = [OpenRouterVideoHook(retry_policy=FAST) for _ in range(burst)]
+    polls = asyncio.gather(*(hook.aget_job(job.id) for hook in hooks))
+    in_flight: list[int] = []
+    while not polls.done():
+        logged = await asyncio.to_thread(emulator.control.requests, "poll")
+        in_flight.append(sum(1 for entry in logged if entry["status"] is None))
+    jobs = await polls
+    for hook in hooks:
+        await hook.aclose()
+    assert [polled.id for polled in jobs] == [job.id] * burst
+    assert max(in_flight) == SHARED_CLIENT_CONCURRENCY  # the limit was reached ...
+    assert all(count <= SHARED_CLIENT_CONCURRENCY for count in in_flight)  # ... and never passed

@@ -213,7 +213,7 @@ async def test_triggers_in_one_loop_share_one_client_but_not_keys(
     running = asyncio.gather(*(events_of(t) for t in [*good, bad]))
     samples = []
     while not running.done():
-        samples.append([users for _, users in hook_module._shared_async_clients._clients.values()])
+        samples.append([shared.users for shared in hook_module._shared_async_clients._clients.values()])
         await asyncio.sleep(0.01)
     results = await running
     assert max(len(sample) for sample in samples) == 1  # never more than one client (one pool)
