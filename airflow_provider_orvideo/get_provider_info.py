@@ -41,6 +41,12 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_orvideo.triggers.openrouter_video"],
             }
         ],
+        "task-decorators": [
+            {
+                "name": "openrouter_video",
+                "class-name": "airflow_provider_orvideo.decorators.openrouter_video.openrouter_video_task",
+            }
+        ],
         "connection-types": [
             {
                 "connection-type": "openrouter",

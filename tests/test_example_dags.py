@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,6 +62,8 @@ def _airflow_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, s
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
             "ORVIDEO_POLL_INTERVAL": "0.5",
+            # An asset event queues a run only of the unpaused DAGs scheduled on the asset.
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         }
     )
     env.update(extra or {})
@@ -123,3 +127,62 @@ def test_continuation_chain_extends_each_previous_job(
         "act_2.mp4",
         "act_3.mp4",
     ]
+
+
+def test_asset_producer_event_carries_the_job_and_queues_the_consumer(
+    airflow_home: Path, emulator: Any, tmp_path: Path
+) -> None:
+    emulator.control.set_job_defaults(cost=0.4321)
+    run_example("example_openrouter_asset_pipeline.py", airflow_home, emulator, tmp_path)
+    (job,) = emulator.control.jobs()
+    (video,) = (tmp_path / "clips").glob("balloon-*.mp4")
+    with sqlite3.connect(airflow_home / "airflow.db") as db:
+        rows = db.execute(
+            "SELECT e.extra, e.source_dag_id, e.source_task_id, a.name, q.target_dag_id FROM asset_event e "
+            "JOIN asset a ON a.id = e.asset_id "
+            "LEFT JOIN asset_dag_run_queue q ON q.asset_id = a.id AND q.target_dag_id = 'openrouter_asset_consumer' "
+            "WHERE a.uri = ?",
+            (f"file://{tmp_path}/clips",),
+        ).fetchall()
+    ((raw_extra, source_dag, source_task, asset_name, queued_dag),) = rows
+    assert (source_dag, source_task, asset_name) == (
+        "openrouter_asset_producer",
+        "render_clip",
+        f"file://{tmp_path}/clips",
+    )
+    remote = httpx.get(
+        f"{emulator.base_url}/videos/{job['id']}", headers={"Authorization": f"Bearer {emulator.api_key}"}
+    ).json()
+    assert json.loads(raw_extra) == {
+        "job_id": job["id"],
+        "generation_id": remote["generation_id"],
+        "model": "google/veo-3.1-fast",
+        "cost": 0.4321,
+        "duration": 4,
+        "output_uris": [video.as_uri()],
+    }
+    # The scheduler starts the consumer from this queue row (schedule=[CLIPS]).
+    assert queued_dag == "openrouter_asset_consumer"
+    # No secret reaches the metadata database: not the key, not the signed download URLs.
+    assert remote["urls"]
+    for secret in [emulator.api_key, *remote["urls"]]:
+        assert secret not in raw_extra
+
+
+def test_taskflow_decorator_renders_a_str_and_a_dict_task(
+    airflow_home: Path, emulator: Any, tmp_path: Path
+) -> None:
+    output = run_example("example_openrouter_taskflow.py", airflow_home, emulator, tmp_path)
+    bodies = {r["body"]["prompt"]: r["body"] for r in emulator.control.requests("submit")}
+    hero = bodies["Slow turntable shot of a hand-thrown ceramic teapot on linen, soft window light"]
+    assert (hero["duration"], hero["resolution"]) == (4, "720p")
+    social = bodies["a hand-thrown ceramic teapot in a calm kitchen, vertical framing"]
+    assert (social["duration"], social["aspect_ratio"]) == (6, "9:16")
+    assert "resolution" not in social  # the decorator of this task leaves it to the model
+    assert len(bodies) == 2
+    assert output.count("Pausing task as DEFERRED") == 2
+    # The dict's output_path reached the resumed task (a new instance after the deferral).
+    social_video = tmp_path / "taskflow" / "social" / "teapot-7.mp4"
+    (hero_video,) = (tmp_path / "taskflow").glob("*/hero.mp4")
+    assert f"TASKFLOW_READY hero={hero_video} social={social_video}" in output
+    assert social_video.read_bytes()[4:8] == b"ftyp"

@@ -48,7 +48,9 @@ class OpenRouterVideoOperator(BaseOperator):
     worker slot is then released while an :class:`OpenRouterVideoTrigger` polls (``deferrable``,
     the default). When the job completes, the worker downloads every output and returns the
     path of the first one. XCom also gets ``job_id`` (right after submitting), ``generation_id``,
-    ``usage`` (OpenRouter's cost figure) and ``output_paths``.
+    ``usage`` (OpenRouter's cost figure) and ``output_paths``. Each ``Asset`` in ``outlets``
+    gets an event whose ``extra`` holds ``job_id``, ``generation_id``, ``model``, ``cost``,
+    ``duration`` and ``output_uris`` (see :mod:`airflow_provider_orvideo.assets`).
 
     :param prompt: Text prompt. Templated.
     :param model: OpenRouter video model id, e.g. ``google/veo-3.1``. Templated.
@@ -435,6 +437,7 @@ class OpenRouterVideoOperator(BaseOperator):
 
         Outputs an earlier try already saved completely (recorded size, MP4 signature) are kept.
         """
+        from airflow_provider_orvideo.assets import video_asset_extra
         from airflow_provider_orvideo.resume import SubmissionLedger
         from airflow_provider_orvideo.storage import is_complete_output, output_location
 
@@ -471,4 +474,20 @@ class OpenRouterVideoOperator(BaseOperator):
         ti.xcom_push(key="output_paths", value=paths)
         cost = "unknown" if job.cost is None else f"${job.cost:.4f}"
         self.log.info("OpenRouter video job %s cost %s (generation %s).", job.id, cost, job.generation_id)
+        self._annotate_asset_events(
+            context, video_asset_extra(job=job, model=self.model, duration=self.duration, locations=paths)
+        )
         return paths[0]
+
+    def _annotate_asset_events(self, context: Context, extra: dict[str, Any]) -> None:
+        """Put the job's facts on the event of every ``Asset`` in ``outlets``.
+
+        Airflow emits those events itself when the task succeeds; filling their ``extra`` here
+        lets a DAG scheduled on the asset find the video (``triggering_asset_events``) without
+        pulling XCom across DAGs. Keys set earlier in the task (e.g. by a ``pre_execute``) stay.
+        """
+        from airflow.sdk import Asset
+
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                context["outlet_events"][outlet].extra.update(extra)

@@ -1,0 +1,153 @@
+"""``@task.openrouter_video``: a TaskFlow function builds the request, the operator renders it.
+
+The function runs on the worker, with the task's arguments (XComs included), and returns the
+prompt as a ``str`` or a ``dict`` of request fields; the decorator's own keyword arguments are
+:class:`~airflow_provider_orvideo.operators.openrouter_video.OpenRouterVideoOperator` arguments,
+and the returned fields override or complete them::
+
+    @task.openrouter_video(model="google/veo-3.1-fast", output_path="/data/{{ ds }}/clip.mp4")
+    def clip(subject: str) -> str:
+        return f"Slow aerial orbit around {subject}"
+
+Everything after the function is the operator's: validation before any money is spent, the
+submit, the deferral, retries that re-attach instead of paying twice, the download.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
+
+from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+RETURNABLE_FIELDS: tuple[str, ...] = tuple(sorted(OpenRouterVideoOperator.template_fields))
+"""Keys the function may return: the operator's per-run (templated) fields."""
+
+REQUIRED_FIELDS = ("prompt", "model", "output_path")
+
+CARRIED_FIELDS_KEY = "openrouter_video_returned_fields"
+"""``task_state_store`` key of the fields the function returned, read back when the task resumes
+after deferring. (Not ``defer(kwargs=...)``: ``dag.test()`` drops those when it runs the trigger.)"""
+
+_SUBMIT_ONLY_FIELDS = frozenset({"frame_images", "input_references"})
+"""Returned fields that are not carried to the resumed task: only the submit reads them, and they
+may hold bytes (not JSON) or megabytes of data URL."""
+
+
+def returned_request_fields(returned: Any, function_name: str) -> dict[str, Any]:
+    """The request fields a decorated function returned, or a clear error before any POST."""
+    if isinstance(returned, str):
+        return {"prompt": returned}
+    if not isinstance(returned, Mapping):
+        raise _invalid(
+            f"The @task.openrouter_video function {function_name!r} returned {type(returned).__name__}; "
+            "it must return the prompt (str) or a dict of request fields."
+        )
+    fields = dict(returned)
+    for key in fields:
+        if key not in RETURNABLE_FIELDS:
+            close = difflib.get_close_matches(str(key), RETURNABLE_FIELDS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise _invalid(
+                f"The @task.openrouter_video function {function_name!r} returned the unknown key {key!r}."
+                f"{hint} Allowed keys: {', '.join(RETURNABLE_FIELDS)}."
+            )
+    return fields
+
+
+def _invalid(message: str) -> Exception:
+    from airflow_provider_orvideo.exceptions import InvalidVideoRequestError
+
+    return InvalidVideoRequestError(f"{message} Nothing was submitted to OpenRouter.")
+
+
+class OpenRouterVideoDecoratedOperator(DecoratedOperator, OpenRouterVideoOperator):
+    """The operator behind ``@task.openrouter_video``: run the function, then render its request.
+
+    ``prompt``, ``model`` and ``output_path`` may be left out of the decorator when the function
+    returns them. Returned values are used as they are (not templated again: the function
+    already had the context). Fields the function returned are kept in the task state store
+    for the resumed task, so ``execute_complete`` saves to the returned ``output_path``.
+    """
+
+    template_fields: Sequence[str] = (
+        *DecoratedOperator.template_fields,
+        *OpenRouterVideoOperator.template_fields,
+    )
+    custom_operator_name = "@task.openrouter_video"
+    # Show the request the function built (not the decorator's placeholders) in the UI.
+    overwrite_rtif_after_execution = True
+
+    def __init__(
+        self,
+        *,
+        python_callable: Callable[..., Any],
+        op_args: Collection[Any] | None = None,
+        op_kwargs: Mapping[str, Any] | None = None,
+        prompt: str = "",
+        model: str = "",
+        output_path: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            python_callable=python_callable,
+            op_args=op_args,
+            op_kwargs=op_kwargs,
+            prompt=prompt,
+            model=model,
+            output_path=output_path,
+            **kwargs,
+        )
+
+    def execute(self, context: Context) -> Any:
+        from airflow.sdk.definitions.context import context_merge
+
+        context_merge(context, self.op_kwargs)
+        returned = self.python_callable(*self.op_args, **self.determine_kwargs(context))
+        fields = returned_request_fields(returned, self.python_callable.__name__)
+        self._apply(fields)
+        missing = [name for name in REQUIRED_FIELDS if not getattr(self, name)]
+        if missing:
+            names = " and ".join(missing)
+            raise _invalid(
+                f"{names} missing: pass {', '.join(f'{n}=...' for n in missing)} to "
+                f"@task.openrouter_video(...) or return {'them' if len(missing) > 1 else 'it'} "
+                f"from {self.python_callable.__name__!r}."
+            )
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(CARRIED_FIELDS_KEY, {k: v for k, v in fields.items() if k not in _SUBMIT_ONLY_FIELDS})
+        return super().execute(context)
+
+    def _apply(self, fields: Mapping[str, Any]) -> None:
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Resume with the function's fields: this may be a new instance, which does not run the
+        function again."""
+        store = context.get("task_state_store")
+        carried = store.get(CARRIED_FIELDS_KEY) if store is not None else None
+        if isinstance(carried, dict):
+            self._apply(carried)
+        return super().execute_complete(context, event)
+
+
+def openrouter_video_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> TaskDecorator:
+    """``@task.openrouter_video(**operator_kwargs)``: see the module docstring.
+
+    The task's XCom return value is the video's path, like the operator's, whatever the
+    function's return annotation says (so ``multiple_outputs`` is never inferred from it).
+    """
+    return task_decorator_factory(
+        python_callable=python_callable,
+        multiple_outputs=False,
+        decorated_operator_class=OpenRouterVideoDecoratedOperator,
+        **kwargs,
+    )
