@@ -1,11 +1,11 @@
 # Two commands for a fresh machine with Python 3.11:
 #   make demo   - run the example DAG end to end (local emulator, or OpenRouter if OPENROUTER_API_KEY is set)
-#   make test   - lint, type-check and run the whole test suite
+#   make test   - lint, type-check, check the built package and run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench install clean
+.PHONY: demo test check-package bench install clean
 
 install: $(VENV)/.installed
 
@@ -22,7 +22,12 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/python scripts/check_package.py
 	$(BIN)/pytest
+
+# Build the wheel and sdist, check them, install the wheel in a fresh venv (part of make test).
+check-package: install
+	$(BIN)/python scripts/check_package.py
 
 # Benchmarks are not tests: they measure this machine and print tables (see benchmarks/README.md).
 bench: install
