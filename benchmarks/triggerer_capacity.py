@@ -136,6 +136,7 @@ class _Recorder:
 def _instrument(pattern: str, recorder: _Recorder) -> None:
     import httpx
 
+    from airflow_provider_orvideo.hooks import _async_sessions as sessions_mod
     from airflow_provider_orvideo.hooks import openrouter_video as hook_mod
     from airflow_provider_orvideo.triggers import openrouter_video as trigger_mod
 
@@ -159,15 +160,29 @@ def _instrument(pattern: str, recorder: _Recorder) -> None:
     if pattern == "naive":
 
         class _NewClientPerPoll:
-            """Replaces the shared pool: a fresh client (and TCP connection) per acquire, closed on release."""
+            """Replaces the shared pool: a fresh client (and TCP connection) per acquire, closed on release.
 
-            def acquire(self, settings: Any, timeout: httpx.Timeout) -> Any:
-                return hook_mod._SharedClient(httpx.AsyncClient(timeout=timeout), asyncio.Semaphore(1))
+            An ``httpx.AsyncClient``, as most hooks do it (and as this package did before its async
+            path moved to aiohttp), wrapped to look like a shared session to the hook."""
+
+            def acquire(self, settings: Any, connect_timeout: float, ssl_context: Any) -> Any:
+                client = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout, connect=connect_timeout))
+                return _PerPollClient(client)
 
             async def release(self, shared: Any) -> None:
                 await shared.client.aclose()
 
-        hook_mod._shared_async_clients = _NewClientPerPoll()  # type: ignore[assignment]
+        class _PerPollClient:
+            def __init__(self, client: httpx.AsyncClient) -> None:
+                self.client = client
+
+        async def exchange(shared: Any, method: str, url: str, headers: dict[str, str], body: Any) -> Any:
+            response = await shared.client.request(method, url, headers=headers, content=body)
+            return sessions_mod.Answer(response.status_code, response.headers, response.content)
+
+        sessions_mod.shared_sessions = _NewClientPerPoll()  # type: ignore[assignment]
+        sessions_mod.exchange = exchange  # type: ignore[assignment]
+        sessions_mod.TRANSPORT_ERRORS = (*sessions_mod.TRANSPORT_ERRORS, httpx.TransportError)
 
     original = hook_mod.OpenRouterVideoHook.aget_job
     naive = pattern == "naive"
@@ -202,13 +217,13 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _pool_queue_depth() -> int:
-    """Requests inside the shared clients' httpcore pools (in flight or queued); 0 for the naive pattern."""
-    from airflow_provider_orvideo.hooks import openrouter_video as hook_mod
+    """Polls inside the shared sessions (in flight or waiting for the gate); 0 for the naive pattern."""
+    from airflow_provider_orvideo.hooks import _async_sessions as sessions_mod
 
     total = 0
-    for entry in list(getattr(hook_mod._shared_async_clients, "_clients", {}).values()):
-        pool = getattr(entry.client, "_transport", None)
-        total += len(getattr(getattr(pool, "_pool", None), "_requests", ()))
+    for shared in list(getattr(sessions_mod.shared_sessions, "sessions", {}).values()):
+        gate = shared.gate
+        total += sessions_mod.SHARED_SESSION_CONCURRENCY - gate._value + len(gate._waiters or ())
     return total
 
 

@@ -123,6 +123,7 @@ class _HTTPServer(ThreadingHTTPServer):
     """Threaded server that can also close the keep-alive connections it has open."""
 
     daemon_threads = True
+    request_queue_size = 1024  # socketserver's 5 drops SYNs when many clients connect at once
 
     def __init__(self, address: tuple[str, int], app: Emulator) -> None:
         super().__init__(address, _Handler)

@@ -1,10 +1,12 @@
 """Hook for OpenRouter's asynchronous video generation API.
 
-One hook, two thin I/O shells: sync methods (``list_models``, ``submit``, ``get_job``,
-``download_output``) for the worker, and an async ``aget_job`` for the triggerer, which only
-polls. Request building, response parsing, error mapping and the retry decision live once, in
+One hook, thin I/O shells: sync methods (``list_models``, ``submit``, ``get_job``,
+``download_output``) for the worker, over httpx (and ``http.client`` for video bodies, see
+``_content_stream``), and an async ``aget_job`` for the triggerer, which only polls, over one
+shared aiohttp session per event loop (see ``_async_sessions`` for why). Request building,
+response parsing, error mapping and the retry decision live once, in
 :mod:`airflow_provider_orvideo.api` and :mod:`airflow_provider_orvideo.retry`; the shells differ
-only in ``await`` and ``sleep``.
+only in how bytes move, ``await`` and ``sleep``.
 
 Logging never includes the API key, request headers or signed URLs: only method, path and
 status are logged.
@@ -17,9 +19,8 @@ import http.client
 import ssl
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -60,6 +61,9 @@ from airflow_provider_orvideo.hooks._content_stream import (
 from airflow_provider_orvideo.retry import DEFAULT_RETRY_POLICY, RetryPolicy, parse_retry_after
 from airflow_provider_orvideo.storage import AtomicOutput, looks_like_mp4
 
+if TYPE_CHECKING:
+    from airflow_provider_orvideo.hooks._async_sessions import Answer, SharedSession
+
 DEFAULT_MODELS_CACHE_TTL_SECONDS = 600.0
 _models_cache: dict[str, tuple[float, dict[str, VideoModel]]] = {}
 """Per-process cache of ``GET /videos/models`` by base URL. The list is the same for every key,
@@ -73,17 +77,13 @@ _TRANSPORT_ERRORS = (httpx.TransportError, OSError, http.client.HTTPException)
 direct content path (``hooks/_content_stream.py``)."""
 
 
-class _Headers(Protocol):
-    def get(self, name: str, default: Any = None, /) -> Any: ...
-
-
 class _Answer(Protocol):
     """What the retry loop needs of a response, from httpx or from the direct content path."""
 
     @property
     def status_code(self) -> int: ...
     @property
-    def headers(self) -> _Headers: ...
+    def headers(self) -> Any: ...  # case-insensitive .get(): httpx.Headers or http.client's HTTPMessage
     def read(self) -> bytes: ...
     def close(self) -> None: ...
 
@@ -91,65 +91,12 @@ class _Answer(Protocol):
 _AnswerT = TypeVar("_AnswerT", bound=_Answer)
 
 
-SHARED_CLIENT_CONCURRENCY = 16
-"""Requests one shared async client has in flight at once (and connections it keeps).
-
-At ~1 ms a round trip, 16 in flight allow thousands of polls a second, more than one CPU can
-parse. The limit matters when polls come due together (a triggerer restart picks up every
-trigger at once): waiting requests then queue on an ``asyncio.Semaphore`` (O(1) per wake-up)
-instead of inside httpcore's pool, whose bookkeeping costs O(queued x connections) per request
-and never caught up with a 10,000-poll burst (``benchmarks/README.md``, section 1)."""
-
-
-@dataclass
-class _SharedClient:
-    client: httpx.AsyncClient
-    gate: asyncio.Semaphore
-    users: int = 0
-
-
-class _SharedAsyncClients:
-    """One ``httpx.AsyncClient`` per (event loop, base URL, timeout), shared by all triggers.
-
-    A triggerer runs thousands of triggers in one loop; a client (and its TCP/TLS connections)
-    per trigger costs memory and a handshake per poll. Sharing is safe because a client here
-    never holds credentials: every request carries its own ``Authorization`` header, so triggers
-    of different connections share sockets but never keys. Reference-counted: the last trigger to
-    leave closes the client.
-    """
-
-    def __init__(self) -> None:
-        self._clients: dict[tuple[int, str, float], _SharedClient] = {}
-
-    def acquire(self, settings: ConnectionSettings, timeout: httpx.Timeout) -> _SharedClient:
-        key = (id(asyncio.get_running_loop()), settings.base_url, settings.timeout)
-        shared = self._clients.get(key)
-        if shared is None:
-            limits = httpx.Limits(
-                max_connections=SHARED_CLIENT_CONCURRENCY, max_keepalive_connections=SHARED_CLIENT_CONCURRENCY
-            )
-            client = httpx.AsyncClient(timeout=timeout, limits=limits)
-            shared = self._clients[key] = _SharedClient(client, asyncio.Semaphore(SHARED_CLIENT_CONCURRENCY))
-        shared.users += 1
-        return shared
-
-    async def release(self, shared: _SharedClient) -> None:
-        shared.users -= 1
-        if shared.users > 0:
-            return
-        for key, entry in list(self._clients.items()):
-            if entry is shared:
-                del self._clients[key]
-        await shared.client.aclose()
-
-
-_shared_async_clients = _SharedAsyncClients()
-
-
-def _transport_failure(request: ApiRequest, error: Exception) -> OpenRouterVideoError:
+def _transport_failure(
+    request: ApiRequest, error: BaseException, *, request_sent: bool
+) -> OpenRouterVideoError:
     """The exception to raise once retries of a transport failure are exhausted (or not allowed)."""
     reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    if request.endpoint is Endpoint.SUBMIT and not isinstance(error, _NOT_SENT_ERRORS):
+    if request.endpoint is Endpoint.SUBMIT and request_sent:
         return SubmitOutcomeUnknownError(
             f"The submit request (POST /videos) was sent but no answer came back ({reason}). "
             "OpenRouter may have created a job that will render and bill; its id is unknown. "
@@ -200,7 +147,7 @@ class OpenRouterVideoHook(BaseHook):
         self.openrouter_conn_id = openrouter_conn_id
         self.retry_policy = retry_policy
         self._settings: ConnectionSettings | None = None
-        self._async_client: _SharedClient | None = None
+        self._shared_session: SharedSession | None = None
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -240,29 +187,31 @@ class OpenRouterVideoHook(BaseHook):
             self.__dict__.pop("_client").close()
 
     async def aclose(self) -> None:
-        """Give back the shared async client (call from the loop that used it)."""
-        client, self._async_client = self._async_client, None
-        if client is not None:
-            await _shared_async_clients.release(client)
+        """Give back the shared async session (call from the loop that used it)."""
+        shared, self._shared_session = self._shared_session, None
+        if shared is not None:
+            from airflow_provider_orvideo.hooks._async_sessions import shared_sessions
+
+            await shared_sessions.release(shared)
 
     # -- the retry decision shared by both shells ---------------------------------------------
 
-    def _delay_after_status(self, request: ApiRequest, attempt: int, response: _Answer) -> float | None:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), now=time.time())
+    def _delay_after_status(
+        self, request: ApiRequest, attempt: int, status_code: int, retry_after: str | None
+    ) -> float | None:
+        """``retry_after`` is the raw ``Retry-After`` header (or None)."""
         return self.retry_policy.delay_after_status(
             idempotent=request.endpoint.idempotent,
             attempt=attempt,
-            status_code=response.status_code,
-            retry_after=retry_after,
+            status_code=status_code,
+            retry_after=parse_retry_after(retry_after, now=time.time()),
         )
 
     def _delay_after_transport_error(
-        self, request: ApiRequest, attempt: int, error: Exception
+        self, request: ApiRequest, attempt: int, *, request_sent: bool
     ) -> float | None:
         return self.retry_policy.delay_after_transport_error(
-            idempotent=request.endpoint.idempotent,
-            attempt=attempt,
-            request_sent=not isinstance(error, _NOT_SENT_ERRORS),
+            idempotent=request.endpoint.idempotent, attempt=attempt, request_sent=request_sent
         )
 
     def _log_retry(self, request: ApiRequest, attempt: int, what: str, delay: float) -> None:
@@ -303,9 +252,10 @@ class OpenRouterVideoHook(BaseHook):
             try:
                 response = exchange()
             except _TRANSPORT_ERRORS as error:
-                delay = self._delay_after_transport_error(request, attempt, error)
+                sent = not isinstance(error, _NOT_SENT_ERRORS)
+                delay = self._delay_after_transport_error(request, attempt, request_sent=sent)
                 if delay is None:
-                    raise _transport_failure(request, error) from None
+                    raise _transport_failure(request, error, request_sent=sent) from None
                 self._log_retry(request, attempt, type(error).__name__, delay)
                 time.sleep(delay)
                 continue
@@ -313,7 +263,9 @@ class OpenRouterVideoHook(BaseHook):
                 return response
             body = response.read()
             response.close()
-            delay = self._delay_after_status(request, attempt, response)
+            delay = self._delay_after_status(
+                request, attempt, response.status_code, response.headers.get("Retry-After")
+            )
             if delay is None:
                 raise _status_failure(request, response.status_code, body)
             self._log_retry(request, attempt, f"HTTP {response.status_code}", delay)
@@ -383,7 +335,7 @@ class OpenRouterVideoHook(BaseHook):
                     finally:
                         response.close()
                 except _TRANSPORT_ERRORS as error:
-                    delay = self._delay_after_transport_error(request, attempt, error)
+                    delay = self._delay_after_transport_error(request, attempt, request_sent=True)
                     if delay is None:
                         raise VideoDownloadError(
                             f"Downloading output {index} of OpenRouter video job {job_id} failed after "
@@ -469,42 +421,49 @@ class OpenRouterVideoHook(BaseHook):
 
     # -- async shell (triggerer) --------------------------------------------------------------
 
-    async def _asend(self, request: ApiRequest) -> httpx.Response:
-        """Async twin of :meth:`_send` (no streaming: the triggerer never downloads)."""
+    async def _asend(self, request: ApiRequest) -> Answer:
+        """Async twin of :meth:`_send` over the loop's shared aiohttp session (see ``_async_sessions``)."""
+        from airflow_provider_orvideo.hooks._async_sessions import (
+            NOT_SENT_ERRORS,
+            TRANSPORT_ERRORS,
+            exchange,
+            shared_sessions,
+        )
+
         settings = await self.aget_settings()
-        if self._async_client is None:
-            self._async_client = _shared_async_clients.acquire(settings, self._timeout(settings))
-        shared = self._async_client
+        if self._shared_session is None:
+            connect_timeout = self._timeout(settings).connect or settings.timeout
+            self._shared_session = shared_sessions.acquire(settings, connect_timeout, self._ssl_context)
+        shared = self._shared_session
+        url = request.url(settings) + (f"?{urlencode(dict(request.params))}" if request.params else "")
         attempt = 0
         while True:
             attempt += 1
             try:
-                async with shared.gate:
-                    response = await shared.client.request(
-                        request.method,
-                        request.url(settings),
-                        params=dict(request.params),
-                        headers=request.headers(settings),
-                        content=request.encoded_body(),
-                    )
-            except httpx.TransportError as error:
-                delay = self._delay_after_transport_error(request, attempt, error)
+                response = await exchange(
+                    shared, request.method, url, request.headers(settings), request.encoded_body()
+                )
+            except TRANSPORT_ERRORS as error:
+                sent = not isinstance(error, NOT_SENT_ERRORS)
+                delay = self._delay_after_transport_error(request, attempt, request_sent=sent)
                 if delay is None:
-                    raise _transport_failure(request, error) from None
+                    raise _transport_failure(request, error, request_sent=sent) from None
                 self._log_retry(request, attempt, type(error).__name__, delay)
                 await asyncio.sleep(delay)
                 continue
             if response.status_code < 400:
                 return response
-            delay = self._delay_after_status(request, attempt, response)
+            delay = self._delay_after_status(
+                request, attempt, response.status_code, response.headers.get("Retry-After")
+            )
             if delay is None:
-                raise _status_failure(request, response.status_code, response.content)
+                raise _status_failure(request, response.status_code, response.body)
             self._log_retry(request, attempt, f"HTTP {response.status_code}", delay)
             await asyncio.sleep(delay)
 
     async def aget_job(self, job_id: str) -> VideoJob:
         request = get_job_request(job_id)
-        return parse_job(decode_json((await self._asend(request)).content, request.describe()))
+        return parse_job(decode_json((await self._asend(request)).body, request.describe()))
 
     # -- connection test ----------------------------------------------------------------------
 

@@ -290,13 +290,17 @@ def test_download_goes_through_a_configured_proxy(
     assert OpenRouterVideoHook(retry_policy=FAST).download_output(job.id, 0, str(tmp_path / "out.mp4")) > 1000
 
 
-async def test_polls_beyond_the_shared_client_limit_wait_their_turn(emulator: Any) -> None:
+async def test_polls_beyond_the_shared_session_limit_wait_their_turn(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A burst of polls (a triggerer restart) never has more than the limit in flight at the server."""
     import asyncio
 
-    from airflow_provider_orvideo.hooks.openrouter_video import SHARED_CLIENT_CONCURRENCY
+    from airflow_provider_orvideo.hooks import _async_sessions
 
-    burst = 3 * SHARED_CLIENT_CONCURRENCY
+    limit = 8
+    monkeypatch.setattr(_async_sessions, "SHARED_SESSION_CONCURRENCY", limit)
+    burst = 3 * limit
     job = OpenRouterVideoHook(retry_policy=FAST).submit(BODY)
     emulator.control.add_fault("poll", "delay", seconds=0.4, times=burst)
     hooks = [OpenRouterVideoHook(retry_policy=FAST) for _ in range(burst)]
@@ -309,5 +313,5 @@ async def test_polls_beyond_the_shared_client_limit_wait_their_turn(emulator: An
     for hook in hooks:
         await hook.aclose()
     assert [polled.id for polled in jobs] == [job.id] * burst
-    assert max(in_flight) == SHARED_CLIENT_CONCURRENCY  # the limit was reached ...
-    assert all(count <= SHARED_CLIENT_CONCURRENCY for count in in_flight)  # ... and never passed
+    assert max(in_flight) == limit  # the limit was reached ...
+    assert all(count <= limit for count in in_flight)  # ... and never passed

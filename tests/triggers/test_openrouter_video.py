@@ -200,7 +200,7 @@ async def test_triggers_in_one_loop_share_one_client_but_not_keys(
     """Two connections, same server: one pooled client, each request with its own key."""
     import asyncio
 
-    from airflow_provider_orvideo.hooks import openrouter_video as hook_module
+    from airflow_provider_orvideo.hooks._async_sessions import shared_sessions
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_OTHER_ACCOUNT",
@@ -213,11 +213,11 @@ async def test_triggers_in_one_loop_share_one_client_but_not_keys(
     running = asyncio.gather(*(events_of(t) for t in [*good, bad]))
     samples = []
     while not running.done():
-        samples.append([shared.users for shared in hook_module._shared_async_clients._clients.values()])
+        samples.append([shared.users for shared in shared_sessions.sessions.values()])
         await asyncio.sleep(0.01)
     results = await running
-    assert max(len(sample) for sample in samples) == 1  # never more than one client (one pool)
+    assert max(len(sample) for sample in samples) == 1  # never more than one session (one pool)
     assert max(sum(sample) for sample in samples) >= 5  # ... shared by the running triggers
     assert [events[0].payload["status"] for events in results] == ["completed"] * 5 + ["error"]
     assert "401" in results[-1][0].payload["message"]  # the other account's key was used, and refused
-    assert hook_module._shared_async_clients._clients == {}  # the last trigger closed the shared client
+    assert shared_sessions.sessions == {}  # the last trigger closed the shared session
