@@ -60,14 +60,17 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "timeout": {
                         "label": "HTTP timeout (seconds)",
+                        "description": "Per-request timeout for calls to the API (default 30).",
                         "schema": {"type": ["number", "null"], "default": 30},
                     },
                     "http_referer": {
                         "label": "App URL (HTTP-Referer, optional attribution)",
+                        "description": "Your app's URL, sent as HTTP-Referer so OpenRouter attributes usage to it.",
                         "schema": {"type": ["string", "null"]},
                     },
                     "app_title": {
                         "label": "App title (X-OpenRouter-Title, optional attribution)",
+                        "description": "Your app's name, sent as X-OpenRouter-Title (shown in OpenRouter's rankings).",
                         "schema": {"type": ["string", "null"]},
                     },
                 },

@@ -29,6 +29,21 @@ _HERE = Path(__file__).parent.resolve()
 
 #: Reports of each phase ("setup", "call", "teardown") of a test item.
 PHASE_REPORTS: pytest.StashKey[dict[str, pytest.TestReport]] = pytest.StashKey()
+#: Files written by tests for people to look at (screenshots); listed in the terminal summary.
+ARTIFACTS: pytest.StashKey[list[Path]] = pytest.StashKey()
+
+
+def record_artifact(config: pytest.Config, path: Path) -> None:
+    """List ``path`` under "test artifacts" at the end of the run (shown whatever ``-r`` says)."""
+    config.stash.setdefault(ARTIFACTS, []).append(Path(path).resolve())
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    artifacts = config.stash.get(ARTIFACTS, [])
+    if artifacts:
+        terminalreporter.section("test artifacts")
+        for path in artifacts:
+            terminalreporter.write_line(str(path))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -46,7 +61,8 @@ def pytest_runtest_makereport(
     return report
 
 
-def _item_failed(item: pytest.Item) -> bool:
+def item_failed(item: pytest.Item) -> bool:
+    """Whether a phase of ``item`` that has run so far failed (usable in fixture teardown)."""
     reports = item.stash.get(PHASE_REPORTS, {})
     return any(r.failed for r in reports.values())
 
@@ -118,7 +134,7 @@ def _run_factory(
         yield factory
     finally:
         try:
-            if factory.stacks and any(_item_failed(item) for item in failed_items):
+            if factory.stacks and any(item_failed(item) for item in failed_items):
                 _print_uncaptured(request.config, factory.report())
         finally:
             factory.stop_all()
