@@ -45,6 +45,7 @@ from airflow_provider_orvideo.api import (
 )
 from airflow_provider_orvideo.defaults import DEFAULT_CONN_ID
 from airflow_provider_orvideo.exceptions import (
+    OpenRouterAuthError,
     OpenRouterNotFoundError,
     OpenRouterTransportError,
     OpenRouterVideoError,
@@ -468,16 +469,29 @@ class OpenRouterVideoHook(BaseHook):
     # -- connection test ----------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the base URL answers and the key is accepted (a poll of a made-up job id).
+        """Check the base URL serves the video API and the key is accepted; costs nothing.
 
-        OpenRouter answers an unknown job with 404 only when the key is valid (401 otherwise),
-        so this costs nothing and creates nothing.
+        Two reads: the model list (proves the URL is OpenRouter's video API), then a poll of a
+        made-up job id, which OpenRouter answers with 404 only when the key is valid (401 otherwise).
+        The 404 is told apart from a wrong base URL because the model list answered first.
         """
         try:
-            self.list_models(max_age=0)
-            self.get_job("airflow-connection-test")
-        except OpenRouterNotFoundError:
-            return True, f"Connected to {self.get_settings().base_url}; the API key was accepted."
+            base_url = self.get_settings().base_url
         except OpenRouterVideoError as error:
             return False, str(error)
-        return True, f"Connected to {self.get_settings().base_url}."
+        try:
+            models = self.list_models(max_age=0)
+        except OpenRouterVideoError as error:
+            return False, f"OpenRouter's video API did not answer at {base_url}: {error}"
+        try:
+            self.get_job("airflow-connection-test")
+        except OpenRouterNotFoundError:
+            return True, f"Connected to {base_url} ({len(models)} video models); the API key was accepted."
+        except OpenRouterAuthError as error:
+            return False, (
+                f"OpenRouter at {base_url} refused the API key ({error}). "
+                "Check the connection's 'API key' field."
+            )
+        except OpenRouterVideoError as error:
+            return False, str(error)
+        return True, f"Connected to {base_url}."
