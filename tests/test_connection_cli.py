@@ -66,7 +66,7 @@ def test_cli_reports_a_rejected_key_without_printing_it(emulator: Emulator, tmp_
     output = _output(result)
     assert result.returncode == 1, output
     assert "Connection failed!" in output
-    assert "video API did not answer at" in output, output
+    assert "refused the API key" in output, output
     # The hook's message: the HTTP status and OpenRouter's own reason.
     assert "HTTP 401" in output, output
     assert "Invalid API key" in output, output
