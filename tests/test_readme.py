@@ -1,0 +1,73 @@
+"""The README's operator reference must follow the code: every parameter, every templated field.
+
+A parameter added to ``OpenRouterVideoOperator.__init__`` without a row in the README's
+parameter table (or a row left behind after a parameter is removed) fails here, so the user's
+guide cannot drift from the operator.
+"""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+import re
+from pathlib import Path
+
+from airflow_provider_orvideo import exceptions
+from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _section(text: str, heading: str) -> str:
+    """The body of the ``heading`` section, up to the next heading of the same or a higher level."""
+    level = len(heading) - len(heading.lstrip("#"))
+    start = text.index(heading + "\n") + len(heading) + 1
+    following = re.compile(rf"^#{{1,{level}}} ", re.MULTILINE).search(text, start)
+    return text[start : following.start() if following else len(text)]
+
+
+def _readme() -> str:
+    return README.read_text(encoding="utf-8")
+
+
+def _operator_parameters() -> set[str]:
+    signature = inspect.signature(OpenRouterVideoOperator.__init__)
+    return {
+        name
+        for name, parameter in signature.parameters.items()
+        if name != "self" and parameter.kind is not inspect.Parameter.VAR_KEYWORD
+    }
+
+
+def test_every_operator_parameter_has_a_row_in_the_reference_table() -> None:
+    table = _section(_section(_readme(), "## Operator reference"), "### Parameters")
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", table, re.MULTILINE))
+    parameters = _operator_parameters()
+    assert parameters - documented == set(), "operator parameters missing from the README table"
+    assert documented - parameters == set(), "README rows for parameters the operator does not have"
+
+
+def test_the_templated_fields_list_matches_the_operator() -> None:
+    reference = _section(_readme(), "## Operator reference")
+    match = re.search(r"^Templated fields: (.*?`)\.", reference, re.MULTILINE | re.DOTALL)
+    assert match, "no 'Templated fields: ...' sentence in the operator reference"
+    listed = re.findall(r"`([a-z_]+)`", match.group(1))
+    assert listed == list(OpenRouterVideoOperator.template_fields)
+
+
+def test_every_exception_named_in_the_readme_exists() -> None:
+    named = set(re.findall(r"`([A-Z][A-Za-z]+Error)`", _readme()))
+    assert named, "the README names no exception"
+    missing = sorted(name for name in named if not hasattr(exceptions, name) and not hasattr(builtins, name))
+    assert missing == []
+
+
+def test_quick_start_is_the_first_section_with_the_two_commands() -> None:
+    text = _readme()
+    first_section = re.search(r"^## (.+)$", text, re.MULTILINE)
+    assert first_section
+    assert first_section.group(1).startswith("Quick start")
+    block = re.search(r"```bash\n(.*?)```", _section(text, "## " + first_section.group(1)), re.DOTALL)
+    assert block
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+    assert commands == ["make demo", "make test"]
