@@ -168,16 +168,40 @@ def _read_local(field: str, path: str) -> ResolvedMedia:
     return _encode(field, path, data)
 
 
+MAX_RAW_SOURCE_BYTES = MAX_REQUEST_BODY_BYTES // 4 * 3
+"""The largest file whose base64 form fits in OpenRouter's request body cap."""
+
+
 def _read_object_storage(field: str, source: Any) -> ResolvedMedia:
+    """Read a source through ``ObjectStoragePath``: size checked first, then at most the cap read.
+
+    A URI may name its Airflow connection (``s3://conn_id@bucket/key``), as may an
+    ``ObjectStoragePath`` given directly; the scheme's filesystem and the connection are checked
+    before anything is read.
+    """
     from airflow.sdk import ObjectStoragePath
 
-    path = source if isinstance(source, ObjectStoragePath) else ObjectStoragePath(str(source))
+    from airflow_provider_orvideo.object_storage import check_connection, resolve_uri
+
+    if isinstance(source, ObjectStoragePath):
+        path = source
+        if path.conn_id:
+            check_connection(field, path.conn_id)
+    else:
+        path = ObjectStoragePath(resolve_uri(field, str(source)))
     description = _describe_url(str(path))
     try:
         _check_raw_size(field, description, path.stat().st_size)
-        data = path.read_bytes()
+        # Bounded even if the object grew since stat(): one byte past the cap is enough to know.
+        with path.open("rb") as handle:  # type: ignore[no-untyped-call]
+            data = handle.read(MAX_RAW_SOURCE_BYTES + 1)
+        _check_raw_size(field, description, len(data))
     except InvalidVideoRequestError:
         raise
+    except FileNotFoundError:
+        raise _invalid(field, description, "cannot be read (No such file or directory)") from None
+    except PermissionError:
+        raise _invalid(field, description, "cannot be read (Permission denied)") from None
     except Exception as error:  # object stores raise many types: report them all the same way
         raise _invalid(field, description, f"cannot be read ({type(error).__name__}: {error})") from None
     return _encode(field, description, data)

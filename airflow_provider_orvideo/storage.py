@@ -82,10 +82,22 @@ class AtomicOutput:
         else:
             from airflow.sdk import ObjectStoragePath
 
+            from airflow_provider_orvideo.object_storage import BUCKET_SCHEMES, UPLOAD_PART_BYTES
+
+            # The location may name its connection (s3://conn_id@bucket/key): ObjectStoragePath
+            # parses it, and paths derived from it (parent, the temporary sibling) keep it.
             target = ObjectStoragePath(self.location)
-            target.parent.mkdir(parents=True, exist_ok=True)
             self._remote_temp = target.parent / f".{target.name}.{token}.part"
-            self._handle = self._remote_temp.open("wb")  # type: ignore[no-untyped-call]
+            # The filesystem's own file, not ObjectStoragePath.open(): that wrapper records lineage
+            # on every write() (of the temporary name). fsspec's buffered writers (s3fs, gcsfs ...)
+            # hold one upload part in memory and send each part as it fills (multipart upload):
+            # nothing touches local disk and memory stays bounded by the part size.
+            fs = self._remote_temp.fs
+            if target.protocol in BUCKET_SCHEMES:
+                self._handle = fs.open(self._remote_temp.path, "wb", block_size=UPLOAD_PART_BYTES)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = fs.open(self._remote_temp.path, "wb")
         self.bytes_written = 0
         self._written_back = 0
         self.head = b""
@@ -136,7 +148,9 @@ class AtomicOutput:
     def discard(self) -> None:
         """Close and delete the temporary file, if any; never touches the destination."""
         handle, self._handle = self._handle, None
-        if handle is not None:
+        if handle is not None and self._remote_temp is not None:
+            _abandon_remote(handle)
+        elif handle is not None:
             with contextlib.suppress(OSError):
                 handle.close()
         if self._temp_local is not None:
@@ -147,6 +161,24 @@ class AtomicOutput:
             with contextlib.suppress(Exception):
                 self._remote_temp.unlink(missing_ok=True)
             self._remote_temp = None
+
+
+def _abandon_remote(handle: BinaryIO) -> None:
+    """Drop a remote file being written without publishing it.
+
+    Closing an fsspec buffered writer would upload what it holds (and complete a multipart
+    upload, creating the object); ``discard()`` aborts the multipart upload instead, so no
+    object and no billed incomplete upload is left behind. Other file objects are closed (the
+    caller then deletes the temporary object).
+    """
+    from fsspec.spec import AbstractBufferedFile
+
+    with contextlib.suppress(Exception):
+        if isinstance(handle, AbstractBufferedFile) and handle.mode != "rb":
+            handle.discard()
+            handle.closed = True
+        else:
+            handle.close()
 
 
 def is_complete_output(location: str, expected_size: int) -> bool:

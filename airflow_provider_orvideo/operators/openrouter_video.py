@@ -56,7 +56,14 @@ class OpenRouterVideoOperator(BaseOperator):
     :param model: OpenRouter video model id, e.g. ``google/veo-3.1``. Templated.
     :param output_path: Local path or object storage URI (``file://``, ``s3://`` ...) of the
         ``.mp4`` to write; further outputs of the same job get ``_1``, ``_2`` ... before the
-        suffix. Templated.
+        suffix. Templated. An object storage URI is written through Airflow's ``ObjectStoragePath``
+        (streamed, no local copy; the object appears only when complete) with the connection
+        given by ``output_conn_id`` or named in the URI (``s3://aws_conn@bucket/key``). The
+        return value and ``output_paths`` are the paths as given.
+    :param output_conn_id: Airflow connection for an object storage ``output_path``, e.g. an
+        ``aws`` connection for ``s3://``. Default: the one named in the URI, else the
+        filesystem's default credentials. The scheme's filesystem (``s3://`` needs
+        ``apache-airflow-providers-amazon[s3fs]``) and the connection are checked before submitting.
     :param duration: Seconds; checked against the model's ``supported_durations``.
     :param resolution: e.g. ``720p``; checked against ``supported_resolutions``.
     :param aspect_ratio: e.g. ``16:9``; checked against ``supported_aspect_ratios``.
@@ -126,6 +133,7 @@ class OpenRouterVideoOperator(BaseOperator):
         prompt: str,
         model: str,
         output_path: str,
+        output_conn_id: str | None = None,
         duration: int | str | None = None,
         resolution: str | None = None,
         aspect_ratio: str | None = None,
@@ -156,6 +164,7 @@ class OpenRouterVideoOperator(BaseOperator):
         self.prompt = prompt
         self.model = model
         self.output_path = output_path
+        self.output_conn_id = output_conn_id
         self.duration = duration
         self.resolution = resolution
         self.aspect_ratio = aspect_ratio
@@ -282,11 +291,13 @@ class OpenRouterVideoOperator(BaseOperator):
     # -- execute ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
+        from airflow_provider_orvideo.object_storage import output_target
         from airflow_provider_orvideo.pricing import estimate_cost
         from airflow_provider_orvideo.resume import Action, SubmissionLedger, fingerprint
         from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
         from airflow_provider_orvideo.validation import check_against_model, check_body_size
 
+        output_target(self.output_path, self.output_conn_id)  # fails before any request
         request = self._video_request(context)
         model = check_against_model(request, self.hook.list_models())
         check_body_size(request)
@@ -438,6 +449,7 @@ class OpenRouterVideoOperator(BaseOperator):
         Outputs an earlier try already saved completely (recorded size, MP4 signature) are kept.
         """
         from airflow_provider_orvideo.assets import video_asset_extra
+        from airflow_provider_orvideo.object_storage import output_target
         from airflow_provider_orvideo.resume import SubmissionLedger
         from airflow_provider_orvideo.storage import is_complete_output, output_location
 
@@ -448,7 +460,8 @@ class OpenRouterVideoOperator(BaseOperator):
         for index in range(job.output_count):
             location = output_location(self.output_path, index)
             saved = record.outputs.get(location) if record is not None and record.job_id == job.id else None
-            if saved is not None and is_complete_output(location, saved):
+            target = output_target(location, self.output_conn_id)  # with its connection
+            if saved is not None and is_complete_output(target, saved):
                 self.log.info(
                     "Output %d of job %s is already complete at %s; not downloading it again.",
                     index,
@@ -456,7 +469,7 @@ class OpenRouterVideoOperator(BaseOperator):
                     location,
                 )
             else:
-                size = self.hook.download_output(job.id, index, location)
+                size = self.hook.download_output(job.id, index, target)
                 self.log.info(
                     "Saved output %d of OpenRouter video job %s to %s (%s bytes).",
                     index,

@@ -1,0 +1,132 @@
+"""Object storage URIs (``s3://``, ``gs://`` ...) and the Airflow connection that reaches them.
+
+A URI names its connection the way Airflow's ``ObjectStoragePath`` does, in the user-info part:
+``s3://aws_media@bucket/key`` reads ``bucket/key`` with connection ``aws_media``. The operator's
+``output_conn_id`` is the other way to say it, friendlier for templated paths. Everything here runs
+before the job is submitted, so a URI that cannot be written or read fails before money is spent.
+
+Messages name the URI and the connection id (neither is a secret); a URI that carries anything
+that looks like a credential in its user-info is refused without echoing it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from airflow_provider_orvideo.exceptions import InvalidVideoRequestError
+
+_NOTHING_SPENT = "Nothing was submitted to OpenRouter and nothing was billed."
+
+FILESYSTEM_PACKAGES = {
+    "s3": "apache-airflow-providers-amazon[s3fs] (or pip install 'airflow-provider-orvideo[s3]')",
+    "s3a": "apache-airflow-providers-amazon[s3fs] (or pip install 'airflow-provider-orvideo[s3]')",
+    "gs": "apache-airflow-providers-google",
+    "gcs": "apache-airflow-providers-google",
+    "abfs": "apache-airflow-providers-microsoft-azure",
+    "abfss": "apache-airflow-providers-microsoft-azure",
+    "adl": "apache-airflow-providers-microsoft-azure",
+    "az": "apache-airflow-providers-microsoft-azure",
+}
+"""Which package gives Airflow a filesystem for a scheme (the common ones; the hint in errors)."""
+
+UPLOAD_PART_BYTES = 8 * 1024 * 1024
+"""Part size of a streamed upload to a bucket store (what a download holds in memory at most):
+the AWS CLI's default multipart chunk, above S3's 5 MiB minimum and a multiple of GCS's 256 KiB."""
+
+BUCKET_SCHEMES = frozenset(FILESYSTEM_PACKAGES)
+"""Stores without directories: nothing to create before writing (``mkdir`` on s3fs would even
+create a missing *bucket*, so a mistyped bucket name must not reach it)."""
+
+
+def is_local(location: str) -> bool:
+    """True for a plain path or a ``file://`` URI (Windows drive letters count as paths)."""
+    scheme = urlsplit(location).scheme
+    return scheme in ("", "file") or len(scheme) == 1
+
+
+def split_conn_id(uri: str, field: str) -> tuple[str, str | None]:
+    """``s3://conn@bucket/key`` -> (``s3://bucket/key``, ``conn``); a URI without one -> (uri, None)."""
+    parts = urlsplit(uri)
+    userinfo, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return uri, None
+    if ":" in userinfo:
+        raise InvalidVideoRequestError(
+            f"{field}: the URI {parts.scheme}://...@{host}{parts.path} carries a password-like user-info "
+            "part. Put credentials in an Airflow connection and name it instead "
+            f"({parts.scheme}://<conn_id>@{host}/...). {_NOTHING_SPENT}"
+        )
+    return parts._replace(netloc=host).geturl(), userinfo or None
+
+
+def with_conn_id(uri: str, conn_id: str | None) -> str:
+    """``s3://bucket/key`` + ``conn`` -> ``s3://conn@bucket/key``: the form ``ObjectStoragePath`` parses."""
+    if not conn_id:
+        return uri
+    parts = urlsplit(uri)
+    return parts._replace(netloc=f"{conn_id}@{parts.netloc}").geturl()
+
+
+def check_filesystem(field: str, uri: str) -> None:
+    """Fail when Airflow has no filesystem for the URI's scheme (its provider is not installed)."""
+    from airflow.sdk.io import attach
+    from airflow.sdk.io.fs import has_fs
+
+    scheme = urlsplit(uri).scheme.lower()
+    if has_fs(scheme):  # registered by an installed provider
+        return
+    try:  # or attached by the deployment itself (attach(scheme, fs=...))
+        if attach(scheme).fs is not None:
+            return
+    except ValueError:
+        pass
+    package = FILESYSTEM_PACKAGES.get(scheme, "the Airflow provider that registers it")
+    raise InvalidVideoRequestError(
+        f"{field}: {uri!r} uses the {scheme}:// scheme, for which no Airflow object storage filesystem "
+        f"is installed on this worker. Install {package}. {_NOTHING_SPENT}"
+    )
+
+
+def check_connection(field: str, conn_id: str) -> None:
+    """Fail when the named Airflow connection does not exist (s3fs would fall back to anonymous access)."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise InvalidVideoRequestError(
+            f"{field}: the Airflow connection {conn_id!r} is not defined. {_NOTHING_SPENT}"
+        ) from None
+
+
+def resolve_uri(field: str, uri: str, conn_id: str | None = None) -> str:
+    """Check an object storage URI (and its connection) and return it in ``ObjectStoragePath`` form.
+
+    ``conn_id`` applies when the URI names none; a URI naming a different one is refused (which
+    of the two was meant cannot be told).
+    """
+    bare, named = split_conn_id(uri, field)
+    if named and conn_id and named != conn_id:
+        raise InvalidVideoRequestError(
+            f"{field}: {bare!r} names connection {named!r} but the operator was given {conn_id!r}; "
+            f"give only one. {_NOTHING_SPENT}"
+        )
+    check_filesystem(field, bare)
+    effective = named or conn_id
+    if effective:
+        check_connection(field, effective)
+    return with_conn_id(bare, effective)
+
+
+def output_target(output_path: str, conn_id: str | None) -> str:
+    """Where the operator writes ``output_path``: a local path as it is, an object storage URI checked
+    and in ``ObjectStoragePath`` form with its connection (``output_conn_id`` or the URI's own)."""
+    if not is_local(output_path):
+        return resolve_uri("output_path", output_path, conn_id)
+    if conn_id:
+        raise InvalidVideoRequestError(
+            f"output_conn_id={conn_id!r} is set but output_path {output_path!r} is a local path; "
+            f"give an object storage URI (s3://bucket/key ...) or drop output_conn_id. {_NOTHING_SPENT}"
+        )
+    return output_path
