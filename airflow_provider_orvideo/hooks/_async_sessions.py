@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -77,13 +77,17 @@ class SharedSessions:
     sessions: dict[tuple[int, str, float], SharedSession] = field(default_factory=dict)
 
     def acquire(
-        self, settings: ConnectionSettings, connect_timeout: float, ssl_context: ssl.SSLContext
+        self, settings: ConnectionSettings, connect_timeout: float, ssl_context: Callable[[], ssl.SSLContext]
     ) -> SharedSession:
+        """The loop's session for these settings; ``ssl_context`` is called only to create one."""
         key = (id(asyncio.get_running_loop()), settings.base_url, settings.timeout)
         shared = self.sessions.get(key)
         if shared is None:
             session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=SHARED_SESSION_CONCURRENCY, ssl=ssl_context),
+                connector=aiohttp.TCPConnector(
+                    limit=SHARED_SESSION_CONCURRENCY,
+                    ssl=ssl_context() if settings.base_url.startswith("https:") else True,
+                ),
                 timeout=aiohttp.ClientTimeout(
                     total=None, connect=connect_timeout, sock_read=settings.timeout
                 ),
@@ -115,6 +119,8 @@ async def exchange(
     """One request through the shared session, read to the end (``url`` is already encoded)."""
     async with (
         shared.gate,
-        shared.session.request(method, URL(url, encoded=True), headers=headers, data=body) as response,
+        shared.session.request(
+            method, URL(url, encoded=True), headers=headers, data=body, allow_redirects=False
+        ) as response,
     ):
         return Answer(response.status, response.headers, await response.read())
