@@ -120,7 +120,10 @@ class OpenRouterResponseError(OpenRouterVideoError):
 
 
 class SubmitOutcomeUnknownError(OpenRouterVideoError):
-    """The submit POST was sent but its answer was lost (5xx, reset, timeout).
+    """The submit POST was sent but its answer was lost (connection reset, timeout).
+
+    A 5xx answer to the submit is an :class:`OpenRouterServerError` carrying the same warning;
+    in both cases the task's intent record stays, so a retry will not submit blindly.
 
     OpenRouter may have created, and may bill, a job whose id we never learned. The POST is
     deliberately not retried automatically: a blind retry can pay for a second video.

@@ -241,7 +241,8 @@ class JobPoller:
                 message = f"OpenRouter video job {self.job_id} completed."
             else:
                 message = (
-                    f"OpenRouter video job {self.job_id} ended {job.status}: {job.error or 'no reason given'}"
+                    f"OpenRouter video job {self.job_id} ended {job.status}: "
+                    f"{(job.error or 'no reason given').rstrip('.')}."
                 )
             event = VideoJobEvent(status, self.job_id, message, remote_error=job.error)
             return PollStep(new_state, event=event, log_message=log_message, warning=warning)

@@ -39,6 +39,14 @@ _RETRY_WORDS = {
     False: "A retry of this task will not submit again (resubmit_failed_jobs=False).",
 }
 _RETRY_REATTACHES = "A retry of this task re-attaches to the same job instead of paying again."
+_RETRY_AFTER_POLL_ERROR = (
+    "A retry of this task checks the same job first: it re-attaches if OpenRouter still knows the job, "
+    "and submits a new, billed job only if OpenRouter no longer has it."
+)
+_NOTHING_CREATED_STATUSES = frozenset({400, 401, 402, 403, 404, 413, 422, 429})
+"""Submit answers that OpenRouter documents as refusals: no job was created, so the intent record
+is dropped and the next try may submit freely. Any other status (408 or 499 from a proxy after the
+POST left, 5xx) keeps the intent: a job may exist."""
 
 
 class OpenRouterVideoOperator(BaseOperator):
@@ -383,9 +391,9 @@ class OpenRouterVideoOperator(BaseOperator):
         try:
             job = self.hook.submit(body)
         except (OpenRouterApiError, OpenRouterTransportError) as error:
-            # A 4xx answer or a refused connection: OpenRouter created nothing, so the next try may
-            # submit freely. (5xx and lost answers are SubmitOutcomeUnknown: the intent stays.)
-            if isinstance(error, OpenRouterTransportError) or error.http_status < 500:
+            # A documented refusal or a connection never made: OpenRouter created nothing, so the
+            # next try may submit freely. (After a 5xx or a lost answer the intent stays.)
+            if isinstance(error, OpenRouterTransportError) or error.http_status in _NOTHING_CREATED_STATUSES:
                 ledger.clear()
             raise
         ledger.save(intent.submitted(job.id))
@@ -435,8 +443,10 @@ class OpenRouterVideoOperator(BaseOperator):
         }
         if event.status is EventStatus.COMPLETED:
             return self._download(context, event.job_id)
-        if event.status in (EventStatus.TIMEOUT, EventStatus.ERROR):
+        if event.status is EventStatus.TIMEOUT:
             retry = _RETRY_REATTACHES
+        elif event.status is EventStatus.ERROR:
+            retry = _RETRY_AFTER_POLL_ERROR
         else:
             retry = _RETRY_WORDS[self.resubmit_failed_jobs]
         raise failure_classes[event.status](

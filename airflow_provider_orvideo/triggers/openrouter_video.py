@@ -10,7 +10,8 @@ Invariants (each one is there because breaking it costs money or a video):
   if the first scheduled check has passed.
 * **No secrets in kwargs or events.** The key is resolved in ``run()`` with the async
   connection API; the event carries the job id and OpenRouter's error text, never a URL.
-* **Never block the loop.** All I/O is ``httpx.AsyncClient``; connection lookup is async.
+* **Never block the loop.** All I/O goes through the loop's shared aiohttp session
+  (``hooks/_async_sessions.py``); connection lookup is async.
 * **Exactly one event**, from :data:`~airflow_provider_orvideo.polling.TRIGGER_EVENT_STATUSES`.
 * ``cleanup()`` is left as the base class has it: it must never touch the remote job, because it
   also runs on every triggerer restart. There is no cancel endpoint anyway.
