@@ -24,6 +24,7 @@ import aiohttp
 from yarl import URL
 
 from airflow_provider_orvideo.api import ConnectionSettings
+from airflow_provider_orvideo.hooks._content_stream import environment_proxy
 
 SHARED_SESSION_CONCURRENCY = 64
 """Requests one shared session has in flight at once (and connections it may open).
@@ -92,7 +93,9 @@ class SharedSessions:
                     total=None, connect=connect_timeout, sock_read=settings.timeout
                 ),
                 cookie_jar=aiohttp.DummyCookieJar(),
-                trust_env=True,  # HTTPS_PROXY / NO_PROXY, as httpx on the worker
+                # The proxy is read from the environment once, here: aiohttp's trust_env would look
+                # it (and ~/.netrc) up in a thread for every request, doubling the CPU of a poll.
+                proxy=environment_proxy(settings.base_url),
             )
             shared = self.sessions[key] = SharedSession(
                 session, asyncio.Semaphore(SHARED_SESSION_CONCURRENCY)

@@ -25,12 +25,19 @@ class ContentNotSentError(ConnectionError):
     """Connecting failed: the request never left, so retrying it cannot duplicate anything."""
 
 
-def direct_route_available(url: str) -> bool:
-    """False when the environment (``HTTPS_PROXY`` and friends, ``NO_PROXY``) proxies ``url``."""
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment (``HTTPS_PROXY`` and friends, ``NO_PROXY``) sets for ``url``, if any."""
     parts = urlsplit(url)
     proxies = urllib.request.getproxies()
     proxy = proxies.get(parts.scheme) or proxies.get("all")
-    return not proxy or bool(urllib.request.proxy_bypass(parts.hostname or ""))
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
+
+
+def direct_route_available(url: str) -> bool:
+    """False when the environment routes ``url`` through a proxy."""
+    return environment_proxy(url) is None
 
 
 class ContentResponse:

@@ -315,3 +315,23 @@ async def test_polls_beyond_the_shared_session_limit_wait_their_turn(
     assert [polled.id for polled in jobs] == [job.id] * burst
     assert max(in_flight) == limit  # the limit was reached ...
     assert all(count <= limit for count in in_flight)  # ... and never passed
+
+
+async def test_triggerer_polls_go_through_a_configured_proxy(
+    hook: OpenRouterVideoHook, emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy is read from the environment when the shared session is made (not per poll)."""
+    job = hook.submit(BODY)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{unused.getsockname()[1]}")
+    proxied = OpenRouterVideoHook(retry_policy=FAST)
+    with pytest.raises(OpenRouterTransportError, match="ClientProxyConnectionError"):
+        await proxied.aget_job(job.id)
+    await proxied.aclose()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = OpenRouterVideoHook(retry_policy=FAST)
+    assert (await direct.aget_job(job.id)).id == job.id
+    await direct.aclose()
