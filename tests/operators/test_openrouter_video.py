@@ -135,7 +135,7 @@ def test_execute_complete_failures_raise_by_status(tmp_path: Path, status: str, 
     assert "Content policy violation" in str(info.value)
     if status == "timeout":  # the job may still be running: a retry re-attaches to it
         assert "re-attaches to the same job instead of paying again" in str(info.value)
-    if status == "error":  # a retry checks the job first; it pays again only if OpenRouter lost the job
+    elif status == "error":  # a retry checks the job first; it pays again only if OpenRouter lost the job
         assert "submits a new, billed job only if OpenRouter no longer has it" in str(info.value)
     else:
         assert "submits a new job, which is billed again" in str(info.value)
