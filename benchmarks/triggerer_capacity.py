@@ -32,12 +32,12 @@ What it does
   whose event loop is too overloaded to end the window in time, and reports what it measured up
   to then (marked "aborted" / "collapsed").
 * Patterns:
-  - ``shared``: the package as shipped (all triggers share one pooled ``httpx.AsyncClient``).
+  - ``shared``: the package as shipped (all triggers of the loop share one pooled aiohttp session).
   - ``naive``: the same trigger and hook, but every poll gets a brand-new ``httpx.AsyncClient``
     (so a new TCP connection) that is closed after the poll - what ``async with
     httpx.AsyncClient() as client:`` inside the poll loop would do. Done here only, by
-    swapping the hook module's ``_shared_async_clients`` for a factory and closing the hook's
-    client after each ``aget_job``; no package code changes.
+    swapping ``hooks._async_sessions``' session registry and exchange for per-poll clients and
+    closing the hook's client after each ``aget_job``; no package code changes.
 
 What is measured (trigger process, inside the window only)
 ----------------------------------------------------------

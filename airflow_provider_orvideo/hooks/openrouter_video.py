@@ -208,23 +208,37 @@ class OpenRouterVideoHook(BaseHook):
 
     # -- the retry decision shared by both shells ---------------------------------------------
 
-    def _delay_after_status(
-        self, request: ApiRequest, attempt: int, status_code: int, retry_after: str | None
-    ) -> float | None:
-        """``retry_after`` is the raw ``Retry-After`` header (or None)."""
-        return self.retry_policy.delay_after_status(
-            idempotent=request.endpoint.idempotent,
-            attempt=attempt,
-            status_code=status_code,
-            retry_after=parse_retry_after(retry_after, now=time.time()),
-        )
-
     def _delay_after_transport_error(
         self, request: ApiRequest, attempt: int, *, request_sent: bool
     ) -> float | None:
         return self.retry_policy.delay_after_transport_error(
             idempotent=request.endpoint.idempotent, attempt=attempt, request_sent=request_sent
         )
+
+    def _retry_after_transport_error(
+        self, request: ApiRequest, attempt: int, error: BaseException, *, request_sent: bool
+    ) -> float:
+        """The (logged) delay before the next attempt, or raise the final typed error."""
+        delay = self._delay_after_transport_error(request, attempt, request_sent=request_sent)
+        if delay is None:
+            raise _transport_failure(request, error, request_sent=request_sent) from None
+        self._log_retry(request, attempt, type(error).__name__, delay)
+        return delay
+
+    def _retry_after_status(self, request: ApiRequest, attempt: int, response: _Answer) -> float:
+        """For an answer >= 400: the (logged) delay before the next attempt, or raise the typed error."""
+        body = response.read()
+        response.close()
+        delay = self.retry_policy.delay_after_status(
+            idempotent=request.endpoint.idempotent,
+            attempt=attempt,
+            status_code=response.status_code,
+            retry_after=parse_retry_after(response.headers.get("Retry-After"), now=time.time()),
+        )
+        if delay is None:
+            raise _status_failure(request, response.status_code, body)
+        self._log_retry(request, attempt, f"HTTP {response.status_code}", delay)
+        return delay
 
     def _log_retry(self, request: ApiRequest, attempt: int, what: str, delay: float) -> None:
         self.log.warning(
@@ -265,23 +279,11 @@ class OpenRouterVideoHook(BaseHook):
                 response = exchange()
             except _TRANSPORT_ERRORS as error:
                 sent = not isinstance(error, _NOT_SENT_ERRORS)
-                delay = self._delay_after_transport_error(request, attempt, request_sent=sent)
-                if delay is None:
-                    raise _transport_failure(request, error, request_sent=sent) from None
-                self._log_retry(request, attempt, type(error).__name__, delay)
-                time.sleep(delay)
+                time.sleep(self._retry_after_transport_error(request, attempt, error, request_sent=sent))
                 continue
             if response.status_code < 400:
                 return response
-            body = response.read()
-            response.close()
-            delay = self._delay_after_status(
-                request, attempt, response.status_code, response.headers.get("Retry-After")
-            )
-            if delay is None:
-                raise _status_failure(request, response.status_code, body)
-            self._log_retry(request, attempt, f"HTTP {response.status_code}", delay)
-            time.sleep(delay)
+            time.sleep(self._retry_after_status(request, attempt, response))
 
     def _send_json(self, request: ApiRequest) -> Any:
         response = self._send(request)
@@ -452,21 +454,13 @@ class OpenRouterVideoHook(BaseHook):
                 )
             except TRANSPORT_ERRORS as error:
                 sent = not isinstance(error, NOT_SENT_ERRORS)
-                delay = self._delay_after_transport_error(request, attempt, request_sent=sent)
-                if delay is None:
-                    raise _transport_failure(request, error, request_sent=sent) from None
-                self._log_retry(request, attempt, type(error).__name__, delay)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(
+                    self._retry_after_transport_error(request, attempt, error, request_sent=sent)
+                )
                 continue
             if response.status_code < 400:
                 return response
-            delay = self._delay_after_status(
-                request, attempt, response.status_code, response.headers.get("Retry-After")
-            )
-            if delay is None:
-                raise _status_failure(request, response.status_code, response.body)
-            self._log_retry(request, attempt, f"HTTP {response.status_code}", delay)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(self._retry_after_status(request, attempt, response))
 
     async def aget_job(self, job_id: str) -> VideoJob:
         request = get_job_request(job_id)
