@@ -11,7 +11,8 @@ that looks like a credential in its user-info is refused without echoing it.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import os
+from urllib.parse import unquote, urlsplit
 
 from airflow_provider_orvideo.exceptions import InvalidVideoRequestError
 
@@ -38,10 +39,19 @@ BUCKET_SCHEMES = frozenset(FILESYSTEM_PACKAGES)
 create a missing *bucket*, so a mistyped bucket name must not reach it)."""
 
 
+def local_path(location: str) -> str | None:
+    """The filesystem path for a plain path or ``file://`` URI; None for any other scheme."""
+    parts = urlsplit(location)
+    if parts.scheme == "file":
+        return unquote(parts.path)
+    if parts.scheme == "" or (len(parts.scheme) == 1 and os.name == "nt"):  # C:\... on Windows
+        return location
+    return None
+
+
 def is_local(location: str) -> bool:
-    """True for a plain path or a ``file://`` URI (Windows drive letters count as paths)."""
-    scheme = urlsplit(location).scheme
-    return scheme in ("", "file") or len(scheme) == 1
+    """True for a plain path or a ``file://`` URI."""
+    return local_path(location) is not None
 
 
 def split_conn_id(uri: str, field: str) -> tuple[str, str | None]:

@@ -19,7 +19,8 @@ import os
 import posixpath
 import uuid
 from typing import TYPE_CHECKING, BinaryIO
-from urllib.parse import unquote, urlsplit
+
+from airflow_provider_orvideo.object_storage import local_path
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -46,22 +47,12 @@ def output_location(output_path: str, index: int) -> str:
     return posixpath.join(head, name)
 
 
-def _local_path(location: str) -> str | None:
-    """The filesystem path for a plain path or ``file://`` URI; None for any other scheme."""
-    parts = urlsplit(location)
-    if parts.scheme == "file":
-        return unquote(parts.path)
-    if parts.scheme == "" or (len(parts.scheme) == 1 and os.name == "nt"):
-        return location
-    return None
-
-
 class AtomicOutput:
     """A temporary sibling of the destination that becomes the destination only on :meth:`commit`."""
 
     def __init__(self, location: str) -> None:
         self.location = location
-        self._local = _local_path(location)
+        self._local = local_path(location)
         self._handle: BinaryIO | None = None
         self._remote_temp: ObjectStoragePath | None = None
         self._temp_local: str | None = None
@@ -186,7 +177,7 @@ def is_complete_output(location: str, expected_size: int) -> bool:
 
     Used to skip a download an earlier try finished (the size is the one that try recorded).
     """
-    local = _local_path(location)
+    local = local_path(location)
     try:
         if local is not None:
             if os.path.getsize(local) != expected_size:
