@@ -9,6 +9,11 @@ Hierarchy::
     OpenRouterVideoError (AirflowException)
     +-- InvalidVideoRequestError (also AirflowFailException: a retry cannot fix bad input)
     |   +-- VideoCostLimitError           (the estimate exceeds ``max_cost_usd``)
+    |   +-- InvalidOperatorArgumentError  (a wrong type or impossible value, e.g. ``poll_interval=nan``)
+    |   +-- InvalidOutputPathError        (``output_path`` cannot receive a video)
+    |       +-- OutputExistsError         (a file this task instance did not write is there)
+    |       +-- OutputPathCollisionError  (two map indexes render the same ``output_path``)
+    +-- InvalidConnectionError            (the ``openrouter`` connection holds an unusable value)
     +-- OpenRouterApiError                (an HTTP error answer from OpenRouter)
     |   +-- OpenRouterBadRequestError     400, 413
     |   +-- OpenRouterAuthError           401, 403
@@ -28,6 +33,7 @@ Hierarchy::
     |   +-- VideoJobTimeoutError          (our deadline passed; the job may still render)
     |   +-- VideoJobPollingError          (we could not learn the job's status)
     +-- VideoDownloadError                (the output could not be saved completely)
+    |   +-- OutputWriteError              (the local or object-store write failed: disk full, denied)
     +-- TriggerEventError                 (the trigger handed back an event we cannot trust)
     +-- WebhookVerificationError          (an incoming webhook must not be trusted)
         +-- MissingWebhookSignatureError  (no ``X-OpenRouter-Signature`` header)
@@ -58,6 +64,38 @@ class InvalidVideoRequestError(OpenRouterVideoError, AirflowFailException, Value
 
 class VideoCostLimitError(InvalidVideoRequestError):
     """The estimated price exceeds ``max_cost_usd`` (or cannot be estimated under a strict check)."""
+
+
+class InvalidOperatorArgumentError(InvalidVideoRequestError):
+    """An operator argument has a wrong type or an impossible value (``job_timeout=inf``,
+    ``poll_interval="30"``, ``max_consecutive_poll_failures=0`` ...).
+
+    Raised when the DAG is parsed for arguments that are not templated, and after rendering,
+    before any request, for templated ones.
+    """
+
+
+class InvalidOutputPathError(InvalidVideoRequestError):
+    """``output_path`` cannot receive the video: empty, a directory, relative, a ``file://`` URI
+    naming another host, or under a parent that cannot be created. Raised before paying."""
+
+
+class OutputExistsError(InvalidOutputPathError):
+    """A file that this task instance did not write is at ``output_path`` and ``overwrite`` is off.
+
+    Raised before paying, so neither the existing video nor money is lost.
+    """
+
+
+class OutputPathCollisionError(InvalidOutputPathError):
+    """Two map indexes of one mapped task render the same ``output_path``: each would pay for a
+    video and all but one would be lost. Raised before paying."""
+
+
+class InvalidConnectionError(OpenRouterVideoError, AirflowFailException):
+    """The ``openrouter`` connection holds a value that cannot be used (e.g. an API key that
+    cannot be sent in an HTTP header). Raised before any request; the message names the
+    connection and the field, never the value of a secret."""
 
 
 class OpenRouterApiError(OpenRouterVideoError):
@@ -169,6 +207,12 @@ class VideoJobPollingError(VideoJobError):
 
 class VideoDownloadError(OpenRouterVideoError):
     """The finished video could not be saved completely; nothing was left at the output path."""
+
+
+class OutputWriteError(VideoDownloadError):
+    """Writing the finished video failed on the worker's side (disk full, permission denied,
+    read-only filesystem ...), not in the network. The job is complete and paid; a retry of the
+    task downloads it again without paying."""
 
 
 class TriggerEventError(OpenRouterVideoError):

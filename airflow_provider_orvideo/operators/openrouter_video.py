@@ -72,6 +72,9 @@ class OpenRouterVideoOperator(BaseOperator):
         ``aws`` connection for ``s3://``. Default: the one named in the URI, else the
         filesystem's default credentials. The scheme's filesystem (``s3://`` needs
         ``apache-airflow-providers-amazon[s3fs]``) and the connection are checked before submitting.
+    :param overwrite: Replace a file at ``output_path`` that this task instance did not write.
+        Default False: such a file makes the task fail before paying (``OutputExistsError``),
+        so a video paid for by another run, task or map index is never silently replaced.
     :param duration: Seconds; checked against the model's ``supported_durations``.
     :param resolution: e.g. ``720p``; checked against ``supported_resolutions``.
     :param aspect_ratio: e.g. ``16:9``; checked against ``supported_aspect_ratios``.
@@ -142,6 +145,7 @@ class OpenRouterVideoOperator(BaseOperator):
         model: str,
         output_path: str,
         output_conn_id: str | None = None,
+        overwrite: bool = False,
         duration: int | str | None = None,
         resolution: str | None = None,
         aspect_ratio: str | None = None,
@@ -173,6 +177,7 @@ class OpenRouterVideoOperator(BaseOperator):
         self.model = model
         self.output_path = output_path
         self.output_conn_id = output_conn_id
+        self.overwrite = overwrite
         self.duration = duration
         self.resolution = resolution
         self.aspect_ratio = aspect_ratio
