@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from airflow_provider_orvideo.exceptions import (
+    InvalidConnectionError,
     OpenRouterApiError,
     OpenRouterAuthError,
     OpenRouterBadRequestError,
@@ -86,32 +88,139 @@ def base_url_from_connection(host: str | None, schema: str | None, port: int | N
     return host.rstrip("/")
 
 
+API_KEY_FIELD = "password (labelled 'API key' in the UI)"
+"""How messages name the connection field that holds the API key."""
+
+_EXTRA_HEADERS = {"http_referer": "HTTP-Referer", "app_title": "X-OpenRouter-Title"}
+"""Connection extras sent as request headers: extra field -> header name."""
+
+_CHARACTER_NAMES = {
+    "\n": "a line break (LF)",
+    "\r": "a carriage return (CR)",
+    "\t": "a tab",
+    " ": "a space",
+    "\x00": "a NUL character",
+    "\x7f": "a DEL control character",
+}
+
+
+def _header_value_problem(value: str, *, spaces_allowed: bool) -> str | None:
+    """What keeps ``value`` out of an HTTP header, without quoting any of it; ``None`` if nothing.
+
+    Allowed: printable ASCII (0x21-0x7E), plus inner spaces where ``spaces_allowed``. This is
+    what httpx (ASCII only), h11, aiohttp and ``http.client`` all accept.
+    """
+    for position, char in enumerate(value, start=1):
+        if "!" <= char <= "~" or (spaces_allowed and char == " "):
+            continue
+        if char > "\x7f":
+            what = "a non-ASCII character"
+        else:
+            what = _CHARACTER_NAMES.get(char, f"a control character (U+{ord(char):04X})")
+        return f"contains {what} at position {position} of {len(value)}"
+    return None
+
+
+def _api_key_error(conn_id: str, problem: str, *, stripped: bool = True) -> InvalidConnectionError:
+    return InvalidConnectionError(
+        f"The OpenRouter connection {conn_id!r} cannot be used: its {API_KEY_FIELD} {problem}"
+        + (" (after removing surrounding whitespace)" if stripped else "")
+        + ". An OpenRouter API key is printable ASCII without "
+        "spaces, so this value cannot be sent in the Authorization header; re-enter the key. "
+        "The key is not shown here. No request was sent."
+    )
+
+
+def _extra_header_error(conn_id: str, field_name: str, problem: str) -> InvalidConnectionError:
+    return InvalidConnectionError(
+        f"The OpenRouter connection {conn_id!r} cannot be used: its extra field {field_name!r} (sent as "
+        f"the {_EXTRA_HEADERS.get(field_name, field_name)} header) {problem}. Header values must be "
+        "printable ASCII (inner spaces allowed): remove line breaks, control and non-ASCII "
+        "characters. No request was sent."
+    )
+
+
+def connection_header_error(settings: ConnectionSettings, *, conn_id: str) -> InvalidConnectionError | None:
+    """The error for the first request header built from the connection that cannot be sent, if any.
+
+    :func:`settings_from_connection` refuses such values up front; the hook calls this when an HTTP
+    library refuses a request anyway (settings built another way), to name the field at fault.
+    """
+    problem = _header_value_problem(settings.api_key, spaces_allowed=False)
+    if problem is not None:
+        return _api_key_error(conn_id, problem, stripped=False)
+    fields = {header: name for name, header in _EXTRA_HEADERS.items()}
+    for header, value in settings.extra_headers.items():
+        problem = _header_value_problem(value, spaces_allowed=True)
+        if problem is not None:
+            return _extra_header_error(conn_id, fields.get(header, header), problem)
+    return None
+
+
+def _timeout_from_extra(conn_id: str, value: Any) -> float:
+    if value is None or value == "":
+        return DEFAULT_TIMEOUT_SECONDS
+    try:
+        seconds = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise InvalidConnectionError(
+            f"The OpenRouter connection {conn_id!r} cannot be used: its extra field 'timeout' is {shown}, "
+            "not a finite number of seconds greater than 0 (e.g. 30). No request was sent."
+        )
+    return seconds
+
+
 def settings_from_connection(
     *,
+    conn_id: str,
     host: str | None,
     schema: str | None,
     port: int | None,
     password: str | None,
     extra: Mapping[str, Any],
 ) -> ConnectionSettings:
-    """Build :class:`ConnectionSettings` from connection fields (sync and async paths share this)."""
-    if not password:
+    """Build :class:`ConnectionSettings` from connection fields (sync and async paths share this).
+
+    Surrounding whitespace is stripped from the key and the header extras (a key read from a
+    file or pasted often ends with a newline). A value that still cannot be sent in a header, or
+    a ``timeout`` extra that is not a positive number, is an :class:`InvalidConnectionError`
+    naming ``conn_id`` and the field, raised before any request; a secret's value is never shown.
+    """
+    api_key = (password or "").strip()
+    if not api_key:
         raise OpenRouterAuthError(
             "The OpenRouter connection has no API key: set the connection's password (labelled "
             "'API key' in the UI) to an OpenRouter key.",
             http_status=401,
             api_message="no API key configured",
         )
+    problem = _header_value_problem(api_key, spaces_allowed=False)
+    if problem is not None:
+        raise _api_key_error(conn_id, problem)
     headers: dict[str, str] = {}
-    if extra.get("http_referer"):
-        headers["HTTP-Referer"] = str(extra["http_referer"])
-    if extra.get("app_title"):
-        headers["X-OpenRouter-Title"] = str(extra["app_title"])
-    timeout = extra.get("timeout")
+    for field_name, header in _EXTRA_HEADERS.items():
+        value = str(extra.get(field_name) or "").strip()
+        if not value:
+            continue
+        problem = _header_value_problem(value, spaces_allowed=True)
+        if problem is not None:
+            raise _extra_header_error(conn_id, field_name, problem)
+        headers[header] = value
+    base_url = base_url_from_connection(host, schema, port)
+    scheme = urlsplit(base_url).scheme
+    if scheme not in ("http", "https"):
+        raise InvalidConnectionError(
+            f"The OpenRouter connection {conn_id!r} cannot be used: its host field gives a base URL with "
+            f"the scheme {scheme[:20]!r}; only http and https are supported. No request was sent."
+        )
     return ConnectionSettings(
-        base_url=base_url_from_connection(host, schema, port),
-        api_key=password,
-        timeout=float(timeout) if timeout not in (None, "") else DEFAULT_TIMEOUT_SECONDS,
+        base_url=base_url,
+        api_key=api_key,
+        timeout=_timeout_from_extra(conn_id, extra.get("timeout")),
         extra_headers=headers,
     )
 

@@ -24,13 +24,20 @@ import binascii
 import enum
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_orvideo.api import MAX_REQUEST_BODY_BYTES
+from airflow_provider_orvideo.arguments import FRAME_TYPES as FRAME_TYPES
+from airflow_provider_orvideo.arguments import (
+    frame_images_problems,
+    input_references_problems,
+    reference_entry,
+    shown,
+    source_problem,
+)
 from airflow_provider_orvideo.exceptions import InvalidVideoRequestError
 
 _NOTHING_SPENT = "Nothing was submitted to OpenRouter and nothing was billed."
@@ -40,6 +47,10 @@ class MediaKind(str, enum.Enum):
     IMAGE = "image"
     AUDIO = "audio"
     VIDEO = "video"
+
+    def __str__(self) -> str:
+        # The value, so a member inside a templated field renders as "image", not "MediaKind.IMAGE".
+        return self.value
 
     @property
     def content_type(self) -> str:
@@ -114,12 +125,19 @@ class ResolvedMedia:
 
 
 def _describe_url(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return shown(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}" + ("?..." if parts.query else "")
 
 
 def _invalid(field: str, description: str, problem: str) -> InvalidVideoRequestError:
     return InvalidVideoRequestError(f"{field}: {description} {problem}. {_NOTHING_SPENT}")
+
+
+def _refuse(problems: list[str]) -> InvalidVideoRequestError:
+    return InvalidVideoRequestError(f"{'; '.join(problems)}. {_NOTHING_SPENT}")
 
 
 def to_data_url(data: bytes) -> str:
@@ -128,6 +146,11 @@ def to_data_url(data: bytes) -> str:
     Bytes cannot cross XCom (Airflow cannot serialize them), so an upstream task that makes an
     image returns ``to_data_url(png_bytes)`` (or writes a file and returns its path or URI).
     """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise _invalid(
+            "to_data_url", shown(data), f"is {type(data).__name__}, not bytes; give the media file's bytes"
+        )
+    data = bytes(data)
     return _encode("media", f"the {len(data):,} bytes given", data).url
 
 
@@ -165,6 +188,8 @@ def _read_local(field: str, path: str) -> ResolvedMedia:
             data = handle.read()
     except OSError as error:
         raise _invalid(field, path, f"cannot be read ({error.strerror or type(error).__name__})") from None
+    except ValueError as error:  # an embedded NUL, a lone surrogate: not a path the OS can take
+        raise _invalid(field, shown(path), f"is not a usable file path ({error})") from None
     return _encode(field, path, data)
 
 
@@ -216,13 +241,35 @@ def _check_data_url(field: str, url: str) -> ResolvedMedia:
         data = base64.b64decode(match["data"], validate=True)
     except (binascii.Error, ValueError):
         raise _invalid(field, description, "does not hold valid base64 data") from None
-    # Trust the bytes over the declared type, as for files.
-    mime = sniff_mime(data) or match["mime"].lower()
-    return ResolvedMedia(url=url, kind=kind_of_mime(mime), description=description, mime=mime)
+    declared = match["mime"].lower()
+    declared_kind = kind_of_mime(declared)
+    if declared_kind is None:
+        raise _invalid(field, description, f"declares {declared}, which is not an image, audio or video type")
+    # The URL is sent as is, so its bytes must be what it declares (the subtype may differ:
+    # a JPEG declared image/png is still an image).
+    mime = sniff_mime(data)
+    if mime is None:
+        raise _invalid(
+            field,
+            description,
+            f"declares {declared} but its {len(data):,} bytes are not a recognised image, audio or video "
+            "file; supported: PNG, JPEG, GIF, WebP, AVIF/HEIC, MP3, WAV, OGG, FLAC, M4A, MP4, MOV, WebM",
+        )
+    kind = kind_of_mime(mime)
+    if kind is not declared_kind:
+        raise _invalid(
+            field,
+            description,
+            f"declares {declared} ({declared_kind.value}) but its content is {mime}",
+        )
+    return ResolvedMedia(url=url, kind=kind, description=description, mime=mime)
 
 
 def resolve_source(field: str, source: Any) -> ResolvedMedia:
     """Turn one source into a :class:`ResolvedMedia`; ``field`` names it in errors."""
+    problem = source_problem(field, source)
+    if problem:
+        raise _refuse([problem])
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         description = f"the {len(data):,} bytes given"
@@ -230,22 +277,18 @@ def resolve_source(field: str, source: Any) -> ResolvedMedia:
         return _encode(field, description, data)
     if isinstance(source, PurePath):
         return _read_local(field, str(source))
-    if not isinstance(source, str):
-        if type(source).__name__ == "ObjectStoragePath":
-            return _read_object_storage(field, source)
-        raise _invalid(
-            field,
-            repr(source)[:80],
-            "is not a media source; give an https URL, a data: URL, a file path, an object storage URI or bytes",
-        )
+    if not isinstance(source, str):  # an ObjectStoragePath (source_problem refused anything else)
+        return _read_object_storage(field, source)
     source = source.strip()
-    if not source:
-        raise _invalid(field, "''", "is empty")
-    if source.startswith("data:"):
+    try:
+        parts = urlsplit(source)
+    except ValueError as error:  # e.g. "https://[::1/a.png": an unclosed IPv6 host
+        raise _invalid(field, shown(source), f"is not a valid URL ({error})") from None
+    scheme = parts.scheme.lower()
+    if scheme == "data":
         return _check_data_url(field, source)
-    scheme = urlsplit(source).scheme.lower()
     if scheme == "https":
-        extension = PurePath(urlsplit(source).path).suffix.lower().lstrip(".")
+        extension = PurePath(parts.path).suffix.lower().lstrip(".")
         return ResolvedMedia(
             url=source, kind=_EXTENSION_KINDS.get(extension), description=_describe_url(source)
         )
@@ -260,11 +303,11 @@ def resolve_source(field: str, source: Any) -> ResolvedMedia:
     return _read_local(field, source)
 
 
-def reference_kind(item: ResolvedMedia, field: str, declared: str | None) -> MediaKind:
+def reference_kind(item: ResolvedMedia, field: str, declared: str | MediaKind | None) -> MediaKind:
     """The kind of an ``input_references`` item: declared, sniffed, or guessed from the URL's extension."""
     if declared is not None:
         try:
-            kind = MediaKind(declared)
+            kind = MediaKind(getattr(declared, "value", declared))
         except ValueError:
             raise _invalid(
                 field, item.description, f"has kind {declared!r}; allowed: image, audio, video"
@@ -286,36 +329,22 @@ def reference_kind(item: ResolvedMedia, field: str, declared: str | None) -> Med
 
 def split_reference(entry: Any) -> tuple[Any, str | None]:
     """An ``input_references`` entry is a source, or ``{"kind": ..., "source": ...}``."""
-    if isinstance(entry, Mapping):
-        if set(entry) - {"kind", "source"} or "source" not in entry:
-            raise InvalidVideoRequestError(
-                f"input_references: entry with keys {sorted(entry)} must be a source or "
-                f'{{"kind": "image" | "audio" | "video", "source": ...}}. {_NOTHING_SPENT}'
-            )
-        kind = entry.get("kind")
-        return entry["source"], None if kind is None else str(kind)
-    return entry, None
-
-
-FRAME_TYPES = ("first_frame", "last_frame")
+    problems: list[str] = []
+    source, kind = reference_entry("input_references entry", entry, problems)
+    if problems:
+        raise _refuse(problems)
+    return source, kind
 
 
 def resolve_frame_images(value: Any) -> tuple[tuple[str, ResolvedMedia], ...]:
     """``{"first_frame": src, "last_frame": src}`` -> ``((frame_type, media), ...)``, images only."""
-    if not value:
+    problems = frame_images_problems(value)
+    if problems:
+        raise _refuse(problems)
+    if value is None or isinstance(value, str) or not value:
         return ()
-    if not isinstance(value, Mapping):
-        raise InvalidVideoRequestError(
-            f"frame_images must be a dict such as {{'first_frame': src, 'last_frame': src}}, "
-            f"got {type(value).__name__}. {_NOTHING_SPENT}"
-        )
     frames = []
     for frame_type, source in value.items():
-        if frame_type not in FRAME_TYPES:
-            raise InvalidVideoRequestError(
-                f"frame_images: key {frame_type!r} is not a frame type; allowed: {', '.join(FRAME_TYPES)}. "
-                f"{_NOTHING_SPENT}"
-            )
         field = f"frame_images[{frame_type!r}]"
         media = resolve_source(field, source)
         if media.kind not in (None, MediaKind.IMAGE):
@@ -326,16 +355,15 @@ def resolve_frame_images(value: Any) -> tuple[tuple[str, ResolvedMedia], ...]:
 
 def resolve_input_references(value: Any) -> tuple[tuple[MediaKind, ResolvedMedia], ...]:
     """A list of sources (or ``{"kind", "source"}`` dicts) -> ``((kind, media), ...)``."""
-    if not value:
+    problems = input_references_problems(value)
+    if problems:
+        raise _refuse(problems)
+    if value is None or isinstance(value, str) or not value:
         return ()
-    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__iter__"):
-        raise InvalidVideoRequestError(
-            f"input_references must be a list of sources, got {type(value).__name__}. {_NOTHING_SPENT}"
-        )
     references = []
     for index, entry in enumerate(value):
         field = f"input_references[{index}]"
-        source, declared = split_reference(entry)
+        source, declared = reference_entry(field, entry, problems)
         media = resolve_source(field, source)
         references.append((reference_kind(media, field, declared), media))
     return tuple(references)

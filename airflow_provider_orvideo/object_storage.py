@@ -127,16 +127,3 @@ def resolve_uri(field: str, uri: str, conn_id: str | None = None) -> str:
     if effective:
         check_connection(field, effective)
     return with_conn_id(bare, effective)
-
-
-def output_target(output_path: str, conn_id: str | None) -> str:
-    """Where the operator writes ``output_path``: a local path as it is, an object storage URI checked
-    and in ``ObjectStoragePath`` form with its connection (``output_conn_id`` or the URI's own)."""
-    if not is_local(output_path):
-        return resolve_uri("output_path", output_path, conn_id)
-    if conn_id:
-        raise InvalidVideoRequestError(
-            f"output_conn_id={conn_id!r} is set but output_path {output_path!r} is a local path; "
-            f"give an object storage URI (s3://bucket/key ...) or drop output_conn_id. {_NOTHING_SPENT}"
-        )
-    return output_path

@@ -11,8 +11,12 @@ Invariants:
 
 * The store is scoped by Airflow to (dag_id, run_id, task_id, map_index): what is stable across
   tries. The try number is never part of the record or the fingerprint.
-* The fingerprint covers the whole request body, so a changed prompt, model or frame image is a
-  new request and is submitted anew.
+* The fingerprint covers the fields that change the video (model, prompt, duration, resolution,
+  aspect ratio, size, audio, seed, frames, references, provider options, previous job), so a
+  changed prompt, model or frame image is a new request and is submitted anew; the labels
+  (``trace``, ``user``, ``session_id``) are left out, so a per-try trace value never makes a
+  retry pay again. An earlier job that a changed request supersedes is kept in the record
+  (``superseded``) and reported, never forgotten.
 * Only a definite "nothing was created" answer (400, 401, 402, 413, 429, connection refused)
   clears an intent; an unknown outcome keeps it, and the next try applies the orphan policy.
 
@@ -25,13 +29,17 @@ import enum
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_orvideo.api import JobStatus, VideoJob
 
 STATE_KEY = "openrouter_video"
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+"""1: the fingerprint covered the whole body. 2: only the video fields; ``superseded`` added."""
+
+LABEL_FIELDS = frozenset({"trace", "user", "session_id"})
+"""Submit body fields that label a job in OpenRouter's logs but do not change the video."""
 
 
 class OrphanPolicy(str, enum.Enum):
@@ -54,9 +62,13 @@ class Action(str, enum.Enum):
     REFUSE = "refuse"
 
 
-def fingerprint(body: Mapping[str, Any]) -> str:
-    """A stable digest of the submit body (key order does not matter)."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def fingerprint(body: Mapping[str, Any], *, version: int = RECORD_VERSION) -> str:
+    """A stable digest of what the submit body asks to render (key order does not matter).
+
+    ``version`` 1 digests the whole body: how records written by earlier releases are compared.
+    """
+    fields = body if version == 1 else {k: v for k, v in body.items() if k not in LABEL_FIELDS}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -69,20 +81,30 @@ class SubmissionRecord:
     job_id: str | None = None
     outputs: Mapping[str, int] = field(default_factory=dict)
     """Saved outputs: location -> size in bytes."""
+    superseded: tuple[Mapping[str, Any], ...] = ()
+    """Earlier jobs of this task instance that a changed request replaced (``job_id``, ``status``,
+    ``cost``, ``outputs``): paid or still billing, so they are reported on every later try."""
+    version: int = RECORD_VERSION
+    """How ``fingerprint`` was computed (see :func:`fingerprint`)."""
+
+    def matches(self, body: Mapping[str, Any]) -> bool:
+        """Whether ``body`` asks for the same video as the request this record is about."""
+        return self.fingerprint == fingerprint(body, version=self.version)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "version": RECORD_VERSION,
+            "version": self.version,
             "fingerprint": self.fingerprint,
             "phase": self.phase,
             "job_id": self.job_id,
             "outputs": dict(self.outputs),
+            "superseded": [dict(entry) for entry in self.superseded],
         }
 
     @classmethod
     def from_json(cls, value: Any) -> SubmissionRecord | None:
         """Parse a stored record; an unreadable or newer one counts as absent."""
-        if not isinstance(value, Mapping) or value.get("version") != RECORD_VERSION:
+        if not isinstance(value, Mapping) or value.get("version") not in (1, RECORD_VERSION):
             return None
         if not isinstance(value.get("fingerprint"), str) or value.get("phase") not in ("intent", "submitted"):
             return None
@@ -90,22 +112,30 @@ class SubmissionRecord:
         outputs = value.get("outputs")
         if not isinstance(outputs, Mapping):
             outputs = {}
+        superseded = value.get("superseded")
         return cls(
             fingerprint=value["fingerprint"],
             phase=value["phase"],
             job_id=job_id if isinstance(job_id, str) and job_id else None,
             outputs={str(k): int(v) for k, v in outputs.items() if isinstance(v, int)},
+            superseded=tuple(e for e in superseded if isinstance(e, Mapping))
+            if isinstance(superseded, list)
+            else (),
+            version=int(value["version"]),
         )
 
     @classmethod
-    def intent(cls, digest: str) -> SubmissionRecord:
-        return cls(fingerprint=digest, phase="intent")
+    def intent(
+        cls, body: Mapping[str, Any], superseded: tuple[Mapping[str, Any], ...] = ()
+    ) -> SubmissionRecord:
+        """The record written right before the POST of ``body``."""
+        return cls(fingerprint=fingerprint(body), phase="intent", superseded=superseded)
 
     def submitted(self, job_id: str) -> SubmissionRecord:
-        return SubmissionRecord(fingerprint=self.fingerprint, phase="submitted", job_id=job_id)
+        return replace(self, phase="submitted", job_id=job_id, outputs={})
 
     def with_output(self, location: str, size: int) -> SubmissionRecord:
-        return SubmissionRecord(self.fingerprint, self.phase, self.job_id, {**self.outputs, location: size})
+        return replace(self, outputs={**self.outputs, location: size})
 
 
 @dataclass(frozen=True)
@@ -113,16 +143,19 @@ class Decision:
     action: Action
     reason: str
     job_id: str | None = None
+    supersedes: str | None = None
+    """The earlier try's job that this try replaces because the request's video fields changed."""
 
 
-def needs_remote_check(record: SubmissionRecord | None, digest: str) -> bool:
-    """Whether :func:`decide` needs the remote job: only for a recorded job of the same request."""
-    return record is not None and record.fingerprint == digest and record.job_id is not None
+def needs_remote_check(record: SubmissionRecord | None) -> bool:
+    """Whether :func:`decide` needs the remote job: whenever an earlier try learned a job id
+    (to re-attach to it, or to report what a changed request supersedes)."""
+    return record is not None and record.job_id is not None
 
 
 def decide(
     record: SubmissionRecord | None,
-    digest: str,
+    body: Mapping[str, Any],
     *,
     remote: VideoJob | None,
     orphan_policy: OrphanPolicy,
@@ -134,8 +167,16 @@ def decide(
     """
     if record is None:
         return Decision(Action.SUBMIT, "no earlier submission is recorded for this task instance")
-    if record.fingerprint != digest:
-        return Decision(Action.SUBMIT, "the request changed since the earlier try, so it is a new video")
+    if not record.matches(body):
+        changed = "the video fields of the request changed since the earlier try, so it is a new video"
+        if record.job_id is None:
+            return Decision(Action.SUBMIT, changed)
+        state = "no longer known to OpenRouter" if remote is None else remote.status
+        return Decision(
+            Action.SUBMIT,
+            f"{changed}; the earlier try's job {record.job_id} ({state}) is kept on record",
+            supersedes=record.job_id,
+        )
     if record.job_id is None:
         reason = (
             "an earlier try sent the submit request but never learned the job id (the answer was lost): "
@@ -187,3 +228,10 @@ class SubmissionLedger:
     def clear(self) -> None:
         if self._store is not None:
             self._store.delete(STATE_KEY)
+
+    def restore(self, record: SubmissionRecord | None) -> None:
+        """Put back the record an attempt started from (None: forget everything)."""
+        if record is None:
+            self.clear()
+        else:
+            self.save(record)

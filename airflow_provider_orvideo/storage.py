@@ -4,6 +4,13 @@ Bytes go to a temporary sibling (``.<name>.<random>.part``) and are moved into p
 the caller has checked the length and the MP4 signature. On any failure the temporary file is
 removed, so a reader of ``output_path`` sees either nothing or a complete video, never a torn one.
 
+A file that appeared at the destination while the job rendered (another run, task or map index
+writing the same path) is never replaced unless the caller allows it (``replace``): the video,
+already paid for, is committed beside it (``aside``) instead. Locally that decision is atomic
+(``os.link`` fails if the name exists). A failing local write (disk full, permission denied,
+read-only filesystem) raises :class:`~airflow_provider_orvideo.exceptions.OutputWriteError`, never
+an ``OSError`` a caller could mistake for a network fault.
+
 Local paths (and ``file://`` URIs) use ``os.replace`` (atomic on one filesystem) after
 ``fsync``. While writing, every :data:`WRITEBACK_EVERY_BYTES` the range just written is handed to
 the kernel for writeback (``posix_fadvise(DONTNEED)``), so the disk works while the network does,
@@ -15,11 +22,13 @@ there the final move is a server-side copy, which object stores make visible all
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import posixpath
 import uuid
-from typing import TYPE_CHECKING, BinaryIO
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from airflow_provider_orvideo.exceptions import OutputWriteError
 from airflow_provider_orvideo.object_storage import local_path
 
 if TYPE_CHECKING:
@@ -37,22 +46,43 @@ def looks_like_mp4(head: bytes) -> bool:
     return len(head) >= 8 and head[4:8] in MP4_TOP_LEVEL_BOXES
 
 
-def output_location(output_path: str, index: int) -> str:
-    """Where output ``index`` of a job goes: ``output_path`` itself for 0, ``<stem>_<index><suffix>`` after."""
-    if index == 0:
-        return output_path
-    head, tail = posixpath.split(output_path)
-    stem, dot, suffix = tail.rpartition(".")
-    name = f"{stem}_{index}.{suffix}" if dot and stem else f"{tail}_{index}"
-    return posixpath.join(head, name)
+@contextlib.contextmanager
+def _write_errors(location: str) -> Iterator[None]:
+    """Turn an ``OSError`` of the output side into :class:`OutputWriteError` naming the location."""
+    try:
+        yield
+    except OSError as error:
+        code = errno.errorcode.get(error.errno or 0, "")
+        reason = f"{error.strerror or error}" + (f" ({code})" if code else "")
+        raise OutputWriteError(f"Writing {location} failed: {reason}.") from None
 
 
 class AtomicOutput:
-    """A temporary sibling of the destination that becomes the destination only on :meth:`commit`."""
+    """A temporary sibling of the destination that becomes the destination only on :meth:`commit`.
 
-    def __init__(self, location: str) -> None:
+    :param replace: Replace a file that is at the destination when committing. Without it, such
+        a file is kept and the video is committed to ``aside``.
+    :param aside: Where the video goes when the destination is taken and ``replace`` is off.
+    :param writer: Facts recorded with a local file (task instance, job) for later refusals to
+        name its writer; see :func:`airflow_provider_orvideo.output_paths.record_writer`.
+    """
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        replace: bool = True,
+        aside: str | None = None,
+        writer: dict[str, Any] | None = None,
+    ) -> None:
         self.location = location
-        self._local = local_path(location)
+        self.replace = replace
+        self.aside = aside
+        self.writer = writer
+        self.committed_location: str | None = None
+        local = local_path(location)
+        # One form for the temporary file and the rename (callers pass normalised paths already).
+        self._local = None if local is None else os.path.abspath(local)
         self._handle: BinaryIO | None = None
         self._remote_temp: ObjectStoragePath | None = None
         self._temp_local: str | None = None
@@ -63,13 +93,22 @@ class AtomicOutput:
     def open(self) -> AtomicOutput:
         """Start (or restart from zero) the temporary file."""
         self.discard()
+        with _write_errors(self.location):
+            self._open()
+        self.bytes_written = 0
+        self._written_back = 0
+        self.head = b""
+        return self
+
+    def _open(self) -> None:
         token = uuid.uuid4().hex[:12]
         if self._local is not None:
-            directory, name = os.path.split(os.path.abspath(self._local))
+            directory, name = os.path.split(self._local)
             os.makedirs(directory, exist_ok=True)
-            self._temp_local = os.path.join(directory, f".{name}.{token}.part")
+            temp = os.path.join(directory, f".{name}.{token}.part")
             # Unbuffered: writes are already network-sized; a buffer would only add a copy.
-            self._handle = open(self._temp_local, "wb", buffering=0)  # noqa: SIM115 - closed in commit/discard
+            self._handle = open(temp, "wb", buffering=0)  # noqa: SIM115 - closed in commit/discard
+            self._temp_local = temp
         else:
             from airflow.sdk import ObjectStoragePath
 
@@ -89,22 +128,19 @@ class AtomicOutput:
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._handle = fs.open(self._remote_temp.path, "wb")
-        self.bytes_written = 0
-        self._written_back = 0
-        self.head = b""
-        return self
 
     def write(self, chunk: bytes | memoryview) -> None:
         """Append ``chunk`` (the caller may reuse a memoryview's buffer once this returns)."""
         if self._handle is None:
             raise RuntimeError("AtomicOutput.write() before open()")
-        if self._temp_local is None:
-            # Remote file objects may keep a reference to what they are given: hand them a copy.
-            self._handle.write(bytes(chunk))
-        else:
-            view = memoryview(chunk)
-            while view:  # an unbuffered write may be short
-                view = view[self._handle.write(view) :]
+        with _write_errors(self.location):
+            if self._temp_local is None:
+                # Remote file objects may keep a reference to what they are given: hand them a copy.
+                self._handle.write(bytes(chunk))
+            else:
+                view = memoryview(chunk)
+                while view:  # an unbuffered write may be short
+                    view = view[self._handle.write(view) :]
         if len(self.head) < 8:
             self.head = (self.head + bytes(chunk[: 8 - len(self.head)]))[:8]
         self.bytes_written += len(chunk)
@@ -118,23 +154,51 @@ class AtomicOutput:
             os.posix_fadvise(self._handle.fileno(), self._written_back, length, os.POSIX_FADV_DONTNEED)
         self._written_back = self.bytes_written
 
-    def commit(self) -> None:
-        """Flush, sync and move the temporary file onto the destination."""
+    def commit(self) -> str:
+        """Flush, sync and move the temporary file into place; return where it went
+        (``location``, or ``aside`` when the destination was taken and ``replace`` is off)."""
         if self._handle is None:
             raise RuntimeError("AtomicOutput.commit() before open()")
+        with _write_errors(self.location):
+            self.committed_location = self._commit()
+        return self.committed_location
+
+    def _commit(self) -> str:
         handle, self._handle = self._handle, None
+        assert handle is not None
         if self._temp_local is not None and self._local is not None:
-            os.fsync(handle.fileno())
-            handle.close()
-            os.replace(self._temp_local, self._local)
-            self._temp_local = None
-            return
+            temp, self._temp_local = self._temp_local, None
+            try:
+                os.fsync(handle.fileno())
+                handle.close()
+                if self.writer:
+                    from airflow_provider_orvideo.output_paths import record_writer
+
+                    record_writer(temp, self.writer)
+                if self.replace:
+                    os.replace(temp, self._local)
+                    return self.location
+                if _move_if_free(temp, self._local):
+                    return self.location
+                if self.aside is None:
+                    raise FileExistsError(errno.EEXIST, "another file took the destination", self._local)
+                os.replace(temp, local_path(self.aside) or self.aside)
+                return self.aside
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+                raise
         handle.close()
         if self._remote_temp is not None:
             from airflow.sdk import ObjectStoragePath
 
-            self._remote_temp.rename(ObjectStoragePath(self.location))
-            self._remote_temp = None
+            temp_remote, self._remote_temp = self._remote_temp, None
+            destination = self.location
+            if not self.replace and ObjectStoragePath(self.location).exists() and self.aside is not None:
+                destination = self.aside
+            temp_remote.rename(ObjectStoragePath(destination))
+            return destination
+        return self.location
 
     def discard(self) -> None:
         """Close and delete the temporary file, if any; never touches the destination."""
@@ -145,13 +209,32 @@ class AtomicOutput:
             with contextlib.suppress(OSError):
                 handle.close()
         if self._temp_local is not None:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone already, or the filesystem turned read-only
                 os.unlink(self._temp_local)
             self._temp_local = None
         if self._remote_temp is not None:
             with contextlib.suppress(Exception):
                 self._remote_temp.unlink(missing_ok=True)
             self._remote_temp = None
+
+
+def _move_if_free(temp: str, destination: str) -> bool:
+    """Move ``temp`` to ``destination`` only if no file has that name; False (nothing moved) if one does.
+
+    Atomic where hard links work (``link`` fails on an existing name); elsewhere a check, then a
+    rename, with a small race.
+    """
+    try:
+        os.link(temp, destination)
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links on this filesystem
+        if os.path.lexists(destination):
+            return False
+        os.replace(temp, destination)
+        return True
+    os.unlink(temp)
+    return True
 
 
 def _abandon_remote(handle: BinaryIO) -> None:

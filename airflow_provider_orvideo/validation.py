@@ -8,21 +8,19 @@ field, the value, the model and what is allowed, so one fix-and-rerun cycle is e
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_orvideo.api import MAX_REQUEST_BODY_BYTES, VideoModel, submit_request
-from airflow_provider_orvideo.exceptions import InvalidVideoRequestError
+from airflow_provider_orvideo.arguments import MAX_SESSION_ID_LENGTH as MAX_SESSION_ID_LENGTH
+from airflow_provider_orvideo.arguments import check_request_fields, shown
+from airflow_provider_orvideo.exceptions import InvalidOperatorArgumentError, InvalidVideoRequestError
 from airflow_provider_orvideo.media import MediaKind, ResolvedMedia
 
 API_RESOLUTIONS = ("360p", "480p", "720p", "768p", "1080p", "1K", "2K", "4K")
 API_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21")
-_SIZE_PATTERN = re.compile(r"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$")
 _NOT_SUBMITTED = "Nothing was submitted to OpenRouter and nothing was billed."
-MAX_SESSION_ID_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -82,75 +80,11 @@ class VideoRequest:
         return [media for _, media in self.frame_images] + [media for _, media in self.input_references]
 
 
-def _as_int(field_name: str, value: Any, problems: list[str]) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        problems.append(f"{field_name}={value!r} must be a whole number, not a boolean")
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    problems.append(f"{field_name}={value!r} must be a whole number")
-    return None
-
-
-def _as_bool(field_name: str, value: Any, problems: list[str]) -> bool | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    problems.append(f"{field_name}={value!r} must be true or false")
-    return None
-
-
-def _as_str(field_name: str, value: Any, problems: list[str]) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        problems.append(f"{field_name}={value!r} must be a string")
-        return None
-    return value.strip()
-
-
-def _as_provider_options(value: Any, problems: list[str]) -> Mapping[str, Mapping[str, Any]] | None:
-    if not value:
-        return None
-    if not isinstance(value, Mapping) or not all(
-        isinstance(slug, str) and isinstance(params, Mapping) for slug, params in value.items()
-    ):
-        problems.append(
-            f"provider_options={value!r} must map provider slugs to parameter dicts, e.g. "
-            "{'google-vertex': {'negativePrompt': 'blurry'}}"
-        )
-        return None
-    return {slug: dict(params) for slug, params in value.items()}
-
-
-def _as_trace(value: Any, problems: list[str]) -> Mapping[str, Any] | None:
-    if not value:
-        return None
-    if not isinstance(value, Mapping):
-        problems.append(
-            f"trace={value!r} must be a dict (trace_id, trace_name, span_name, ... and extra keys)"
-        )
-        return None
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        problems.append(f"trace={value!r} must hold JSON values only")
-        return None
-    return dict(value)
-
-
-def _fail(model: str, problems: Sequence[str]) -> InvalidVideoRequestError:
+def _fail(
+    model: Any, problems: Sequence[str], error: type[InvalidVideoRequestError] = InvalidVideoRequestError
+) -> InvalidVideoRequestError:
     lines = "\n".join(f"  - {p}" for p in problems)
-    return InvalidVideoRequestError(f"Invalid video request for model {model!r}:\n{lines}\n{_NOT_SUBMITTED}")
+    return error(f"Invalid video request for model {shown_model(model)}:\n{lines}\n{_NOT_SUBMITTED}")
 
 
 def build_request(
@@ -173,43 +107,52 @@ def build_request(
 ) -> VideoRequest:
     """Type-check rendered operator arguments into a :class:`VideoRequest` (no network).
 
-    Media fields arrive already resolved (see :mod:`airflow_provider_orvideo.media`).
+    The checks are :data:`airflow_provider_orvideo.arguments.FIELD_CHECKS`, the ones the operator
+    also runs when the DAG is parsed. Media fields arrive already resolved (see
+    :mod:`airflow_provider_orvideo.media`). Raises :class:`InvalidOperatorArgumentError`.
     """
-    problems: list[str] = []
-    model_id = _as_str("model", model, problems)
-    if model_id is None and not problems:
-        problems.append("model is required (an OpenRouter video model id such as 'google/veo-3.1')")
-    prompt_text = _as_str("prompt", prompt, problems)
-    request = VideoRequest(
-        model=model_id or "",
-        prompt=prompt_text,
-        duration=_as_int("duration", duration, problems),
-        resolution=_as_str("resolution", resolution, problems),
-        aspect_ratio=_as_str("aspect_ratio", aspect_ratio, problems),
-        size=_as_str("size", size, problems),
-        generate_audio=_as_bool("generate_audio", generate_audio, problems),
-        seed=_as_int("seed", seed, problems),
+    fields, problems = check_request_fields(
+        {
+            "model": model,
+            "prompt": prompt,
+            "duration": duration,
+            "resolution": resolution,
+            "aspect_ratio": aspect_ratio,
+            "size": size,
+            "generate_audio": generate_audio,
+            "seed": seed,
+            "provider_options": provider_options,
+            "previous_job_id": previous_job_id,
+            "session_id": session_id,
+            "trace": trace,
+            "user": user,
+        }
+    )
+    has_problem = {name for name in ("model", "prompt") if any(p.startswith(f"{name}=") for p in problems)}
+    if fields["model"] is None and "model" not in has_problem:
+        problems.append(
+            "model is required (an OpenRouter video model id such as 'google/veo-3.1')" + _got("model", model)
+        )
+    if fields["prompt"] is None and not (frame_images or input_references) and "prompt" not in has_problem:
+        problems.append(
+            "prompt is required unless frame_images or input_references are given" + _got("prompt", prompt)
+        )
+    if problems:
+        raise _fail(model, problems, InvalidOperatorArgumentError)
+    return VideoRequest(
         frame_images=frame_images,
         input_references=input_references,
-        provider_options=_as_provider_options(provider_options, problems),
-        previous_job_id=_as_str("previous_job_id", previous_job_id, problems),
-        session_id=_as_str("session_id", session_id, problems),
-        trace=_as_trace(trace, problems),
-        user=_as_str("user", user, problems),
+        **fields,
     )
-    if request.session_id is not None and len(request.session_id) > MAX_SESSION_ID_LENGTH:
-        problems.append(
-            f"session_id is {len(request.session_id)} characters; at most {MAX_SESSION_ID_LENGTH}"
-        )
-    if request.prompt is None and not (request.frame_images or request.input_references):
-        problems.append("prompt is required unless frame_images or input_references are given")
-    if request.size is not None and not _SIZE_PATTERN.match(request.size):
-        problems.append(f"size={request.size!r} must look like 'WIDTHxHEIGHT', e.g. '1280x720'")
-    if request.duration is not None and request.duration < 1:
-        problems.append(f"duration={request.duration} must be at least 1 second")
-    if problems:
-        raise _fail(str(model), problems)
-    return request
+
+
+def _got(name: str, value: Any) -> str:
+    return "" if value is None else f"; got {name}={shown(value)}"
+
+
+def shown_model(model: Any) -> str:
+    """The model as a message header names it: ``repr`` of a plain id, else shortened."""
+    return repr(model) if isinstance(model, str) and len(model) <= 200 else shown(model)
 
 
 def _check_choice(

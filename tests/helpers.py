@@ -14,15 +14,29 @@ class RecordingTaskInstance:
         task_id: str = "render",
         run_id: str = "manual__1",
         map_index: int = -1,
+        run_xcom: dict[tuple[str, int, str], Any] | None = None,
     ) -> None:
         self.dag_id = dag_id
         self.task_id = task_id
         self.run_id = run_id
         self.map_index = map_index
         self.xcom: dict[str, Any] = {}
+        self.run_xcom = {} if run_xcom is None else run_xcom
+        """The DAG run's XCom table (task_id, map_index, key) -> value; share one between the
+        task instances of one run (e.g. the map indexes of a mapped task)."""
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcom[key] = value
+        self.run_xcom[(self.task_id, self.map_index, key)] = value
+
+    def xcom_pull(self, task_ids: list[str], key: str) -> list[Any]:
+        """Every map index's value of ``key`` for ``task_ids``, as Airflow's ``xcom_pull`` with a
+        list of task ids and no ``map_indexes`` returns them."""
+        return [
+            value
+            for (task_id, _, pushed_key), value in sorted(self.run_xcom.items(), key=lambda i: i[0][:2])
+            if task_id in task_ids and pushed_key == key
+        ]
 
 
 def context_with(ti: RecordingTaskInstance, store: Any = None) -> Any:

@@ -46,6 +46,7 @@ def test_base_url_from_connection_fields(
 
 def test_settings_keep_the_key_out_of_repr() -> None:
     settings = settings_from_connection(
+        conn_id="openrouter_default",
         host=None,
         schema=None,
         port=None,
@@ -60,7 +61,9 @@ def test_settings_keep_the_key_out_of_repr() -> None:
 
 def test_missing_key_is_a_clear_auth_error() -> None:
     with pytest.raises(OpenRouterAuthError, match="no API key"):
-        settings_from_connection(host=None, schema=None, port=None, password=None, extra={})
+        settings_from_connection(
+            conn_id="openrouter_default", host=None, schema=None, port=None, password=None, extra={}
+        )
 
 
 def test_job_ids_are_quoted_into_paths() -> None:

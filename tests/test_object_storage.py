@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_orvideo.exceptions import InvalidVideoRequestError, VideoDownloadError
+from airflow_provider_orvideo.exceptions import InvalidVideoRequestError, OutputWriteError, VideoDownloadError
 from airflow_provider_orvideo.media import to_data_url
 from airflow_provider_orvideo.object_storage import UPLOAD_PART_BYTES
 from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
@@ -297,8 +297,13 @@ def test_oversize_s3_frame_is_refused_from_its_size(emulator: Any, s3: S3) -> No
             "names connection 'other_conn' but the operator was given 'orvideo_s3_test'",
         ),
         (
+            {"output_path": "s3://videos-no-such-bucket/clip.mp4", "output_conn_id": CONN_ID},
+            "names bucket 'videos-no-such-bucket', which does not exist or is not visible with "
+            "connection 'orvideo_s3_test'",
+        ),
+        (
             {"output_path": "/tmp/clip.mp4", "output_conn_id": CONN_ID},
-            "output_conn_id='orvideo_s3_test' is set but output_path '/tmp/clip.mp4' is a local path",
+            "output_conn_id='orvideo_s3_test' is set but output_path='/tmp/clip.mp4' is a local path",
         ),
     ],
 )
@@ -375,7 +380,7 @@ def test_missing_bucket_is_not_created(s3: S3) -> None:
     missing = f"{s3.bucket}-typo"
     output = AtomicOutput(f"s3://{s3.conn_id}@{missing}/clip.mp4").open()
     output.write(MP4_HEAD)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(OutputWriteError, match="bucket does not exist"):
         output.commit()
     output.discard()
     bucket_names = [b["Name"] for b in s3.client.list_buckets()["Buckets"]]

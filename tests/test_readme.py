@@ -11,6 +11,9 @@ import builtins
 import inspect
 import re
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from airflow_provider_orvideo import exceptions
 from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
@@ -71,3 +74,38 @@ def test_quick_start_is_the_first_section_with_the_two_commands() -> None:
     assert block
     commands = [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
     assert commands == ["make demo", "make test"]
+
+
+def _checked_before_paying_rows() -> list[tuple[str, str, str]]:
+    table = _section(_section(_readme(), "## Operator reference"), "### What is checked before paying")
+    rows = re.findall(r"^\| `(.+?)` \| `([A-Za-z]+Error)` \| `(.+?)` \|$", table, re.MULTILINE)
+    assert len(rows) >= 10, "the table of checks before paying is missing or unparsable"
+    return rows
+
+
+@pytest.mark.parametrize(("arguments", "error_name", "fragment"), _checked_before_paying_rows())
+def test_every_check_in_the_before_paying_table_holds(
+    emulator: Any, tmp_path: Path, arguments: str, error_name: str, fragment: str
+) -> None:
+    """Each row, run as written: the error it names, the text it quotes, and no POST."""
+    from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, context_with, run_task
+
+    (tmp_path / "afile").write_bytes(b"a file")
+    (tmp_path / "taken.mp4").write_bytes(b"a video someone else paid for")
+    overrides = eval(f"dict({arguments.replace('{tmp}', str(tmp_path))})")  # the README's own text
+    kwargs: dict[str, Any] = {
+        "task_id": "render",
+        "prompt": "a lighthouse at dusk",
+        "model": "google/veo-3.1",
+        "duration": 4,
+        "output_path": str(tmp_path / "clip.mp4"),
+        "poll_interval": 0.05,
+        **overrides,
+    }
+    with pytest.raises(getattr(exceptions, error_name)) as failure:
+        run_task(
+            OpenRouterVideoOperator(**kwargs), context_with(RecordingTaskInstance(), InMemoryTaskStateStore())
+        )
+    assert fragment in str(failure.value)
+    assert isinstance(failure.value, exceptions.InvalidVideoRequestError)
+    assert emulator.control.count("submit", "POST") == 0

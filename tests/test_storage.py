@@ -2,24 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from airflow_provider_orvideo.storage import AtomicOutput, looks_like_mp4, output_location
+from airflow_provider_orvideo.storage import AtomicOutput, looks_like_mp4
 
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom"
-
-
-@pytest.mark.parametrize(
-    ("path", "index", "expected"),
-    [
-        ("/v/out.mp4", 0, "/v/out.mp4"),
-        ("/v/out.mp4", 1, "/v/out_1.mp4"),
-        ("s3://b/k/out.mp4", 2, "s3://b/k/out_2.mp4"),
-        ("/v/noext", 1, "/v/noext_1"),
-    ],
-)
-def test_output_location(path: str, index: int, expected: str) -> None:
-    assert output_location(path, index) == expected
 
 
 def test_mp4_signature() -> None:

@@ -58,7 +58,20 @@ def returned_request_fields(returned: Any, function_name: str) -> dict[str, Any]
                 f"The @task.openrouter_video function {function_name!r} returned the unknown key {key!r}."
                 f"{hint} Allowed keys: {', '.join(RETURNABLE_FIELDS)}."
             )
+    # The operator's own checks (those run at DAG parse on its arguments), on the returned values:
+    # they are used as they are, not rendered again.
+    from airflow_provider_orvideo.arguments import REQUEST_FIELDS, argument_error, check_request_fields
+
+    _, problems = check_request_fields({k: v for k, v in fields.items() if k in REQUEST_FIELDS})
+    if problems:
+        raise argument_error(
+            f"The @task.openrouter_video function {function_name!r} returned invalid request fields", problems
+        )
     return fields
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _invalid(message: str) -> Exception:
@@ -112,7 +125,13 @@ class OpenRouterVideoDecoratedOperator(DecoratedOperator, OpenRouterVideoOperato
         returned = self.python_callable(*self.op_args, **self.determine_kwargs(context))
         fields = returned_request_fields(returned, self.python_callable.__name__)
         self._apply(fields)
-        missing = [name for name in REQUIRED_FIELDS if not getattr(self, name)]
+        # An image-to-video or reference-only request needs no prompt (the operator checks the rest).
+        media = bool(self.frame_images) or bool(self.input_references)
+        missing = [
+            name
+            for name in REQUIRED_FIELDS
+            if _missing(getattr(self, name)) and not (name == "prompt" and media)
+        ]
         if missing:
             names = " and ".join(missing)
             raise _invalid(

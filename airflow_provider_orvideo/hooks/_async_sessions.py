@@ -24,7 +24,7 @@ import aiohttp
 from yarl import URL
 
 from airflow_provider_orvideo.api import ConnectionSettings
-from airflow_provider_orvideo.hooks._content_stream import environment_proxy
+from airflow_provider_orvideo.hooks._content_stream import LocalRequestError, environment_proxy
 
 SHARED_SESSION_CONCURRENCY = 64
 """Requests one shared session has in flight at once (and connections it may open).
@@ -119,11 +119,20 @@ shared_sessions = SharedSessions()
 async def exchange(
     shared: SharedSession, method: str, url: str, headers: dict[str, str], body: bytes | None
 ) -> Answer:
-    """One request through the shared session, read to the end (``url`` is already encoded)."""
-    async with (
-        shared.gate,
-        shared.session.request(
-            method, URL(url, encoded=True), headers=headers, data=body, allow_redirects=False
-        ) as response,
-    ):
-        return Answer(response.status, response.headers, await response.read())
+    """One request through the shared session, read to the end (``url`` is already encoded).
+
+    Raises :class:`LocalRequestError` when aiohttp refuses the request before sending it: a
+    ``ValueError`` for a header value with a control character (its text does not quote the
+    value, but nothing of it is kept anyway), an ``aiohttp.InvalidURL`` (also a ``ValueError``)
+    or an ``aiohttp.NonHttpUrlClientError`` (a scheme other than http/https; only a ``ClientError``).
+    """
+    async with shared.gate:
+        try:
+            response = await shared.session.request(
+                method, URL(url, encoded=True), headers=headers, data=body, allow_redirects=False
+            )
+        except (ValueError, aiohttp.NonHttpUrlClientError) as error:
+            url_error = isinstance(error, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError))
+            raise LocalRequestError(error, about_url=url_error) from None
+        async with response:
+            return Answer(response.status, response.headers, await response.read())

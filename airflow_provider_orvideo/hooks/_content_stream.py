@@ -25,6 +25,22 @@ class ContentNotSentError(ConnectionError):
     """Connecting failed: the request never left, so retrying it cannot duplicate anything."""
 
 
+class LocalRequestError(Exception):
+    """An HTTP library refused to build or send a request: a header value it cannot encode (a
+    line break in a key, a non-ASCII character), or a URL it cannot use. Nothing left this
+    process and the same request fails the same way, so it must not be retried.
+
+    Keeps only the library exception's type name, never its text or the exception itself: that
+    text can quote a request header, ``Authorization`` included. Raised by both HTTP paths
+    (this module and ``_async_sessions``) and turned into a provider exception by the hook.
+    """
+
+    def __init__(self, error: BaseException, *, about_url: bool = False) -> None:
+        self.kind = type(error).__name__
+        self.about_url = about_url
+        super().__init__(f"the HTTP client refused to build the request ({self.kind}); nothing was sent")
+
+
 def environment_proxy(url: str) -> str | None:
     """The proxy the environment (``HTTPS_PROXY`` and friends, ``NO_PROXY``) sets for ``url``, if any."""
     parts = urlsplit(url)
@@ -75,18 +91,24 @@ def open_content(
 ) -> ContentResponse:
     """Send ``GET url`` on a new connection and return once the response headers are in.
 
-    Raises :class:`ContentNotSentError` when no connection could be made, and ``OSError`` or
-    ``http.client.HTTPException`` when it broke after the request left.
+    Raises :class:`ContentNotSentError` when no connection could be made,
+    :class:`LocalRequestError` when ``http.client`` refuses the URL or a header value (before
+    sending anything), and ``OSError`` or ``http.client.HTTPException`` when it broke after the
+    request left.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:  # e.g. a port out of range
+        raise LocalRequestError(error, about_url=True) from None
+    if parts.scheme not in ("http", "https"):
+        raise LocalRequestError(ValueError("unsupported URL scheme"), about_url=True)
     host = parts.hostname or ""
     connection: http.client.HTTPConnection
     if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(
-            host, parts.port, timeout=connect_timeout, context=ssl_context
-        )
+        connection = http.client.HTTPSConnection(host, port, timeout=connect_timeout, context=ssl_context)
     else:
-        connection = http.client.HTTPConnection(host, parts.port, timeout=connect_timeout)
+        connection = http.client.HTTPConnection(host, port, timeout=connect_timeout)
     try:
         connection.connect()
     except OSError as error:
@@ -96,7 +118,13 @@ def open_content(
         if connection.sock is not None:
             connection.sock.settimeout(read_timeout)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        connection.request("GET", target, headers=dict(headers))
+        try:
+            connection.request("GET", target, headers=dict(headers))
+        except (ValueError, http.client.InvalidURL) as error:
+            # Raised while the request line and headers are checked, before any byte is sent:
+            # ValueError "Invalid header value b'Bearer ...'" (the text quotes the header, key
+            # included), UnicodeEncodeError for a value outside latin-1, InvalidURL for the target.
+            raise LocalRequestError(error, about_url=isinstance(error, http.client.InvalidURL)) from None
         return ContentResponse(connection, connection.getresponse())
     except BaseException:
         connection.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import http.client
+import re
 import ssl
 import time
 from collections.abc import Callable, Iterable
@@ -35,6 +36,7 @@ from airflow_provider_orvideo.api import (
     VideoJob,
     VideoModel,
     api_error,
+    connection_header_error,
     content_request,
     decode_json,
     get_job_request,
@@ -50,6 +52,7 @@ from airflow_provider_orvideo.exceptions import (
     OpenRouterNotFoundError,
     OpenRouterTransportError,
     OpenRouterVideoError,
+    OutputWriteError,
     SubmitOutcomeUnknownError,
     VideoDownloadError,
 )
@@ -57,6 +60,7 @@ from airflow_provider_orvideo.hooks._content_stream import (
     READ_BUFFER_BYTES,
     ContentNotSentError,
     ContentResponse,
+    LocalRequestError,
     direct_route_available,
     open_content,
 )
@@ -88,6 +92,32 @@ _TRANSPORT_ERRORS = (httpx.TransportError, OSError, http.client.HTTPException)
 """What a broken exchange raises: httpx's errors, and the socket/``http.client`` errors of the
 direct content path (``hooks/_content_stream.py``)."""
 
+_EXCHANGE_ERRORS = (LocalRequestError, *_TRANSPORT_ERRORS)
+"""What a failed exchange raises: a request refused locally (never retried) or a transport error."""
+
+_LOCAL_SEND_ERRORS = (httpx.LocalProtocolError, httpx.UnsupportedProtocol)
+"""httpx transport errors that mean "refused here, nothing sent" (h11 rejecting a header value, a
+URL scheme httpx cannot speak): the same request fails the same way, so they are not retried.
+``LocalProtocolError``'s text quotes the header (``Illegal header value b'Bearer sk-...'``)."""
+
+_BEARER_TOKEN = re.compile(r"(Bearer)\s+[^\s'\",;]+", re.IGNORECASE)
+
+
+def _redact(text: str, secret: str, *, bearer: bool = True) -> str:
+    """``text`` with every form of ``secret`` (raw, stripped, as a Python str/bytes literal would
+    show it) and, if ``bearer``, any bearer token replaced: for text from an HTTP library or a server."""
+    if secret:
+        forms = {
+            secret,
+            secret.strip(),
+            repr(secret)[1:-1],
+            repr(secret.encode("utf-8", "backslashreplace"))[2:-1],
+        }
+        for form in sorted(forms, key=len, reverse=True):
+            if len(form) >= 4:
+                text = text.replace(form, "[redacted API key]")
+    return _BEARER_TOKEN.sub(r"\1 [redacted]", text) if bearer else text
+
 
 class _Answer(Protocol):
     """What the retry loop needs of a response, from httpx or from the direct content path."""
@@ -104,10 +134,14 @@ _AnswerT = TypeVar("_AnswerT", bound=_Answer)
 
 
 def _transport_failure(
-    request: ApiRequest, error: BaseException, *, request_sent: bool
+    request: ApiRequest, error: BaseException, *, request_sent: bool, secret: str = ""
 ) -> OpenRouterVideoError:
-    """The exception to raise once retries of a transport failure are exhausted (or not allowed)."""
-    reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    """The exception to raise once retries of a transport failure are exhausted (or not allowed).
+
+    The library's text is redacted (``secret`` and any bearer token): it must never carry a header.
+    """
+    text = _redact(str(error), secret)
+    reason = f"{type(error).__name__}: {text}" if text else type(error).__name__
     if request.endpoint is Endpoint.SUBMIT and request_sent:
         return SubmitOutcomeUnknownError(
             f"The submit request (POST /videos) was sent but no answer came back ({reason}). "
@@ -117,8 +151,13 @@ def _transport_failure(
     return OpenRouterTransportError(f"No answer from OpenRouter for {request.describe()} ({reason}).")
 
 
-def _status_failure(request: ApiRequest, status_code: int, body: bytes) -> OpenRouterVideoError:
+def _status_failure(
+    request: ApiRequest, status_code: int, body: bytes, *, secret: str = ""
+) -> OpenRouterVideoError:
     error = api_error(request.endpoint, status_code, body)
+    if secret:  # a server (or a proxy in front of it) echoing the key back
+        error.api_message = _redact(error.api_message, secret, bearer=False)
+        error.args = (_redact(str(error), secret, bearer=False),)
     if request.endpoint is Endpoint.SUBMIT and status_code >= 500:
         error.args = (
             f"{error} OpenRouter may still have created a job that will render and bill; the POST was "
@@ -160,31 +199,60 @@ class OpenRouterVideoHook(BaseHook):
         self.retry_policy = retry_policy
         self._settings: ConnectionSettings | None = None
         self._shared_session: SharedSession | None = None
+        self._sendable: ConnectionSettings | None = None
 
     # -- connection ---------------------------------------------------------------------------
+
+    def _settings_or_refusal(self, conn: Any, extra: Any) -> ConnectionSettings | OpenRouterVideoError:
+        """:func:`settings_from_connection`, its refusal returned without its traceback: the frames
+        it passed hold the password, which a traceback renderer showing locals would print."""
+        try:
+            return settings_from_connection(
+                conn_id=self.openrouter_conn_id,
+                host=conn.host,
+                schema=conn.schema,
+                port=conn.port,
+                password=conn.password,
+                extra=extra,
+            )
+        except OpenRouterVideoError as error:
+            return error.with_traceback(None)
 
     def get_settings(self) -> ConnectionSettings:
         """Resolve the connection once (sync; worker side)."""
         if self._settings is None:
             conn = self.get_connection(self.openrouter_conn_id)
-            self._settings = settings_from_connection(
-                host=conn.host,
-                schema=conn.schema,
-                port=conn.port,
-                password=conn.password,
-                extra=conn.extra_dejson,
-            )
+            resolved = self._settings_or_refusal(conn, conn.extra_dejson)
+            del conn  # its repr shows the password: not a local of a frame in the traceback below
+            if isinstance(resolved, OpenRouterVideoError):
+                raise resolved
+            self._settings = resolved
         return self._settings
 
     async def aget_settings(self) -> ConnectionSettings:
         """Resolve the connection once without blocking the event loop (triggerer side)."""
         if self._settings is None:
             conn = await self.aget_connection(self.openrouter_conn_id)
-            extra = await conn.aextra_dejson()
-            self._settings = settings_from_connection(
-                host=conn.host, schema=conn.schema, port=conn.port, password=conn.password, extra=extra
-            )
+            resolved = self._settings_or_refusal(conn, await conn.aextra_dejson())
+            del conn  # its repr shows the password: not a local of a frame in the traceback below
+            if isinstance(resolved, OpenRouterVideoError):
+                raise resolved
+            self._settings = resolved
         return self._settings
+
+    def _sendable_settings(self, settings: ConnectionSettings) -> ConnectionSettings:
+        """``settings``, once checked (per settings object) that their headers can be sent.
+
+        Settings from :func:`settings_from_connection` always pass. Settings made another way are
+        refused here, before an HTTP library sees them: httpcore's DEBUG log prints the exception
+        h11 raises for a bad header value, and that text quotes the header, key included.
+        """
+        if settings is not self._sendable:
+            refused = connection_header_error(settings, conn_id=self.openrouter_conn_id)
+            if refused is not None:
+                raise refused
+            self._sendable = settings
+        return settings
 
     def _timeout(self, settings: ConnectionSettings) -> httpx.Timeout:
         return httpx.Timeout(settings.timeout, connect=min(settings.timeout, DEFAULT_CONNECT_TIMEOUT_SECONDS))
@@ -215,15 +283,59 @@ class OpenRouterVideoHook(BaseHook):
             idempotent=request.endpoint.idempotent, attempt=attempt, request_sent=request_sent
         )
 
+    def _secret(self) -> str:
+        return self._settings.api_key if self._settings is not None else ""
+
     def _retry_after_transport_error(
         self, request: ApiRequest, attempt: int, error: BaseException, *, request_sent: bool
     ) -> float:
         """The (logged) delay before the next attempt, or raise the final typed error."""
         delay = self._delay_after_transport_error(request, attempt, request_sent=request_sent)
         if delay is None:
-            raise _transport_failure(request, error, request_sent=request_sent) from None
+            raise _transport_failure(
+                request, error, request_sent=request_sent, secret=self._secret()
+            ) from None
         self._log_retry(request, attempt, type(error).__name__, delay)
         return delay
+
+    def _after_failed_exchange(
+        self,
+        request: ApiRequest,
+        attempt: int,
+        error: BaseException,
+        not_sent: tuple[type[BaseException], ...],
+    ) -> float:
+        """After an exchange raised: the delay before the next attempt, or raise the typed error.
+
+        Called outside the ``except`` block, so the raised error does not carry the library's
+        exception as its ``__context__`` (its text can quote a request header).
+        """
+        if isinstance(error, LocalRequestError):
+            error.__context__ = None  # drop the library's exception (and the header in its text)
+            raise self._local_failure(request, error)
+        return self._retry_after_transport_error(
+            request, attempt, error, request_sent=not isinstance(error, not_sent)
+        )
+
+    def _local_failure(self, request: ApiRequest, error: LocalRequestError) -> OpenRouterVideoError:
+        """The error for a request the HTTP library refused to send; it is never retried.
+
+        A header value from the connection is an :class:`InvalidConnectionError` naming the field
+        (settings built by :func:`settings_from_connection` never get here; other settings may).
+        """
+        if self._settings is not None:
+            refused = connection_header_error(self._settings, conn_id=self.openrouter_conn_id)
+            if refused is not None:
+                return refused
+        where = (
+            f" Check the host (base URL) of the connection {self.openrouter_conn_id!r}."
+            if error.about_url
+            else ""
+        )
+        return OpenRouterTransportError(
+            f"OpenRouter {request.describe()} was not sent: the HTTP client refused to build the request "
+            f"({error.kind}). The same request would fail again, so it was not retried.{where}"
+        )
 
     def _retry_after_status(self, request: ApiRequest, attempt: int, response: _Answer) -> float:
         """For an answer >= 400: the (logged) delay before the next attempt, or raise the typed error."""
@@ -236,7 +348,7 @@ class OpenRouterVideoHook(BaseHook):
             retry_after=parse_retry_after(response.headers.get("Retry-After"), now=time.time()),
         )
         if delay is None:
-            raise _status_failure(request, response.status_code, body)
+            raise _status_failure(request, response.status_code, body, secret=self._secret())
         self._log_retry(request, attempt, f"HTTP {response.status_code}", delay)
         return delay
 
@@ -256,17 +368,25 @@ class OpenRouterVideoHook(BaseHook):
         self, request: ApiRequest, *, stream: bool = False, headers: dict[str, str] | None = None
     ) -> httpx.Response:
         """Send with retries; return a response with status < 400 or raise a typed error."""
-        settings = self.get_settings()
+        settings = self._sendable_settings(self.get_settings())
 
         def exchange() -> httpx.Response:
-            outgoing = self._client.build_request(
-                request.method,
-                request.url(settings),
-                params=dict(request.params),
-                headers=request.headers(settings, headers),
-                content=request.encoded_body(),
-            )
-            return self._client.send(outgoing, stream=stream)
+            try:
+                outgoing = self._client.build_request(
+                    request.method,
+                    request.url(settings),
+                    params=dict(request.params),
+                    headers=request.headers(settings, headers),
+                    content=request.encoded_body(),
+                )
+            except (ValueError, httpx.InvalidURL) as error:  # UnicodeEncodeError: a non-ASCII header
+                raise LocalRequestError(error, about_url=isinstance(error, httpx.InvalidURL)) from None
+            try:
+                return self._client.send(outgoing, stream=stream)
+            except _LOCAL_SEND_ERRORS as error:
+                raise LocalRequestError(
+                    error, about_url=isinstance(error, httpx.UnsupportedProtocol)
+                ) from None
 
         return self._with_retries(request, exchange)
 
@@ -275,11 +395,13 @@ class OpenRouterVideoHook(BaseHook):
         attempt = 0
         while True:
             attempt += 1
+            failure: BaseException | None = None
             try:
                 response = exchange()
-            except _TRANSPORT_ERRORS as error:
-                sent = not isinstance(error, _NOT_SENT_ERRORS)
-                time.sleep(self._retry_after_transport_error(request, attempt, error, request_sent=sent))
+            except _EXCHANGE_ERRORS as error:
+                failure = error
+            if failure is not None:
+                time.sleep(self._after_failed_exchange(request, attempt, failure, _NOT_SENT_ERRORS))
                 continue
             if response.status_code < 400:
                 return response
@@ -314,17 +436,26 @@ class OpenRouterVideoHook(BaseHook):
         return parse_job(self._send_json(get_job_request(job_id)))
 
     def download_output(self, job_id: str, index: int, location: str) -> int:
-        """Stream output ``index`` of a completed job to ``location``; return its size in bytes.
+        """Stream output ``index`` of a completed job to ``location`` (replacing what is there);
+        return its size in bytes. See :meth:`save_output`."""
+        return self.save_output(job_id, index, AtomicOutput(location))
+
+    def save_output(self, job_id: str, index: int, output: AtomicOutput) -> int:
+        """Stream output ``index`` of a completed job into ``output`` and commit it; return its size.
 
         Memory stays flat: the body is read into one 64 KiB buffer and written as it arrives. A
         body cut short is resumed with an HTTP Range request (restarted from zero when the server
-        ignores the range), up to the retry policy's attempts. The file appears at ``location``
-        only when complete, of the announced length, and an MP4; otherwise nothing is left there.
+        ignores the range), up to the retry policy's attempts. The file appears at
+        ``output.location`` (or ``output.aside``, see :class:`AtomicOutput`) only when complete,
+        of the announced length, and an MP4; otherwise nothing is left there. A failing write on
+        our side (disk full, permission denied) is an :class:`OutputWriteError`, never retried
+        here as a network fault.
         """
         request = content_request(job_id, index)
         buffer = bytearray(READ_BUFFER_BYTES)
-        output = AtomicOutput(location).open()
+        location = output.location
         try:
+            output.open()
             expected: int | None = None
             attempt = 0
             while True:
@@ -364,6 +495,13 @@ class OpenRouterVideoHook(BaseHook):
             self._check_complete(job_id, index, location, output, expected)
             output.commit()
             return output.bytes_written
+        except OutputWriteError as error:
+            output.discard()
+            raise OutputWriteError(
+                f"OpenRouter video job {job_id} is complete and paid, but saving its output {index} "
+                f"failed on this worker: {error} Nothing was left at {location}. Free the space or fix "
+                "the permissions; a retry of this task downloads the video again without paying."
+            ) from None
         except BaseException:
             output.discard()
             raise
@@ -372,17 +510,18 @@ class OpenRouterVideoHook(BaseHook):
         self, request: ApiRequest, extra_headers: dict[str, str] | None
     ) -> ContentResponse | httpx.Response:
         """Start the content GET (with retries): direct ``http.client`` unless a proxy applies."""
-        settings = self.get_settings()
+        settings = self._sendable_settings(self.get_settings())
         url = f"{request.url(settings)}?{urlencode(dict(request.params))}"
         if not direct_route_available(url):
             return self._send(request, stream=True, headers=extra_headers)
         connect_timeout = self._timeout(settings).connect or settings.timeout
-        headers = request.headers(settings, extra_headers)
+        # The headers (with the key) are built inside the call, never held in a local of this
+        # frame: a traceback renderer that shows locals would print them.
         return self._with_retries(
             request,
             lambda: open_content(
                 url,
-                headers,
+                request.headers(settings, extra_headers),
                 connect_timeout=connect_timeout,
                 read_timeout=settings.timeout,
                 ssl_context=default_ssl_context() if url.startswith("https:") else None,
@@ -439,24 +578,25 @@ class OpenRouterVideoHook(BaseHook):
             shared_sessions,
         )
 
-        settings = await self.aget_settings()
+        settings = self._sendable_settings(await self.aget_settings())
         if self._shared_session is None:
             connect_timeout = self._timeout(settings).connect or settings.timeout
             self._shared_session = shared_sessions.acquire(settings, connect_timeout, default_ssl_context)
         shared = self._shared_session
         url = request.url(settings) + (f"?{urlencode(dict(request.params))}" if request.params else "")
+        exchange_errors: tuple[type[BaseException], ...] = (LocalRequestError, *TRANSPORT_ERRORS)
         attempt = 0
         while True:
             attempt += 1
+            failure: BaseException | None = None
             try:
                 response = await exchange(
                     shared, request.method, url, request.headers(settings), request.encoded_body()
                 )
-            except TRANSPORT_ERRORS as error:
-                sent = not isinstance(error, NOT_SENT_ERRORS)
-                await asyncio.sleep(
-                    self._retry_after_transport_error(request, attempt, error, request_sent=sent)
-                )
+            except exchange_errors as error:
+                failure = error
+            if failure is not None:
+                await asyncio.sleep(self._after_failed_exchange(request, attempt, failure, NOT_SENT_ERRORS))
                 continue
             if response.status_code < 400:
                 return response

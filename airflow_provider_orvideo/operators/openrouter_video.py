@@ -24,12 +24,15 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
+    from airflow_provider_orvideo.output_paths import OutputTarget
     from airflow_provider_orvideo.polling import JobPoller, VideoJobEvent
     from airflow_provider_orvideo.pricing import CostEstimate
-    from airflow_provider_orvideo.resume import Decision, SubmissionLedger
+    from airflow_provider_orvideo.resume import Decision, SubmissionLedger, SubmissionRecord
     from airflow_provider_orvideo.validation import VideoRequest
 
-ORPHAN_POLICIES = ("fail", "resubmit")
+OUTPUT_CLAIM_KEY = "openrouter_video_output_claim"
+"""XCom key each map index of a mapped task pushes its output location under before paying, so
+two map indexes that render the same ``output_path`` are caught before the second one pays."""
 DEFERRAL_GRACE_SECONDS = 300.0
 """Airflow's own deferral timeout is a safety net set past our deadline, so the trigger's
 ``timeout`` event (which reaches ``execute_complete`` with a clear message) always fires first."""
@@ -191,31 +194,40 @@ class OpenRouterVideoOperator(BaseOperator):
         self.session_id = session_id
         self.trace = trace
         self.user = user
-        self.airflow_trace = airflow_trace
-        if max_cost_usd is not None and max_cost_usd <= 0:
-            raise ValueError(f"max_cost_usd must be positive, got {max_cost_usd!r}")
-        self.max_cost_usd = max_cost_usd
-        self.strict_cost_check = strict_cost_check
-        self.resubmit_failed_jobs = resubmit_failed_jobs
-        if orphan_policy not in ORPHAN_POLICIES:
-            raise ValueError(
-                f"orphan_policy={orphan_policy!r} is not one of {', '.join(map(repr, ORPHAN_POLICIES))}"
-            )
-        self.orphan_policy = str(orphan_policy)
-        self.openrouter_conn_id = openrouter_conn_id
-        self.deferrable = deferrable
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval must be positive, got {poll_interval!r}")
-        self.poll_interval = float(poll_interval)
-        if any(delay < 0 for delay in initial_poll_delays):
-            raise ValueError(f"initial_poll_delays must not be negative, got {initial_poll_delays!r}")
-        self.initial_poll_delays = [float(delay) for delay in initial_poll_delays]
-        self.job_timeout = (
-            job_timeout.total_seconds() if isinstance(job_timeout, timedelta) else float(job_timeout)
+        # Every argument checked now, at DAG parse (templated ones where they are not templates):
+        # one InvalidOperatorArgumentError naming each problem. Imported here to keep parsing cheap.
+        from airflow_provider_orvideo.arguments import REQUEST_FIELDS, check_operator_arguments
+
+        checked = check_operator_arguments(
+            poll_interval=poll_interval,
+            initial_poll_delays=initial_poll_delays,
+            job_timeout=job_timeout,
+            max_consecutive_poll_failures=max_consecutive_poll_failures,
+            max_cost_usd=max_cost_usd,
+            orphan_policy=orphan_policy,
+            airflow_trace=airflow_trace,
+            strict_cost_check=strict_cost_check,
+            resubmit_failed_jobs=resubmit_failed_jobs,
+            deferrable=deferrable,
+            overwrite=overwrite,
+            openrouter_conn_id=openrouter_conn_id,
+            request_fields={name: getattr(self, name) for name in REQUEST_FIELDS},
+            jinja_environment_kwargs=getattr(self.get_dag(), "jinja_environment_kwargs", None),
+            template_ext=self.template_ext,
+            task_id=self.task_id,
+            operator_name=getattr(self, "custom_operator_name", None) or type(self).__name__,
         )
-        if self.job_timeout <= 0:
-            raise ValueError(f"job_timeout must be positive, got {job_timeout!r}")
-        self.max_consecutive_poll_failures = max_consecutive_poll_failures
+        self.airflow_trace = checked.airflow_trace
+        self.max_cost_usd = checked.max_cost_usd
+        self.strict_cost_check = checked.strict_cost_check
+        self.resubmit_failed_jobs = checked.resubmit_failed_jobs
+        self.orphan_policy = checked.orphan_policy
+        self.openrouter_conn_id = checked.openrouter_conn_id
+        self.deferrable = checked.deferrable
+        self.poll_interval = checked.poll_interval
+        self.initial_poll_delays = list(checked.initial_poll_delays)
+        self.job_timeout = checked.job_timeout
+        self.max_consecutive_poll_failures = checked.max_consecutive_poll_failures
 
     @cached_property
     def hook(self) -> OpenRouterVideoHook:
@@ -247,9 +259,16 @@ class OpenRouterVideoOperator(BaseOperator):
 
     def _video_request(self, context: Context) -> VideoRequest:
         """Type-check the rendered fields and read the media sources (no OpenRouter call)."""
+        from airflow_provider_orvideo.arguments import REQUEST_FIELDS, check_rendered_fields
         from airflow_provider_orvideo.media import resolve_frame_images, resolve_input_references
-        from airflow_provider_orvideo.validation import build_request
+        from airflow_provider_orvideo.validation import build_request, shown_model
 
+        # The parse-time checks again, now on the rendered values: every type and shape problem at
+        # once, before any media is read and before the trace is merged with Airflow's.
+        check_rendered_fields(
+            {name: getattr(self, name) for name in REQUEST_FIELDS},
+            f"Invalid video request for model {shown_model(self.model)}",
+        )
         frame_images = resolve_frame_images(self.frame_images)
         input_references = resolve_input_references(self.input_references)
         if frame_images and input_references:
@@ -304,20 +323,22 @@ class OpenRouterVideoOperator(BaseOperator):
     # -- execute ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
-        from airflow_provider_orvideo.object_storage import output_target
+        from airflow_provider_orvideo.output_paths import output_target
         from airflow_provider_orvideo.pricing import estimate_cost
-        from airflow_provider_orvideo.resume import Action, SubmissionLedger, fingerprint
+        from airflow_provider_orvideo.resume import Action, SubmissionLedger
         from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
         from airflow_provider_orvideo.validation import check_against_model, check_body_size
 
-        output_target(self.output_path, self.output_conn_id)  # fails before any request
+        target = output_target(self.output_path, self.output_conn_id)  # fails before any request
         request = self._video_request(context)
         model = check_against_model(request, self.hook.list_models())
         check_body_size(request)
         body = request.to_body()
         ledger = SubmissionLedger(context.get("task_state_store"))
-        decision = self._decide(ledger, fingerprint(body))
+        record = ledger.load()
+        decision, superseded = self._decide(context, ledger, record, body)
         if decision.action is Action.SUBMIT:
+            self._check_output_free(context, target, record, superseded)
             self._check_cost(
                 estimate_cost(
                     model,
@@ -326,7 +347,7 @@ class OpenRouterVideoOperator(BaseOperator):
                     generate_audio=request.generate_audio,
                 )
             )
-            job_id = self._submit(ledger, body)
+            job_id = self._submit(ledger, body, record, superseded)
             submitted_at: float | None = time.time()
         else:
             job_id = decision.job_id or ""
@@ -351,8 +372,18 @@ class OpenRouterVideoOperator(BaseOperator):
             timeout=timedelta(seconds=self.job_timeout + self.poll_interval + DEFERRAL_GRACE_SECONDS),
         )
 
-    def _decide(self, ledger: SubmissionLedger, digest: str) -> Decision:
-        """Look at what earlier tries of this task instance recorded, and at their job."""
+    def _decide(
+        self,
+        context: Context,
+        ledger: SubmissionLedger,
+        record: SubmissionRecord | None,
+        body: dict[str, Any],
+    ) -> tuple[Decision, tuple[dict[str, Any], ...]]:
+        """Look at what earlier tries of this task instance recorded, and at their job.
+
+        Also returns every earlier job a changed request replaced (paid, or still rendering and
+        billing): logged at WARNING and pushed to XCom as ``superseded_jobs`` on every try.
+        """
         from airflow_provider_orvideo.exceptions import OpenRouterNotFoundError, ResubmissionRefusedError
         from airflow_provider_orvideo.resume import Action, OrphanPolicy, decide, needs_remote_check
 
@@ -361,22 +392,43 @@ class OpenRouterVideoOperator(BaseOperator):
                 "No task_state_store in the context: a retry of this task cannot re-attach to this job "
                 "and would submit (and pay for) a new one."
             )
-        record = ledger.load()
         remote = None
-        if record is not None and needs_remote_check(record, digest):
+        if record is not None and needs_remote_check(record):
             try:
                 remote = self.hook.get_job(record.job_id or "")
             except OpenRouterNotFoundError:
                 remote = None
         decision = decide(
             record,
-            digest,
+            body,
             remote=remote,
             orphan_policy=OrphanPolicy(self.orphan_policy),
             resubmit_failed=self.resubmit_failed_jobs,
         )
         if record is not None:
             self.log.info("Earlier try found: %s.", decision.reason)
+        superseded = tuple(dict(entry) for entry in record.superseded) if record is not None else ()
+        if record is not None and decision.supersedes is not None:
+            entry: dict[str, Any] = {
+                "job_id": decision.supersedes,
+                "status": remote.status if remote is not None else "unknown",
+                "cost": remote.cost if remote is not None else None,
+                "outputs": sorted(record.outputs),
+            }
+            superseded = (*(e for e in superseded if e.get("job_id") != entry["job_id"]), entry)
+        for entry in superseded:
+            cost = "unknown" if entry.get("cost") is None else f"${entry['cost']:.4f}"
+            saved = ", ".join(entry.get("outputs") or []) or "not downloaded"
+            self.log.warning(
+                "Job %s of an earlier try of this task instance (%s, cost %s; video: %s) was for a "
+                "different request; it is kept on record (XCom superseded_jobs), not re-used.",
+                entry.get("job_id"),
+                entry.get("status"),
+                cost,
+                saved,
+            )
+        if superseded:
+            context["ti"].xcom_push(key="superseded_jobs", value=list(superseded))
         if decision.action is Action.REFUSE:
             raise ResubmissionRefusedError(
                 f"Not submitting: {decision.reason}. Submitting again could pay for the same video twice. "
@@ -384,22 +436,83 @@ class OpenRouterVideoOperator(BaseOperator):
                 "orphan_policy='resubmit' (lost answer) or resubmit_failed_jobs=True (failed job) and "
                 "clear this task."
             )
-        return decision
+        return decision, superseded
 
-    def _submit(self, ledger: SubmissionLedger, body: dict[str, Any]) -> str:
+    def _check_output_free(
+        self,
+        context: Context,
+        target: OutputTarget,
+        record: SubmissionRecord | None,
+        superseded: tuple[dict[str, Any], ...],
+    ) -> None:
+        """Before paying: no other map index renders the same path, and no file that this task
+        instance did not write for this request is there (unless ``overwrite``)."""
+        from airflow_provider_orvideo.exceptions import OutputExistsError, OutputPathCollisionError
+        from airflow_provider_orvideo.output_paths import writer_of
+
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        if map_index is not None and map_index >= 0:
+            ti.xcom_push(key=OUTPUT_CLAIM_KEY, value={"map_index": map_index, "location": target.location})
+            claims = ti.xcom_pull(task_ids=[ti.task_id], key=OUTPUT_CLAIM_KEY) or []
+            others = sorted(
+                {
+                    claim["map_index"]
+                    for claim in claims
+                    if isinstance(claim, dict)
+                    and claim.get("location") == target.location
+                    and claim.get("map_index") != map_index
+                }
+            )
+            if others:
+                raise OutputPathCollisionError(
+                    f"output_path renders to {target.location!r} for map index {map_index} and for map "
+                    f"index(es) {', '.join(map(str, others))} of task {ti.task_id!r}: each would pay for a "
+                    "video and only one file would be kept. Make the path differ per map index, e.g. "
+                    "'.../clip_{{ ti.map_index }}.mp4'. Nothing was submitted to OpenRouter and nothing "
+                    "was billed."
+                )
+        if self.overwrite or not target.exists():
+            return
+        recorded_for = [e["job_id"] for e in superseded if target.location in (e.get("outputs") or [])]
+        if record is not None and target.location in record.outputs and not recorded_for:
+            return  # this task instance's own video of this request
+        if recorded_for:
+            whose = (
+                f"it holds the video of job {recorded_for[-1]}, which an earlier try of this task "
+                "instance paid for with a different request"
+            )
+        else:
+            writer = writer_of(target)
+            whose = f"it was written by {writer}" if writer else "this task instance did not write it"
+        raise OutputExistsError(
+            f"output_path {target.location!r} already exists and {whose}. Not replacing a video this "
+            "task did not write: give a path that differs per run (e.g. with {{ run_id }} or "
+            "{{ ts_nodash }}) or set overwrite=True. Nothing was submitted to OpenRouter and nothing "
+            "was billed."
+        )
+
+    def _submit(
+        self,
+        ledger: SubmissionLedger,
+        body: dict[str, Any],
+        previous: SubmissionRecord | None,
+        superseded: tuple[dict[str, Any], ...],
+    ) -> str:
         """POST the job between an intent record and a submitted record."""
         from airflow_provider_orvideo.exceptions import OpenRouterApiError, OpenRouterTransportError
-        from airflow_provider_orvideo.resume import SubmissionRecord, fingerprint
+        from airflow_provider_orvideo.resume import SubmissionRecord
 
-        intent = SubmissionRecord.intent(fingerprint(body))
+        intent = SubmissionRecord.intent(body, superseded)
         ledger.save(intent)
         try:
             job = self.hook.submit(body)
         except (OpenRouterApiError, OpenRouterTransportError) as error:
             # A documented refusal or a connection never made: OpenRouter created nothing, so the
-            # next try may submit freely. (After a 5xx or a lost answer the intent stays.)
+            # next try may submit freely. (After a 5xx or a lost answer the intent stays.) The
+            # earlier record comes back, so superseded jobs stay on record.
             if isinstance(error, OpenRouterTransportError) or error.http_status in _NOTHING_CREATED_STATUSES:
-                ledger.clear()
+                ledger.restore(previous)
             raise
         ledger.save(intent.submitted(job.id))
         return job.id
@@ -462,41 +575,76 @@ class OpenRouterVideoOperator(BaseOperator):
         """Fetch the finished job (URLs never cross the trigger boundary) and save every output.
 
         Outputs an earlier try already saved completely (recorded size, MP4 signature) are kept.
+        A file at an output location that this task instance did not write is never replaced
+        (unless ``overwrite``): the paid video goes beside it, ``<stem>.<job id><suffix>``.
         """
         from airflow_provider_orvideo.assets import video_asset_extra
-        from airflow_provider_orvideo.object_storage import output_target
+        from airflow_provider_orvideo.output_paths import output_target
         from airflow_provider_orvideo.resume import SubmissionLedger
-        from airflow_provider_orvideo.storage import is_complete_output, output_location
+        from airflow_provider_orvideo.storage import AtomicOutput, is_complete_output
 
         job = self.hook.get_job(job_id)
         ledger = SubmissionLedger(context.get("task_state_store"))
         record = ledger.load()
+        own = dict(record.outputs) if record is not None and record.job_id == job.id else {}
+        first = output_target(self.output_path, self.output_conn_id, check=False)  # checked before paying
+        ti = context["ti"]
+        writer = {
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "task_id": ti.task_id,
+            "map_index": getattr(ti, "map_index", -1),
+            "job_id": job.id,
+        }
         paths = []
         for index in range(job.output_count):
-            location = output_location(self.output_path, index)
-            saved = record.outputs.get(location) if record is not None and record.job_id == job.id else None
-            target = output_target(location, self.output_conn_id)  # with its connection
-            if saved is not None and is_complete_output(target, saved):
+            target = first.for_index(index)
+            aside = target.aside(job.id)
+            saved = next(
+                (
+                    candidate
+                    for candidate in (target, aside)
+                    if candidate.location in own
+                    and is_complete_output(candidate.storage_uri, own[candidate.location])
+                ),
+                None,
+            )
+            if saved is not None:
                 self.log.info(
                     "Output %d of job %s is already complete at %s; not downloading it again.",
                     index,
                     job.id,
-                    location,
+                    saved.location,
                 )
-            else:
-                size = self.hook.download_output(job.id, index, target)
-                self.log.info(
-                    "Saved output %d of OpenRouter video job %s to %s (%s bytes).",
-                    index,
+                paths.append(saved.location)
+                continue
+            output = AtomicOutput(
+                target.storage_uri,
+                replace=self.overwrite or target.location in own,
+                aside=aside.storage_uri,
+                writer=writer,
+            )
+            size = self.hook.save_output(job.id, index, output)
+            location = aside.location if output.committed_location == aside.storage_uri else target.location
+            if location != target.location:
+                self.log.warning(
+                    "Another writer created %s while job %s rendered; not replacing it. Saved the paid "
+                    "video beside it instead: %s.",
+                    target.location,
                     job.id,
                     location,
-                    f"{size:,}",
                 )
-                if record is not None and record.job_id == job.id:
-                    record = record.with_output(location, size)
-                    ledger.save(record)
+            self.log.info(
+                "Saved output %d of OpenRouter video job %s to %s (%s bytes).",
+                index,
+                job.id,
+                location,
+                f"{size:,}",
+            )
+            if record is not None and record.job_id == job.id:
+                record = record.with_output(location, size)
+                ledger.save(record)
             paths.append(location)
-        ti = context["ti"]
         ti.xcom_push(key="generation_id", value=job.generation_id)
         ti.xcom_push(key="usage", value=job.usage())
         ti.xcom_push(key="output_paths", value=paths)

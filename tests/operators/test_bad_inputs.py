@@ -165,9 +165,9 @@ def test_bad_input_fails_clearly_before_any_post(
         "output_path": str(tmp_path / "out.mp4"),
         **{k: _materialise(v, tmp_path) for k, v in arguments.items()},
     }
-    operator = OpenRouterVideoOperator(**kwargs)
     with pytest.raises(InvalidVideoRequestError) as info:
-        operator.execute(context_with(RecordingTaskInstance()))
+        # Values that cannot be templates fail already here, when the DAG is parsed.
+        OpenRouterVideoOperator(**kwargs).execute(context_with(RecordingTaskInstance()))
     message = str(info.value)
     for fragment in fragments:
         assert fragment in message, f"{case}: {fragment!r} not in {message!r}"
