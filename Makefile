@@ -23,7 +23,8 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python scripts/check_package.py
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --ignore=tests/system
+	$(BIN)/pytest tests/system
 
 # Build the wheel and sdist, check them, install the wheel in a fresh venv (part of make test).
 check-package: install

@@ -25,7 +25,6 @@ import contextlib
 import errno
 import os
 import uuid
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_provider_orvideo.exceptions import OutputWriteError
@@ -46,15 +45,11 @@ def looks_like_mp4(head: bytes) -> bool:
     return len(head) >= 8 and head[4:8] in MP4_TOP_LEVEL_BOXES
 
 
-@contextlib.contextmanager
-def _write_errors(location: str) -> Iterator[None]:
-    """Turn an ``OSError`` of the output side into :class:`OutputWriteError` naming the location."""
-    try:
-        yield
-    except OSError as error:
-        code = errno.errorcode.get(error.errno or 0, "")
-        reason = f"{error.strerror or error}" + (f" ({code})" if code else "")
-        raise OutputWriteError(f"Writing {location} failed: {reason}.") from None
+def _write_failure(location: str, error: OSError) -> OutputWriteError:
+    """The error to raise for an ``OSError`` of the output side, naming the location and errno."""
+    code = errno.errorcode.get(error.errno or 0, "")
+    reason = f"{error.strerror or error}" + (f" ({code})" if code else "")
+    return OutputWriteError(f"Writing {location} failed: {reason}.")
 
 
 class AtomicOutput:
@@ -93,8 +88,10 @@ class AtomicOutput:
     def open(self) -> AtomicOutput:
         """Start (or restart from zero) the temporary file."""
         self.discard()
-        with _write_errors(self.location):
+        try:
             self._open()
+        except OSError as error:
+            raise _write_failure(self.location, error) from None
         self.bytes_written = 0
         self._written_back = 0
         self.head = b""
@@ -133,7 +130,7 @@ class AtomicOutput:
         """Append ``chunk`` (the caller may reuse a memoryview's buffer once this returns)."""
         if self._handle is None:
             raise RuntimeError("AtomicOutput.write() before open()")
-        with _write_errors(self.location):
+        try:  # try/except, not a context manager: this runs once per 64 KiB read
             if self._temp_local is None:
                 # Remote file objects may keep a reference to what they are given: hand them a copy.
                 self._handle.write(bytes(chunk))
@@ -141,11 +138,16 @@ class AtomicOutput:
                 view = memoryview(chunk)
                 while view:  # an unbuffered write may be short
                     view = view[self._handle.write(view) :]
-        if len(self.head) < 8:
-            self.head = (self.head + bytes(chunk[: 8 - len(self.head)]))[:8]
-        self.bytes_written += len(chunk)
-        if self._temp_local is not None and self.bytes_written - self._written_back >= WRITEBACK_EVERY_BYTES:
-            self._start_writeback()
+            if len(self.head) < 8:
+                self.head = (self.head + bytes(chunk[: 8 - len(self.head)]))[:8]
+            self.bytes_written += len(chunk)
+            if (
+                self._temp_local is not None
+                and self.bytes_written - self._written_back >= WRITEBACK_EVERY_BYTES
+            ):
+                self._start_writeback()
+        except OSError as error:
+            raise _write_failure(self.location, error) from None
 
     def _start_writeback(self) -> None:
         """Ask the kernel to write back (and drop from cache) what was written since the last call."""
@@ -159,8 +161,10 @@ class AtomicOutput:
         (``location``, or ``aside`` when the destination was taken and ``replace`` is off)."""
         if self._handle is None:
             raise RuntimeError("AtomicOutput.commit() before open()")
-        with _write_errors(self.location):
+        try:
             self.committed_location = self._commit()
+        except OSError as error:
+            raise _write_failure(self.location, error) from None
         return self.committed_location
 
     def _commit(self) -> str:

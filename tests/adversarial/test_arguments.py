@@ -396,3 +396,12 @@ def test_a_dag_file_with_a_bad_argument_fails_to_import(emulator: Any, tmp_path:
     assert "job_timeout=inf must be a timedelta or a finite number of seconds > 0" in error
     assert "max_consecutive_poll_failures=0 must be a whole number >= 1" in error
     assert emulator.control.requests() == []
+
+
+def test_the_checked_request_fields_are_the_templated_ones() -> None:
+    """``arguments.REQUEST_FIELDS`` must follow the operator's templated fields (``output_path``
+    has checks of its own), or a new field would skip the parse-time and rendered checks."""
+    from airflow_provider_orvideo.arguments import REQUEST_FIELDS
+    from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
+
+    assert list(REQUEST_FIELDS) == [f for f in OpenRouterVideoOperator.template_fields if f != "output_path"]

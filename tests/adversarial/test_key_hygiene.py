@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import secrets
 import socket
 import sqlite3
@@ -44,6 +43,7 @@ from airflow_provider_orvideo.hooks._content_stream import LocalRequestError
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
 from airflow_provider_orvideo.retry import RetryPolicy
+from tests.adversarial.conftest import airflow_env
 from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, context_with, run_task
 
 CONN_ID = "openrouter_key_hygiene"
@@ -762,29 +762,17 @@ if __name__ == "__main__":
 
 @pytest.fixture(scope="module")
 def key_airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An Airflow home of its own, so the grep below reads only what this run wrote."""
     home = tmp_path_factory.mktemp("key_hygiene_airflow_home")
     (home / "dags").mkdir()
     subprocess.run(
         [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-        env=_airflow_env(home),
+        env=airflow_env(home),
         check=True,
         capture_output=True,
         timeout=240,
     )
     return home
-
-
-def _airflow_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != "OPENROUTER_API_KEY"}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        }
-    )
-    env.update(extra or {})
-    return env
 
 
 def test_dag_test_run_leaves_the_key_nowhere_in_the_airflow_home(
@@ -795,7 +783,7 @@ def test_dag_test_run_leaves_the_key_nowhere_in_the_airflow_home(
     key = canary.api_key
     wrong_key = "sk-or-v1-LEAKCANARY" + secrets.token_hex(16)
     passwords = {"accepted": key + "\n", "refused": key[:20] + "\n" + key[20:], "rejected": wrong_key}
-    env = _airflow_env(
+    env = airflow_env(
         key_airflow_home,
         {
             f"AIRFLOW_CONN_ORV_{name.upper()}": json.dumps(

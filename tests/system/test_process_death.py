@@ -39,7 +39,7 @@ with DAG(dag_id="orvideo_triggerer_death", schedule=None, start_date=pendulum.da
         prompt="Northern lights over a frozen lake",
         model="google/veo-3.1",
         duration=4,
-        output_path=os.environ["ORVIDEO_OUTPUT_DIR"] + "/triggerer-death.mp4",
+        output_path=os.environ["ORVIDEO_OUTPUT_DIR"] + "/triggerer-death-{{ dag_run.run_after | ts_nodash }}.mp4",
         poll_interval=1,
     )
 """,
@@ -60,8 +60,8 @@ from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoO
 class PauseAfterSubmit(OpenRouterVideoOperator):
     \"\"\"Test-only: after the POST (and its record), announce the pid and wait to be killed.\"\"\"
 
-    def _submit(self, ledger, body):
-        job_id = super()._submit(ledger, body)
+    def _submit(self, *args):
+        job_id = super()._submit(*args)
         Path(os.environ["ORVIDEO_PID_FILE"]).write_text(str(os.getpid()))
         time.sleep(120)
         return job_id
@@ -73,7 +73,7 @@ with DAG(dag_id="orvideo_worker_death", schedule=None, start_date=pendulum.datet
         prompt="A lighthouse beam sweeping through fog",
         model="google/veo-3.1",
         duration=4,
-        output_path=os.environ["ORVIDEO_OUTPUT_DIR"] + "/worker-death.mp4",
+        output_path=os.environ["ORVIDEO_OUTPUT_DIR"] + "/worker-death-{{ dag_run.run_after | ts_nodash }}.mp4",
         poll_interval=1,
         retries=1,
         retry_delay=timedelta(seconds=1),
