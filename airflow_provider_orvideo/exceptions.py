@@ -49,6 +49,46 @@ from __future__ import annotations
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+__all__ = [
+    "FutureWebhookTimestampError",
+    "InvalidConnectionError",
+    "InvalidOperatorArgumentError",
+    "InvalidOutputPathError",
+    "InvalidVideoRequestError",
+    "InvalidWebhookPayloadError",
+    "MalformedWebhookSignatureError",
+    "MissingWebhookSignatureError",
+    "OpenRouterApiError",
+    "OpenRouterAuthError",
+    "OpenRouterBadRequestError",
+    "OpenRouterConflictError",
+    "OpenRouterNotFoundError",
+    "OpenRouterPaymentRequiredError",
+    "OpenRouterRateLimitError",
+    "OpenRouterResponseError",
+    "OpenRouterServerError",
+    "OpenRouterTransportError",
+    "OpenRouterVideoError",
+    "OutputExistsError",
+    "OutputPathCollisionError",
+    "OutputWriteError",
+    "ResubmissionRefusedError",
+    "StaleWebhookTimestampError",
+    "SubmitOutcomeUnknownError",
+    "TriggerEventError",
+    "VideoCostLimitError",
+    "VideoDownloadError",
+    "VideoJobCancelledError",
+    "VideoJobError",
+    "VideoJobExpiredError",
+    "VideoJobFailedError",
+    "VideoJobPollingError",
+    "VideoJobTimeoutError",
+    "WebhookSignatureMismatchError",
+    "WebhookTimestampError",
+    "WebhookVerificationError",
+]
+
 
 class OpenRouterVideoError(AirflowException):
     """Base class of every error this provider raises."""

@@ -32,6 +32,15 @@ from airflow_provider_orvideo.exceptions import (
     TriggerEventError,
 )
 
+__all__ = [
+    "EVENT_VERSION",
+    "TRIGGER_EVENT_STATUSES",
+    "EventStatus",
+    "JobPoller",
+    "PollSchedule",
+    "VideoJobEvent",
+]
+
 EVENT_VERSION = 1
 
 

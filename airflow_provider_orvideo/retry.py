@@ -5,8 +5,9 @@ Rules (money first):
 * GETs (poll, download, models) are idempotent: retry connection failures, timeouts, 408, 429
   and 5xx with exponential backoff and full jitter, honouring ``Retry-After`` up to a cap.
 * The submit POST creates a paid job and OpenRouter has no idempotency key. It is retried only
-  when we *know* nothing was created: a 429 answer, or a failure to connect at all (the request
-  never left). A 5xx, a reset or a read timeout after sending may have created a job, so it is
+  when we *know* nothing was created (:mod:`airflow_provider_orvideo.submission` says which
+  answers prove it) and a retry can help: a 429 answer, or a failure to connect at all (the
+  request never left). A 5xx, a reset or a read timeout after sending may have created a job, so it is
   never retried here; the caller reports :class:`~airflow_provider_orvideo.exceptions.SubmitOutcomeUnknownError`.
 """
 
@@ -16,6 +17,8 @@ import email.utils
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from airflow_provider_orvideo.submission import NOTHING_CREATED_STATUSES
 
 RETRYABLE_STATUS_CODES = frozenset({408, 429})
 
@@ -69,11 +72,14 @@ class RetryPolicy:
     ) -> float | None:
         """Seconds to wait before retrying after an HTTP error answer, or None to give up.
 
-        A POST is retried only on 429: OpenRouter creates nothing when it rate-limits.
+        A POST is retried only on an answer that is both transient and proof that nothing was
+        created: 429 (OpenRouter creates nothing when it rate-limits).
         """
         if attempt >= self.max_attempts:
             return None
-        retryable = is_retryable_status(status_code) if idempotent else status_code == 429
+        retryable = is_retryable_status(status_code) and (
+            idempotent or status_code in NOTHING_CREATED_STATUSES
+        )
         if not retryable:
             return None
         if retry_after is not None:

@@ -56,6 +56,19 @@ from airflow_provider_orvideo.exceptions import (
     WebhookSignatureMismatchError,
 )
 
+__all__ = [
+    "DEFAULT_TOLERANCE_SECONDS",
+    "IDEMPOTENCY_KEY_HEADER",
+    "SIGNATURE_HEADER",
+    "VideoWebhookEvent",
+    "WebhookDeduplicator",
+    "build_signature_header",
+    "idempotency_key",
+    "parse_event",
+    "verify_and_parse",
+    "verify_signature",
+]
+
 SIGNATURE_HEADER = "X-OpenRouter-Signature"
 IDEMPOTENCY_KEY_HEADER = "X-OpenRouter-Idempotency-Key"
 DEFAULT_TOLERANCE_SECONDS = 300.0

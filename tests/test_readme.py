@@ -109,3 +109,10 @@ def test_every_check_in_the_before_paying_table_holds(
     assert fragment in str(failure.value)
     assert isinstance(failure.value, exceptions.InvalidVideoRequestError)
     assert emulator.control.count("submit", "POST") == 0
+
+
+def test_the_readme_lists_every_exception_class() -> None:
+    """The public exception hierarchy (``exceptions.__all__``) is in the troubleshooting section."""
+    troubleshooting = _section(_readme(), "## Troubleshooting")
+    missing = [name for name in exceptions.__all__ if name not in troubleshooting]
+    assert missing == []

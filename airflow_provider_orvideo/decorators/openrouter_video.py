@@ -26,6 +26,11 @@ from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoO
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+__all__ = [
+    "OpenRouterVideoDecoratedOperator",
+    "openrouter_video_task",
+]
+
 RETURNABLE_FIELDS: tuple[str, ...] = tuple(sorted(OpenRouterVideoOperator.template_fields))
 """Keys the function may return: the operator's per-run (templated) fields."""
 

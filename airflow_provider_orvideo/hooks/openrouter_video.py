@@ -66,9 +66,14 @@ from airflow_provider_orvideo.hooks._content_stream import (
 )
 from airflow_provider_orvideo.retry import DEFAULT_RETRY_POLICY, RetryPolicy, parse_retry_after
 from airflow_provider_orvideo.storage import AtomicOutput, looks_like_mp4
+from airflow_provider_orvideo.submission import NOTHING_CREATED_STATUSES
 
 if TYPE_CHECKING:
     from airflow_provider_orvideo.hooks._async_sessions import Answer, SharedSession
+
+__all__ = [
+    "OpenRouterVideoHook",
+]
 
 DEFAULT_MODELS_CACHE_TTL_SECONDS = 600.0
 _models_cache: dict[str, tuple[float, dict[str, VideoModel]]] = {}
@@ -158,7 +163,7 @@ def _status_failure(
     if secret:  # a server (or a proxy in front of it) echoing the key back
         error.api_message = _redact(error.api_message, secret, bearer=False)
         error.args = (_redact(str(error), secret, bearer=False),)
-    if request.endpoint is Endpoint.SUBMIT and status_code >= 500:
+    if request.endpoint is Endpoint.SUBMIT and status_code not in NOTHING_CREATED_STATUSES:
         error.args = (
             f"{error} OpenRouter may still have created a job that will render and bill; the POST was "
             "not retried automatically, to avoid paying for a second video.",

@@ -27,8 +27,12 @@ if TYPE_CHECKING:
     from airflow_provider_orvideo.output_paths import OutputTarget
     from airflow_provider_orvideo.polling import JobPoller, VideoJobEvent
     from airflow_provider_orvideo.pricing import CostEstimate
-    from airflow_provider_orvideo.resume import Decision, SubmissionLedger, SubmissionRecord
+    from airflow_provider_orvideo.submission import Decision, SubmissionLedger, SubmissionRecord
     from airflow_provider_orvideo.validation import VideoRequest
+
+__all__ = [
+    "OpenRouterVideoOperator",
+]
 
 OUTPUT_CLAIM_KEY = "openrouter_video_output_claim"
 """XCom key each map index of a mapped task pushes its output location under before paying, so
@@ -46,10 +50,6 @@ _RETRY_AFTER_POLL_ERROR = (
     "A retry of this task checks the same job first: it re-attaches if OpenRouter still knows the job, "
     "and submits a new, billed job only if OpenRouter no longer has it."
 )
-_NOTHING_CREATED_STATUSES = frozenset({400, 401, 402, 403, 404, 413, 422, 429})
-"""Submit answers that OpenRouter documents as refusals: no job was created, so the intent record
-is dropped and the next try may submit freely. Any other status (408 or 499 from a proxy after the
-POST left, 5xx) keeps the intent: a job may exist."""
 
 
 class OpenRouterVideoOperator(BaseOperator):
@@ -324,8 +324,9 @@ class OpenRouterVideoOperator(BaseOperator):
 
     def execute(self, context: Context) -> str:
         from airflow_provider_orvideo.output_paths import output_target
+        from airflow_provider_orvideo.polling import JobPoller
         from airflow_provider_orvideo.pricing import estimate_cost
-        from airflow_provider_orvideo.resume import Action, SubmissionLedger
+        from airflow_provider_orvideo.submission import Action, SubmissionLedger
         from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
         from airflow_provider_orvideo.validation import check_against_model, check_body_size
 
@@ -355,19 +356,18 @@ class OpenRouterVideoOperator(BaseOperator):
         context["ti"].xcom_push(key="job_id", value=job_id)
         if decision.action is Action.DOWNLOAD:
             return self._download(context, job_id)
-        trigger = OpenRouterVideoTrigger(
+        poller = JobPoller(
             job_id=job_id,
             deadline=time.time() + self.job_timeout,
-            openrouter_conn_id=self.openrouter_conn_id,
             poll_interval=self.poll_interval,
             max_consecutive_failures=self.max_consecutive_poll_failures,
             submitted_at=submitted_at,
-            initial_delays=self.initial_poll_delays,
+            initial_delays=tuple(self.initial_poll_delays),
         )
         if not self.deferrable:
-            return self._finish(context, self._poll_on_worker(trigger.poller()))
+            return self._finish(context, self._poll_on_worker(poller))
         self.defer(
-            trigger=trigger,
+            trigger=OpenRouterVideoTrigger.for_poller(poller, self.openrouter_conn_id),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.job_timeout + self.poll_interval + DEFERRAL_GRACE_SECONDS),
         )
@@ -385,7 +385,7 @@ class OpenRouterVideoOperator(BaseOperator):
         billing): logged at WARNING and pushed to XCom as ``superseded_jobs`` on every try.
         """
         from airflow_provider_orvideo.exceptions import OpenRouterNotFoundError, ResubmissionRefusedError
-        from airflow_provider_orvideo.resume import Action, OrphanPolicy, decide, needs_remote_check
+        from airflow_provider_orvideo.submission import Action, OrphanPolicy, decide, needs_remote_check
 
         if not ledger.durable:
             self.log.warning(
@@ -500,18 +500,16 @@ class OpenRouterVideoOperator(BaseOperator):
         superseded: tuple[dict[str, Any], ...],
     ) -> str:
         """POST the job between an intent record and a submitted record."""
-        from airflow_provider_orvideo.exceptions import OpenRouterApiError, OpenRouterTransportError
-        from airflow_provider_orvideo.resume import SubmissionRecord
+        from airflow_provider_orvideo.submission import SubmissionRecord, submit_created_nothing
 
         intent = SubmissionRecord.intent(body, superseded)
         ledger.save(intent)
         try:
             job = self.hook.submit(body)
-        except (OpenRouterApiError, OpenRouterTransportError) as error:
-            # A documented refusal or a connection never made: OpenRouter created nothing, so the
-            # next try may submit freely. (After a 5xx or a lost answer the intent stays.) The
-            # earlier record comes back, so superseded jobs stay on record.
-            if isinstance(error, OpenRouterTransportError) or error.http_status in _NOTHING_CREATED_STATUSES:
+        except Exception as error:
+            # Proof that OpenRouter created nothing: the next try may submit freely, and the earlier
+            # record comes back (superseded jobs stay on record). Otherwise the intent stays.
+            if submit_created_nothing(error):
                 ledger.restore(previous)
             raise
         ledger.save(intent.submitted(job.id))
@@ -524,7 +522,7 @@ class OpenRouterVideoOperator(BaseOperator):
         return self._finish(context, VideoJobEvent.from_payload(event))
 
     def _poll_on_worker(self, poller: JobPoller) -> VideoJobEvent:
-        """The ``deferrable=False`` twin of the trigger's loop, on the trigger's own :class:`JobPoller`."""
+        """The ``deferrable=False`` twin of the trigger's loop, on the same :class:`JobPoller`."""
         from airflow_provider_orvideo.exceptions import OpenRouterVideoError
         from airflow_provider_orvideo.polling import PollState
 
@@ -580,8 +578,8 @@ class OpenRouterVideoOperator(BaseOperator):
         """
         from airflow_provider_orvideo.assets import video_asset_extra
         from airflow_provider_orvideo.output_paths import output_target
-        from airflow_provider_orvideo.resume import SubmissionLedger
         from airflow_provider_orvideo.storage import AtomicOutput, is_complete_output
+        from airflow_provider_orvideo.submission import SubmissionLedger
 
         job = self.hook.get_job(job_id)
         ledger = SubmissionLedger(context.get("task_state_store"))

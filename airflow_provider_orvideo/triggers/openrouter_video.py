@@ -35,6 +35,10 @@ from airflow_provider_orvideo.exceptions import OpenRouterVideoError
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 from airflow_provider_orvideo.polling import JobPoller, PollState, PollStep
 
+__all__ = [
+    "OpenRouterVideoTrigger",
+]
+
 
 class OpenRouterVideoTrigger(BaseTrigger):
     """Polls ``GET /videos/{job_id}`` and yields one event when the job ends or the deadline passes.
@@ -69,6 +73,20 @@ class OpenRouterVideoTrigger(BaseTrigger):
         self.submitted_at = None if submitted_at is None else float(submitted_at)
         self.initial_delays = [float(d) for d in initial_delays or ()]
 
+    @classmethod
+    def for_poller(cls, poller: JobPoller, openrouter_conn_id: str) -> OpenRouterVideoTrigger:
+        """The trigger that runs ``poller`` in the triggerer (the operator builds the poller once,
+        for this and for its ``deferrable=False`` loop)."""
+        return cls(
+            job_id=poller.job_id,
+            deadline=poller.deadline,
+            openrouter_conn_id=openrouter_conn_id,
+            poll_interval=poller.poll_interval,
+            max_consecutive_failures=poller.max_consecutive_failures,
+            submitted_at=poller.submitted_at,
+            initial_delays=list(poller.initial_delays),
+        )
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-primitive kwargs. New kwargs must get defaults (rolling upgrades)."""
         return (
@@ -85,7 +103,7 @@ class OpenRouterVideoTrigger(BaseTrigger):
         )
 
     def poller(self) -> JobPoller:
-        """The poll decision for this trigger's job (the operator's worker-side loop uses it too)."""
+        """The poll decision for this trigger's job, rebuilt from the kwargs."""
         return JobPoller(
             job_id=self.job_id,
             deadline=self.deadline,

@@ -221,3 +221,22 @@ async def test_triggers_in_one_loop_share_one_client_but_not_keys(
     assert [events[0].payload["status"] for events in results] == ["completed"] * 5 + ["error"]
     assert "401" in results[-1][0].payload["message"]  # the other account's key was used, and refused
     assert shared_sessions.sessions == {}  # the last trigger closed the shared session
+
+
+def test_the_trigger_for_a_poller_polls_by_the_same_decision() -> None:
+    """The operator builds one JobPoller for both loops; the trigger rebuilt from its kwargs
+    (after a triggerer restart) must poll by the same one."""
+    from airflow_provider_orvideo.polling import JobPoller
+
+    poller = JobPoller(
+        job_id="gen-vid-1",
+        deadline=2_000_000_000.0,
+        poll_interval=30.0,
+        max_consecutive_failures=4,
+        submitted_at=1_999_990_000.0,
+        initial_delays=(30.0, 10.0),
+    )
+    trigger = OpenRouterVideoTrigger.for_poller(poller, "openrouter_custom")
+    _, kwargs = trigger.serialize()
+    assert OpenRouterVideoTrigger(**kwargs).poller() == poller
+    assert kwargs["openrouter_conn_id"] == "openrouter_custom"

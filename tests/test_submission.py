@@ -3,7 +3,21 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_orvideo.api import VideoJob
-from airflow_provider_orvideo.resume import (
+from airflow_provider_orvideo.exceptions import (
+    InvalidConnectionError,
+    OpenRouterApiError,
+    OpenRouterAuthError,
+    OpenRouterBadRequestError,
+    OpenRouterConflictError,
+    OpenRouterPaymentRequiredError,
+    OpenRouterRateLimitError,
+    OpenRouterServerError,
+    OpenRouterTransportError,
+    SubmitOutcomeUnknownError,
+)
+from airflow_provider_orvideo.retry import RetryPolicy
+from airflow_provider_orvideo.submission import (
+    NOTHING_CREATED_STATUSES,
     Action,
     OrphanPolicy,
     SubmissionLedger,
@@ -11,6 +25,7 @@ from airflow_provider_orvideo.resume import (
     decide,
     fingerprint,
     needs_remote_check,
+    submit_created_nothing,
 )
 from tests.helpers import InMemoryTaskStateStore
 
@@ -129,3 +144,36 @@ def test_without_a_store_nothing_is_remembered() -> None:
     ledger.save(SUBMITTED)
     assert ledger.load() is None
     assert not ledger.durable
+
+
+@pytest.mark.parametrize(
+    ("error", "created_nothing"),
+    [
+        (OpenRouterBadRequestError("x", http_status=400), True),
+        (OpenRouterAuthError("x", http_status=401), True),
+        (OpenRouterPaymentRequiredError("x", http_status=402), True),
+        (OpenRouterRateLimitError("x", http_status=429), True),
+        (OpenRouterApiError("x", http_status=408), False),  # a proxy's timeout after the POST left
+        (OpenRouterConflictError("x", http_status=409), False),
+        (OpenRouterServerError("x", http_status=502), False),
+        (OpenRouterTransportError("connection refused"), True),
+        (InvalidConnectionError("unusable key"), True),
+        (SubmitOutcomeUnknownError("answer lost"), False),
+        (RuntimeError("anything else"), False),
+    ],
+)
+def test_only_proof_that_no_job_exists_frees_the_next_try(
+    error: BaseException, created_nothing: bool
+) -> None:
+    assert submit_created_nothing(error) is created_nothing
+    if isinstance(error, OpenRouterApiError):
+        assert (error.http_status in NOTHING_CREATED_STATUSES) is created_nothing
+
+
+def test_a_submit_is_retried_only_on_an_answer_that_proves_nothing_was_created() -> None:
+    policy = RetryPolicy()
+    for status in (400, 402, 408, 409, 500, 502, 503):
+        assert (
+            policy.delay_after_status(idempotent=False, attempt=1, status_code=status, retry_after=0) is None
+        )
+    assert policy.delay_after_status(idempotent=False, attempt=1, status_code=429, retry_after=0) == 0

@@ -17,8 +17,11 @@ Invariants:
   (``trace``, ``user``, ``session_id``) are left out, so a per-try trace value never makes a
   retry pay again. An earlier job that a changed request supersedes is kept in the record
   (``superseded``) and reported, never forgotten.
-* Only a definite "nothing was created" answer (400, 401, 402, 413, 429, connection refused)
-  clears an intent; an unknown outcome keeps it, and the next try applies the orphan policy.
+* Only a failure that proves no job exists (:func:`submit_created_nothing`: a refusal OpenRouter
+  documents, :data:`NOTHING_CREATED_STATUSES`, or a request that never left) clears an intent;
+  an unknown outcome keeps it, and the next try applies the orphan policy. This module is the one
+  place that says so: the retry policy (a submit is retried only on such an answer), the hook's
+  messages ("may still have created a job") and the operator all ask it.
 
 :func:`decide` is pure: the operator fetches the remote job (a GET, free) and asks what to do.
 """
@@ -37,6 +40,29 @@ from airflow_provider_orvideo.api import JobStatus, VideoJob
 STATE_KEY = "openrouter_video"
 RECORD_VERSION = 2
 """1: the fingerprint covered the whole body. 2: only the video fields; ``superseded`` added."""
+
+NOTHING_CREATED_STATUSES = frozenset({400, 401, 402, 403, 404, 413, 422, 429})
+"""Submit answers that OpenRouter documents as refusals: no job was created. Any other status
+(408 or 499 from a proxy after the POST left, 409, 5xx) may come after a job was created."""
+
+
+def submit_created_nothing(error: BaseException) -> bool:
+    """Whether a failed submit proves that OpenRouter created no job, so the next try may submit.
+
+    True for a documented refusal (:data:`NOTHING_CREATED_STATUSES`) and for a request that never
+    left: a connection never made, or a request refused on our side (an unusable connection
+    value). Everything else, a lost answer above all, may have created a paid job.
+    """
+    from airflow_provider_orvideo.exceptions import (
+        InvalidConnectionError,
+        OpenRouterApiError,
+        OpenRouterTransportError,
+    )
+
+    if isinstance(error, OpenRouterApiError):
+        return error.http_status in NOTHING_CREATED_STATUSES
+    return isinstance(error, (OpenRouterTransportError, InvalidConnectionError))
+
 
 LABEL_FIELDS = frozenset({"trace", "user", "session_id"})
 """Submit body fields that label a job in OpenRouter's logs but do not change the video."""
