@@ -29,11 +29,11 @@ from datetime import timedelta
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_orvideo.exceptions import NOTHING_SPENT
+
 if TYPE_CHECKING:
     from airflow_provider_orvideo.exceptions import InvalidOperatorArgumentError
 
-NOTHING_SPENT = "Nothing was submitted to OpenRouter and nothing was billed."
-ORPHAN_POLICIES = ("fail", "resubmit")
 MAX_WAIT_SECONDS = 30 * 24 * 3600.0
 """Upper bound of ``job_timeout`` and ``poll_interval`` (30 days): far past any video job, and
 small enough that the deferral timeout (``job_timeout + poll_interval + grace``) stays a valid
@@ -556,13 +556,16 @@ def _flag(name: str, value: Any, problems: list[str]) -> bool:
 
 
 def _orphan_policy(value: Any, problems: list[str]) -> str:
-    for policy in ORPHAN_POLICIES:
+    from airflow_provider_orvideo.submission import OrphanPolicy
+
+    policies = [policy.value for policy in OrphanPolicy]
+    for policy in policies:
         if isinstance(value, str) and value == policy:
             return policy  # the plain str, also for a str enum member such as OrphanPolicy.FAIL
     problems.append(
-        f"{_item('orphan_policy', value)} is not allowed; allowed: {', '.join(map(repr, ORPHAN_POLICIES))}"
+        f"{_item('orphan_policy', value)} is not allowed; allowed: {', '.join(map(repr, policies))}"
     )
-    return ORPHAN_POLICIES[0]
+    return policies[0]
 
 
 def _conn_id(value: Any, problems: list[str]) -> str:

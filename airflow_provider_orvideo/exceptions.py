@@ -90,6 +90,10 @@ __all__ = [
 ]
 
 
+NOTHING_SPENT = "Nothing was submitted to OpenRouter and nothing was billed."
+"""The last sentence of every refusal raised before the submit POST."""
+
+
 class OpenRouterVideoError(AirflowException):
     """Base class of every error this provider raises."""
 

@@ -38,9 +38,7 @@ from airflow_provider_orvideo.arguments import (
     shown,
     source_problem,
 )
-from airflow_provider_orvideo.exceptions import InvalidVideoRequestError
-
-_NOTHING_SPENT = "Nothing was submitted to OpenRouter and nothing was billed."
+from airflow_provider_orvideo.exceptions import NOTHING_SPENT, InvalidVideoRequestError
 
 
 class MediaKind(str, enum.Enum):
@@ -133,11 +131,11 @@ def _describe_url(url: str) -> str:
 
 
 def _invalid(field: str, description: str, problem: str) -> InvalidVideoRequestError:
-    return InvalidVideoRequestError(f"{field}: {description} {problem}. {_NOTHING_SPENT}")
+    return InvalidVideoRequestError(f"{field}: {description} {problem}. {NOTHING_SPENT}")
 
 
 def _refuse(problems: list[str]) -> InvalidVideoRequestError:
-    return InvalidVideoRequestError(f"{'; '.join(problems)}. {_NOTHING_SPENT}")
+    return InvalidVideoRequestError(f"{'; '.join(problems)}. {NOTHING_SPENT}")
 
 
 def to_data_url(data: bytes) -> str:

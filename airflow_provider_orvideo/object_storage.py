@@ -14,9 +14,7 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote, urlsplit
 
-from airflow_provider_orvideo.exceptions import InvalidVideoRequestError
-
-_NOTHING_SPENT = "Nothing was submitted to OpenRouter and nothing was billed."
+from airflow_provider_orvideo.exceptions import NOTHING_SPENT, InvalidVideoRequestError
 
 FILESYSTEM_PACKAGES = {
     "s3": "apache-airflow-providers-amazon[s3fs] (or pip install 'airflow-provider-orvideo[s3]')",
@@ -64,7 +62,7 @@ def split_conn_id(uri: str, field: str) -> tuple[str, str | None]:
         raise InvalidVideoRequestError(
             f"{field}: the URI {parts.scheme}://...@{host}{parts.path} carries a password-like user-info "
             "part. Put credentials in an Airflow connection and name it instead "
-            f"({parts.scheme}://<conn_id>@{host}/...). {_NOTHING_SPENT}"
+            f"({parts.scheme}://<conn_id>@{host}/...). {NOTHING_SPENT}"
         )
     return parts._replace(netloc=host).geturl(), userinfo or None
 
@@ -93,7 +91,7 @@ def check_filesystem(field: str, uri: str) -> None:
     package = FILESYSTEM_PACKAGES.get(scheme, "the Airflow provider that registers it")
     raise InvalidVideoRequestError(
         f"{field}: {uri!r} uses the {scheme}:// scheme, for which no Airflow object storage filesystem "
-        f"is installed on this worker. Install {package}. {_NOTHING_SPENT}"
+        f"is installed on this worker. Install {package}. {NOTHING_SPENT}"
     )
 
 
@@ -106,7 +104,7 @@ def check_connection(field: str, conn_id: str) -> None:
         BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
         raise InvalidVideoRequestError(
-            f"{field}: the Airflow connection {conn_id!r} is not defined. {_NOTHING_SPENT}"
+            f"{field}: the Airflow connection {conn_id!r} is not defined. {NOTHING_SPENT}"
         ) from None
 
 
@@ -120,7 +118,7 @@ def resolve_uri(field: str, uri: str, conn_id: str | None = None) -> str:
     if named and conn_id and named != conn_id:
         raise InvalidVideoRequestError(
             f"{field}: {bare!r} names connection {named!r} but the operator was given {conn_id!r}; "
-            f"give only one. {_NOTHING_SPENT}"
+            f"give only one. {NOTHING_SPENT}"
         )
     check_filesystem(field, bare)
     effective = named or conn_id

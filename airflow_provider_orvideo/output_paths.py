@@ -32,10 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from airflow_provider_orvideo.exceptions import InvalidOutputPathError
+from airflow_provider_orvideo.exceptions import NOTHING_SPENT, InvalidOutputPathError
 from airflow_provider_orvideo.object_storage import BUCKET_SCHEMES, is_local, resolve_uri, split_conn_id
-
-_NOTHING_SPENT = "Nothing was submitted to OpenRouter and nothing was billed."
 
 WRITER_XATTR = "user.airflow_provider_orvideo.writer"
 """Extended attribute naming the task instance and job that saved a local output (where the
@@ -110,7 +108,7 @@ def _with_name(location: str, rename: Any, arg: Any) -> str:
 
 
 def _refuse(output_path: Any, problem: str) -> InvalidOutputPathError:
-    return InvalidOutputPathError(f"output_path={output_path!r} {problem}. {_NOTHING_SPENT}")
+    return InvalidOutputPathError(f"output_path={output_path!r} {problem}. {NOTHING_SPENT}")
 
 
 def output_target(output_path: Any, conn_id: str | None, *, check: bool = True) -> OutputTarget:
@@ -143,7 +141,7 @@ def output_target(output_path: Any, conn_id: str | None, *, check: bool = True) 
     if conn_id:
         raise InvalidOutputPathError(
             f"output_conn_id={conn_id!r} is set but output_path={raw!r} is a local path; give an "
-            f"object storage URI (s3://bucket/key ...) or drop output_conn_id. {_NOTHING_SPENT}"
+            f"object storage URI (s3://bucket/key ...) or drop output_conn_id. {NOTHING_SPENT}"
         )
     path = _local_path(raw, text)
     if check:

@@ -15,12 +15,15 @@ from typing import Any
 from airflow_provider_orvideo.api import MAX_REQUEST_BODY_BYTES, VideoModel, submit_request
 from airflow_provider_orvideo.arguments import MAX_SESSION_ID_LENGTH as MAX_SESSION_ID_LENGTH
 from airflow_provider_orvideo.arguments import check_request_fields, shown
-from airflow_provider_orvideo.exceptions import InvalidOperatorArgumentError, InvalidVideoRequestError
+from airflow_provider_orvideo.exceptions import (
+    NOTHING_SPENT,
+    InvalidOperatorArgumentError,
+    InvalidVideoRequestError,
+)
 from airflow_provider_orvideo.media import MediaKind, ResolvedMedia
 
 API_RESOLUTIONS = ("360p", "480p", "720p", "768p", "1080p", "1K", "2K", "4K")
 API_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21")
-_NOT_SUBMITTED = "Nothing was submitted to OpenRouter and nothing was billed."
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def _fail(
     model: Any, problems: Sequence[str], error: type[InvalidVideoRequestError] = InvalidVideoRequestError
 ) -> InvalidVideoRequestError:
     lines = "\n".join(f"  - {p}" for p in problems)
-    return error(f"Invalid video request for model {shown_model(model)}:\n{lines}\n{_NOT_SUBMITTED}")
+    return error(f"Invalid video request for model {shown_model(model)}:\n{lines}\n{NOTHING_SPENT}")
 
 
 def build_request(
@@ -179,7 +182,7 @@ def check_against_model(request: VideoRequest, models: Mapping[str, VideoModel])
         available = ", ".join(sorted(models)) or "(the model list is empty)"
         raise InvalidVideoRequestError(
             f"Invalid video request: model={request.model!r} is not an OpenRouter video model. "
-            f"Available video models: {available}. {_NOT_SUBMITTED}"
+            f"Available video models: {available}. {NOTHING_SPENT}"
         )
     problems: list[str] = []
     _check_choice(problems, "duration", request.duration, model.supported_durations, model.id, ())

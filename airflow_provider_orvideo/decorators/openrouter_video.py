@@ -80,9 +80,9 @@ def _missing(value: Any) -> bool:
 
 
 def _invalid(message: str) -> Exception:
-    from airflow_provider_orvideo.exceptions import InvalidVideoRequestError
+    from airflow_provider_orvideo.exceptions import NOTHING_SPENT, InvalidVideoRequestError
 
-    return InvalidVideoRequestError(f"{message} Nothing was submitted to OpenRouter.")
+    return InvalidVideoRequestError(f"{message} {NOTHING_SPENT}")
 
 
 class OpenRouterVideoDecoratedOperator(DecoratedOperator, OpenRouterVideoOperator):

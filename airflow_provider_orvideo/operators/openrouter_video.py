@@ -302,7 +302,8 @@ class OpenRouterVideoOperator(BaseOperator):
             self.log.info("Estimated cost: $%.4f%s = %s.", estimate.usd, bound, estimate.formula)
         if self.max_cost_usd is None:
             return
-        nothing = "Nothing was submitted to OpenRouter and nothing was billed."
+        from airflow_provider_orvideo.exceptions import NOTHING_SPENT as nothing
+
         if estimate.usd is None:
             if self.strict_cost_check:
                 raise VideoCostLimitError(
@@ -447,7 +448,11 @@ class OpenRouterVideoOperator(BaseOperator):
     ) -> None:
         """Before paying: no other map index renders the same path, and no file that this task
         instance did not write for this request is there (unless ``overwrite``)."""
-        from airflow_provider_orvideo.exceptions import OutputExistsError, OutputPathCollisionError
+        from airflow_provider_orvideo.exceptions import (
+            NOTHING_SPENT,
+            OutputExistsError,
+            OutputPathCollisionError,
+        )
         from airflow_provider_orvideo.output_paths import writer_of
 
         ti = context["ti"]
@@ -469,8 +474,7 @@ class OpenRouterVideoOperator(BaseOperator):
                     f"output_path renders to {target.location!r} for map index {map_index} and for map "
                     f"index(es) {', '.join(map(str, others))} of task {ti.task_id!r}: each would pay for a "
                     "video and only one file would be kept. Make the path differ per map index, e.g. "
-                    "'.../clip_{{ ti.map_index }}.mp4'. Nothing was submitted to OpenRouter and nothing "
-                    "was billed."
+                    f"'.../clip_{{{{ ti.map_index }}}}.mp4'. {NOTHING_SPENT}"
                 )
         if self.overwrite or not target.exists():
             return
@@ -488,8 +492,7 @@ class OpenRouterVideoOperator(BaseOperator):
         raise OutputExistsError(
             f"output_path {target.location!r} already exists and {whose}. Not replacing a video this "
             "task did not write: give a path that differs per run (e.g. with {{ run_id }} or "
-            "{{ ts_nodash }}) or set overwrite=True. Nothing was submitted to OpenRouter and nothing "
-            "was billed."
+            f"{{{{ ts_nodash }}}}) or set overwrite=True. {NOTHING_SPENT}"
         )
 
     def _submit(

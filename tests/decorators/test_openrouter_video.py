@@ -104,10 +104,10 @@ def test_bad_results_fail_with_a_clear_error_before_any_request(emulator: Any, t
     assert (
         "The @task.openrouter_video function 'misspelt' returned the unknown key 'durations'. "
         "Did you mean 'duration'? Allowed keys: " + ", ".join(RETURNABLE_FIELDS) + ". "
-        "Nothing was submitted to OpenRouter."
+        "Nothing was submitted to OpenRouter and nothing was billed."
     ) in output
     assert (
         "model missing: pass model=... to @task.openrouter_video(...) or return it from 'no_model'. "
-        "Nothing was submitted to OpenRouter."
+        "Nothing was submitted to OpenRouter and nothing was billed."
     ) in output
     assert emulator.control.requests() == []
