@@ -36,7 +36,7 @@ with DAG(
 
     @task.openrouter_video(
         model=MODEL,
-        output_path=OUTPUT_DIR + "/taskflow/{{ dag_run.run_after | ds }}/hero.mp4",
+        output_path=OUTPUT_DIR + "/taskflow/{{ dag_run.run_after | ts_nodash }}/hero.mp4",
         duration=4,
         resolution="720p",
         poll_interval=POLL_INTERVAL,
@@ -46,13 +46,14 @@ with DAG(
         return f"Slow turntable shot of {product['name']} on linen, soft window light"
 
     @task.openrouter_video(model=MODEL, poll_interval=POLL_INTERVAL)
-    def social_clip(product: dict[str, str]) -> dict[str, Any]:
-        """A dict sets request fields per run, here also where the file goes."""
+    def social_clip(product: dict[str, str], dag_run: Any = None) -> dict[str, Any]:
+        """A dict sets request fields per run, here also where the file goes (one file per run:
+        an existing file this task did not write stops it before it pays)."""
         return {
             "prompt": f"{product['name']} in a {product['mood']} kitchen, vertical framing",
             "aspect_ratio": "9:16",
             "duration": 6,
-            "output_path": f"{OUTPUT_DIR}/taskflow/social/{product['sku']}.mp4",
+            "output_path": f"{OUTPUT_DIR}/taskflow/social/{product['sku']}-{dag_run.run_after:%Y%m%dT%H%M%S}.mp4",
         }
 
     @task
