@@ -35,6 +35,9 @@ from airflow_provider_orvideo.exceptions import (
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_CONNECT_TIMEOUT_SECONDS = 10.0
+MAX_TIMEOUT_SECONDS = 86_400.0
+"""Upper bound of the connection's ``timeout`` extra (a day): larger values overflow the clocks
+of the HTTP libraries (``1e12`` raised ``OverflowError`` from httpcore)."""
 MAX_REQUEST_BODY_BYTES = 50 * 1024 * 1024
 """OpenRouter rejects a submit body over 50 MiB with 413 (checked against Content-Length)."""
 
@@ -164,12 +167,13 @@ def _timeout_from_extra(conn_id: str, value: Any) -> float:
         seconds = math.nan if isinstance(value, bool) else float(value)
     except (TypeError, ValueError, OverflowError):
         seconds = math.nan
-    if not math.isfinite(seconds) or seconds <= 0:
+    if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_TIMEOUT_SECONDS:
         shown = repr(value)
         shown = shown if len(shown) <= 40 else shown[:37] + "..."
         raise InvalidConnectionError(
             f"The OpenRouter connection {conn_id!r} cannot be used: its extra field 'timeout' is {shown}, "
-            "not a finite number of seconds greater than 0 (e.g. 30). No request was sent."
+            f"not a number of seconds greater than 0 and at most {MAX_TIMEOUT_SECONDS:,.0f} (e.g. 30). "
+            "No request was sent."
         )
     return seconds
 
@@ -201,6 +205,11 @@ def settings_from_connection(
     problem = _header_value_problem(api_key, spaces_allowed=False)
     if problem is not None:
         raise _api_key_error(conn_id, problem)
+    if not isinstance(extra, Mapping):
+        raise InvalidConnectionError(
+            f"The OpenRouter connection {conn_id!r} cannot be used: its extra is a "
+            f'{type(extra).__name__}, not a JSON object such as {{"timeout": 60}}. No request was sent.'
+        )
     headers: dict[str, str] = {}
     for field_name, header in _EXTRA_HEADERS.items():
         value = str(extra.get(field_name) or "").strip()
@@ -210,7 +219,14 @@ def settings_from_connection(
         if problem is not None:
             raise _extra_header_error(conn_id, field_name, problem)
         headers[header] = value
-    base_url = base_url_from_connection(host, schema, port)
+    try:
+        base_url = base_url_from_connection(host, schema, port)
+        urlsplit(base_url).port  # noqa: B018 - raises on a port out of range
+    except ValueError as error:  # an unclosed IPv6 bracket, a port out of range
+        raise InvalidConnectionError(
+            f"The OpenRouter connection {conn_id!r} cannot be used: its host and port do not make a URL "
+            f"({error}). Give the base URL, e.g. https://openrouter.ai/api/v1. No request was sent."
+        ) from None
     scheme = urlsplit(base_url).scheme
     if scheme not in ("http", "https"):
         raise InvalidConnectionError(

@@ -273,9 +273,15 @@ def as_session_id(
 
 
 def _json_problem(value: Any) -> str | None:
-    """Why a value cannot be sent as JSON (NaN and infinities included), or None."""
+    """Why a value cannot be sent as JSON (NaN and infinities included), or None.
+
+    Encoded the way the request body and its fingerprint are (sorted keys, UTF-8), so keys that
+    cannot be ordered (``{1: ..., "b": ...}``) and lone surrogates are found here, before paying.
+    """
     try:
-        json.dumps(value, allow_nan=False)
+        json.dumps(value, allow_nan=False, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"holds text that is not valid Unicode (a lone surrogate at position {error.start})"
     except (TypeError, ValueError, RecursionError) as error:
         return str(error).split("\n", 1)[0]
     return None

@@ -34,6 +34,7 @@ Hierarchy::
     |   +-- VideoJobPollingError          (we could not learn the job's status)
     +-- VideoDownloadError                (the output could not be saved completely)
     |   +-- OutputWriteError              (the local or object-store write failed: disk full, denied)
+    |   +-- VideoOutputGoneError          (OpenRouter no longer serves the output: 404/410)
     +-- TriggerEventError                 (the trigger handed back an event we cannot trust)
     +-- WebhookVerificationError          (an incoming webhook must not be trusted)
         +-- MissingWebhookSignatureError  (no ``X-OpenRouter-Signature`` header)
@@ -84,6 +85,7 @@ __all__ = [
     "VideoJobFailedError",
     "VideoJobPollingError",
     "VideoJobTimeoutError",
+    "VideoOutputGoneError",
     "WebhookSignatureMismatchError",
     "WebhookTimestampError",
     "WebhookVerificationError",
@@ -257,6 +259,12 @@ class OutputWriteError(VideoDownloadError):
     """Writing the finished video failed on the worker's side (disk full, permission denied,
     read-only filesystem ...), not in the network. The job is complete and paid; a retry of the
     task downloads it again without paying."""
+
+
+class VideoOutputGoneError(VideoDownloadError):
+    """OpenRouter no longer serves an output of a completed (paid) job: 404 or 410 on its content.
+
+    A retry finds the same. For a job with several outputs, the others are still saved."""
 
 
 class TriggerEventError(OpenRouterVideoError):

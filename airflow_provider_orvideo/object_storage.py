@@ -37,10 +37,14 @@ BUCKET_SCHEMES = frozenset(FILESYSTEM_PACKAGES)
 create a missing *bucket*, so a mistyped bucket name must not reach it)."""
 
 
+LOCAL_SCHEMES = frozenset({"file", "local"})
+"""URI schemes that name the worker's own filesystem (``local://`` is fsspec's alias of ``file://``)."""
+
+
 def local_path(location: str) -> str | None:
     """The filesystem path for a plain path or ``file://`` URI; None for any other scheme."""
     parts = urlsplit(location)
-    if parts.scheme == "file":
+    if parts.scheme.lower() in LOCAL_SCHEMES:
         return unquote(parts.path)
     if parts.scheme == "" or (len(parts.scheme) == 1 and os.name == "nt"):  # C:\... on Windows
         return location

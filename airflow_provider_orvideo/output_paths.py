@@ -33,7 +33,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from airflow_provider_orvideo.exceptions import NOTHING_SPENT, InvalidOutputPathError
-from airflow_provider_orvideo.object_storage import BUCKET_SCHEMES, is_local, resolve_uri, split_conn_id
+from airflow_provider_orvideo.object_storage import (
+    BUCKET_SCHEMES,
+    LOCAL_SCHEMES,
+    is_local,
+    resolve_uri,
+    split_conn_id,
+)
 
 WRITER_XATTR = "user.airflow_provider_orvideo.writer"
 """Extended attribute naming the task instance and job that saved a local output (where the
@@ -59,6 +65,12 @@ class OutputTarget:
         return self.location if is_local(self.location) else None
 
     @property
+    def identity(self) -> str:
+        """What two writers of the same file share: the location without a connection id
+        (``s3://conn@b/k`` and ``s3://b/k`` with ``output_conn_id`` are one object)."""
+        return self.location if self.local is not None else split_conn_id(self.location, "output_path")[0]
+
+    @property
     def storage_uri(self) -> str:
         if self.local is not None:
             return self.location
@@ -70,6 +82,10 @@ class OutputTarget:
     def for_index(self, index: int) -> OutputTarget:
         """Output ``index`` of a job: the location itself for 0, ``<stem>_<index><suffix>`` after."""
         return OutputTarget(_with_name(self.location, _indexed_name, index), self.conn_id)
+
+    def renamed(self, name: str) -> OutputTarget:
+        """The same directory, another file name (where a video kept aside went)."""
+        return OutputTarget(_with_name(self.location, lambda _tail, new: new, name), self.conn_id)
 
     def aside(self, job_id: str) -> OutputTarget:
         """Where a paid video goes when another writer took ``location`` while the job rendered:
@@ -137,6 +153,7 @@ def output_target(output_path: Any, conn_id: str | None, *, check: bool = True) 
     if text.endswith(("/", os.sep)) or name in ("", ".", ".."):
         raise _refuse(raw, "names a directory; give the file to write inside it, e.g. '.../clip.mp4'")
     if not is_local(text):
+        text = _normalised_uri(text)
         return _object_target(raw, text, conn_id) if check else OutputTarget(text, conn_id)
     if conn_id:
         raise InvalidOutputPathError(
@@ -149,16 +166,26 @@ def output_target(output_path: Any, conn_id: str | None, *, check: bool = True) 
     return OutputTarget(path)
 
 
+def _normalised_uri(text: str) -> str:
+    """An object storage URI with its scheme in lower case and its key normalised (``a/../b``
+    is ``b``), so the key written, returned and compared between map indexes is one form."""
+    parts = urlsplit(text)
+    key = posixpath.normpath(parts.path) if parts.path else parts.path
+    return parts._replace(scheme=parts.scheme.lower(), path=key).geturl()
+
+
 def _local_path(raw: str, text: str) -> str:
     parts = urlsplit(text)
-    if parts.scheme == "file":
+    if parts.scheme.lower() in LOCAL_SCHEMES:
         if parts.netloc not in ("", "localhost"):
             raise _refuse(
                 raw,
-                f"names the host {parts.netloc!r}; a file:// URI must have no host (file:///path) "
-                "or 'localhost', since the worker can only write its own files",
+                f"names the host {parts.netloc!r}; a {parts.scheme}:// URI must have no host "
+                f"({parts.scheme}:///path) or 'localhost', since the worker can only write its own files",
             )
         text = unquote(parts.path)
+        if "\x00" in text:
+            raise _refuse(raw, "contains a NUL character (%00)")
     if text.startswith("~"):
         raise _refuse(
             raw,
@@ -196,6 +223,17 @@ def _check_local(raw: str, path: str) -> None:
         raise _refuse(
             raw, f"cannot be written: {ancestor} is not writable by this worker (uid {os.getuid()})"
         )
+    try:
+        encoded = os.fsencode(path)
+    except UnicodeEncodeError:
+        raise _refuse(raw, "contains a character the filesystem cannot store (a lone surrogate)") from None
+    path_max = _path_max(ancestor)
+    if len(encoded) + NAME_HEADROOM_BYTES > path_max:
+        raise _refuse(
+            raw,
+            f"is {len(encoded):,} bytes long; at most {path_max - NAME_HEADROOM_BYTES:,} on this "
+            f"filesystem (its limit less {NAME_HEADROOM_BYTES} for the provider's temporary file)",
+        )
     name_max = _name_max(ancestor)
     *directories, name = path.split(os.sep)
     limits = [(part, name_max, "") for part in directories] + [
@@ -211,6 +249,13 @@ def _check_local(raw: str, path: str) -> None:
                 raw,
                 f"has a name of {len(os.fsencode(part)):,} bytes; at most {limit} on this filesystem{why}",
             )
+
+
+def _path_max(directory: str) -> int:
+    try:
+        return int(os.pathconf(directory, "PC_PATH_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 4096
 
 
 def _name_max(directory: str) -> int:
@@ -231,9 +276,26 @@ def _object_target(raw: str, text: str, conn_id: str | None) -> OutputTarget:
     resolve_uri("output_path", text, conn_id)  # scheme installed, connection defined
     bare, named = split_conn_id(text, "output_path")
     parts = urlsplit(bare)
-    if parts.scheme.lower() in BUCKET_SCHEMES:
+    if parts.scheme in BUCKET_SCHEMES:
+        if not parts.netloc:
+            raise _refuse(raw, f"names no bucket; give {parts.scheme}://<bucket>/<key>")
         _check_bucket(raw, parts.scheme, parts.netloc, named or conn_id)
-    return OutputTarget(text, None if named else conn_id)
+    target = OutputTarget(text, None if named else conn_id)
+    _check_not_a_prefix(raw, target)
+    return target
+
+
+def _check_not_a_prefix(raw: str, target: OutputTarget) -> None:
+    """An object store "directory" (other objects under ``<key>/``) cannot become the video:
+    renaming onto it would put the video inside it. Refused even with ``overwrite``."""
+    from airflow.sdk import ObjectStoragePath
+
+    try:
+        is_directory = ObjectStoragePath(target.storage_uri).is_dir()
+    except Exception:  # the filesystem's own errors: the bucket check above already reported reach
+        return
+    if is_directory:
+        raise _refuse(raw, "names a directory (other objects are stored under it); give a file name")
 
 
 def _check_bucket(raw: str, scheme: str, bucket: str, conn_id: str | None) -> None:
@@ -254,17 +316,28 @@ def _check_bucket(raw: str, scheme: str, bucket: str, conn_id: str | None) -> No
         raise _refuse(raw, f"names bucket {bucket!r}, which does not exist or is not visible {using}")
 
 
-def writer_of(target: OutputTarget) -> str | None:
-    """Who saved the file at ``target`` (task instance and job), when this provider recorded it."""
+def writer_facts(target: OutputTarget) -> dict[str, Any] | None:
+    """The facts :func:`record_writer` stored with a local file (task instance, job), if any."""
     if target.local is None or not hasattr(os, "getxattr"):
         return None
     try:
         value = json.loads(os.getxattr(target.local, WRITER_XATTR))
     except (OSError, ValueError):
         return None
-    if not isinstance(value, dict):
-        return None
-    return ", ".join(f"{key}={value[key]}" for key in sorted(value))
+    return value if isinstance(value, dict) else None
+
+
+def writer_of(target: OutputTarget) -> str | None:
+    """Who saved the file at ``target`` (task instance and job), when this provider recorded it."""
+    facts = writer_facts(target)
+    return None if facts is None else ", ".join(f"{key}={facts[key]}" for key in sorted(facts))
+
+
+def written_by(target: OutputTarget, writer: dict[str, Any]) -> bool:
+    """False when the file's recorded writer is someone else; True when it is ``writer`` or when
+    nothing was recorded (object storage, a filesystem without user attributes)."""
+    facts = writer_facts(target)
+    return facts is None or all(facts.get(key) == value for key, value in writer.items())
 
 
 def record_writer(path: str, writer: dict[str, Any]) -> None:

@@ -45,10 +45,12 @@ def looks_like_mp4(head: bytes) -> bool:
     return len(head) >= 8 and head[4:8] in MP4_TOP_LEVEL_BOXES
 
 
-def _write_failure(location: str, error: OSError) -> OutputWriteError:
-    """The error to raise for an ``OSError`` of the output side, naming the location and errno."""
-    code = errno.errorcode.get(error.errno or 0, "")
-    reason = f"{error.strerror or error}" + (f" ({code})" if code else "")
+def _write_failure(location: str, error: Exception) -> OutputWriteError:
+    """The error to raise for an ``OSError`` (or a filesystem's ``ValueError``) of the output side,
+    naming the location and errno."""
+    errno_value = getattr(error, "errno", None) or 0
+    code = errno.errorcode.get(errno_value, "")
+    reason = f"{getattr(error, 'strerror', None) or error}" + (f" ({code})" if code else "")
     return OutputWriteError(f"Writing {location} failed: {reason}.")
 
 
@@ -75,6 +77,7 @@ class AtomicOutput:
         self.aside = aside
         self.writer = writer
         self.committed_location: str | None = None
+        self._token = ""
         local = local_path(location)
         # One form for the temporary file and the rename (callers pass normalised paths already).
         self._local = None if local is None else os.path.abspath(local)
@@ -90,7 +93,7 @@ class AtomicOutput:
         self.discard()
         try:
             self._open()
-        except OSError as error:
+        except (OSError, ValueError) as error:  # ValueError: an fsspec filesystem refusing the path
             raise _write_failure(self.location, error) from None
         self.bytes_written = 0
         self._written_back = 0
@@ -98,7 +101,7 @@ class AtomicOutput:
         return self
 
     def _open(self) -> None:
-        token = uuid.uuid4().hex[:12]
+        token = self._token = uuid.uuid4().hex[:12]
         if self._local is not None:
             directory, name = os.path.split(self._local)
             os.makedirs(directory, exist_ok=True)
@@ -163,7 +166,7 @@ class AtomicOutput:
             raise RuntimeError("AtomicOutput.commit() before open()")
         try:
             self.committed_location = self._commit()
-        except OSError as error:
+        except (OSError, ValueError) as error:
             raise _write_failure(self.location, error) from None
         return self.committed_location
 
@@ -186,8 +189,10 @@ class AtomicOutput:
                     return self.location
                 if self.aside is None:
                     raise FileExistsError(errno.EEXIST, "another file took the destination", self._local)
-                os.replace(temp, local_path(self.aside) or self.aside)
-                return self.aside
+                for candidate in (self.aside, _with_token(self.aside, self._token)):
+                    if _move_if_free(temp, local_path(candidate) or candidate):
+                        return candidate
+                raise FileExistsError(errno.EEXIST, "every name beside the destination is taken", self.aside)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
@@ -199,7 +204,10 @@ class AtomicOutput:
             temp_remote, self._remote_temp = self._remote_temp, None
             destination = self.location
             if not self.replace and ObjectStoragePath(self.location).exists() and self.aside is not None:
+                # Not atomic on object stores: a check, then a server-side copy.
                 destination = self.aside
+                if ObjectStoragePath(destination).exists():
+                    destination = _with_token(self.aside, self._token)
             temp_remote.rename(ObjectStoragePath(destination))
             return destination
         return self.location
@@ -220,6 +228,14 @@ class AtomicOutput:
             with contextlib.suppress(Exception):
                 self._remote_temp.unlink(missing_ok=True)
             self._remote_temp = None
+
+
+def _with_token(location: str, token: str) -> str:
+    """``location`` with ``.<token>`` before its suffix: a name no other writer uses."""
+    head, _, tail = location.rpartition("/")
+    stem, dot, suffix = tail.rpartition(".")
+    name = f"{stem}.{token}.{suffix}" if dot and stem else f"{tail}.{token}"
+    return f"{head}/{name}" if head else name
 
 
 def _move_if_free(temp: str, destination: str) -> bool:

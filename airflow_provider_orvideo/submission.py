@@ -144,9 +144,11 @@ class SubmissionRecord:
             phase=value["phase"],
             job_id=job_id if isinstance(job_id, str) and job_id else None,
             outputs={str(k): int(v) for k, v in outputs.items() if isinstance(v, int)},
-            superseded=tuple(e for e in superseded if isinstance(e, Mapping))
-            if isinstance(superseded, list)
-            else (),
+            superseded=tuple(
+                entry
+                for entry in map(_superseded_entry, superseded if isinstance(superseded, list) else [])
+                if entry is not None
+            ),
             version=int(value["version"]),
         )
 
@@ -162,6 +164,20 @@ class SubmissionRecord:
 
     def with_output(self, location: str, size: int) -> SubmissionRecord:
         return replace(self, outputs={**self.outputs, location: size})
+
+
+def _superseded_entry(value: Any) -> dict[str, Any] | None:
+    """A stored superseded-job entry in its one shape (a hand-edited store may hold anything)."""
+    if not isinstance(value, Mapping) or not isinstance(value.get("job_id"), str):
+        return None
+    cost = value.get("cost")
+    outputs = value.get("outputs")
+    return {
+        "job_id": value["job_id"],
+        "status": str(value.get("status") or "unknown"),
+        "cost": float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
+        "outputs": [o for o in outputs if isinstance(o, str)] if isinstance(outputs, list) else [],
+    }
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ field, the value, the model and what is allowed, so one fix-and-rerun cycle is e
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -226,8 +227,20 @@ def check_against_model(request: VideoRequest, models: Mapping[str, VideoModel])
 
 
 def check_body_size(request: VideoRequest) -> None:
-    """Refuse a body OpenRouter would reject with 413 (its cap is 50 MiB), naming the biggest sources."""
-    body = submit_request(request.to_body()).encoded_body() or b""
+    """Refuse a body that cannot be sent as UTF-8 JSON (a lone surrogate in a URL or option), or
+    that OpenRouter would reject with 413 (its cap is 50 MiB), naming the field or biggest sources."""
+    fields = request.to_body()
+    unencodable = []
+    for name, value in fields.items():
+        try:
+            json.dumps(value, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        except UnicodeEncodeError as error:
+            unencodable.append(
+                f"{name} holds text that is not valid Unicode (a lone surrogate at position {error.start})"
+            )
+    if unencodable:
+        raise _fail(request.model, unencodable)
+    body = submit_request(fields).encoded_body() or b""
     if len(body) <= MAX_REQUEST_BODY_BYTES:
         return
     biggest = sorted(request.media(), key=lambda m: m.encoded_size, reverse=True)[:3]

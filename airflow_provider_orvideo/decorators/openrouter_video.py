@@ -16,6 +16,7 @@ submit, the deferral, retries that re-attach instead of paying twice, the downlo
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -146,7 +147,9 @@ class OpenRouterVideoDecoratedOperator(DecoratedOperator, OpenRouterVideoOperato
             )
         store = context.get("task_state_store")
         if store is not None:
-            store.set(CARRIED_FIELDS_KEY, {k: v for k, v in fields.items() if k not in _SUBMIT_ONLY_FIELDS})
+            carried = {k: v for k, v in fields.items() if k not in _SUBMIT_ONLY_FIELDS}
+            # The store takes JSON only: a returned Path becomes its str, a tuple a list.
+            store.set(CARRIED_FIELDS_KEY, json.loads(json.dumps(carried, default=str)))
         return super().execute(context)
 
     def _apply(self, fields: Mapping[str, Any]) -> None:

@@ -55,6 +55,7 @@ from airflow_provider_orvideo.exceptions import (
     OutputWriteError,
     SubmitOutcomeUnknownError,
     VideoDownloadError,
+    VideoOutputGoneError,
 )
 from airflow_provider_orvideo.hooks._content_stream import (
     READ_BUFFER_BYTES,
@@ -471,7 +472,7 @@ class OpenRouterVideoHook(BaseHook):
                     try:
                         response = self._open_content(request, range_header)
                     except OpenRouterNotFoundError as gone:
-                        raise VideoDownloadError(
+                        raise VideoOutputGoneError(
                             f"Output {index} of OpenRouter video job {job_id} is no longer available "
                             f"(HTTP {gone.http_status}: {gone.api_message}). The job completed and was billed, "
                             f"but its video can no longer be fetched; nothing was written to {location}. "

@@ -52,6 +52,16 @@ _RETRY_AFTER_POLL_ERROR = (
 )
 
 
+def _task_instance_facts(ti: Any) -> dict[str, Any]:
+    """The identity of a task instance that a saved video records as its writer (never the try)."""
+    return {
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": ti.task_id,
+        "map_index": getattr(ti, "map_index", -1),
+    }
+
+
 class OpenRouterVideoOperator(BaseOperator):
     """Generate a video with OpenRouter and save it to ``output_path``.
 
@@ -453,19 +463,19 @@ class OpenRouterVideoOperator(BaseOperator):
             OutputExistsError,
             OutputPathCollisionError,
         )
-        from airflow_provider_orvideo.output_paths import writer_of
+        from airflow_provider_orvideo.output_paths import writer_of, written_by
 
         ti = context["ti"]
         map_index = getattr(ti, "map_index", -1)
         if map_index is not None and map_index >= 0:
-            ti.xcom_push(key=OUTPUT_CLAIM_KEY, value={"map_index": map_index, "location": target.location})
+            ti.xcom_push(key=OUTPUT_CLAIM_KEY, value={"map_index": map_index, "location": target.identity})
             claims = ti.xcom_pull(task_ids=[ti.task_id], key=OUTPUT_CLAIM_KEY) or []
             others = sorted(
                 {
                     claim["map_index"]
                     for claim in claims
                     if isinstance(claim, dict)
-                    and claim.get("location") == target.location
+                    and claim.get("location") == target.identity
                     and claim.get("map_index") != map_index
                 }
             )
@@ -479,7 +489,12 @@ class OpenRouterVideoOperator(BaseOperator):
         if self.overwrite or not target.exists():
             return
         recorded_for = [e["job_id"] for e in superseded if target.location in (e.get("outputs") or [])]
-        if record is not None and target.location in record.outputs and not recorded_for:
+        if (
+            record is not None
+            and target.location in record.outputs
+            and not recorded_for
+            and written_by(target, {**_task_instance_facts(ti), "job_id": record.job_id})
+        ):
             return  # this task instance's own video of this request
         if recorded_for:
             whose = (
@@ -515,7 +530,17 @@ class OpenRouterVideoOperator(BaseOperator):
             if submit_created_nothing(error):
                 ledger.restore(previous)
             raise
-        ledger.save(intent.submitted(job.id))
+        try:
+            ledger.save(intent.submitted(job.id))
+        except Exception:
+            self.log.error(
+                "OpenRouter video job %s was created (it renders and bills) but could not be recorded in "
+                "the task state store; the next try will treat its submit as lost (orphan_policy). Its "
+                "id is %s: find it on OpenRouter's activity page.",
+                job.id,
+                job.id,
+            )
+            raise
         return job.id
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
@@ -580,7 +605,12 @@ class OpenRouterVideoOperator(BaseOperator):
         (unless ``overwrite``): the paid video goes beside it, ``<stem>.<job id><suffix>``.
         """
         from airflow_provider_orvideo.assets import video_asset_extra
-        from airflow_provider_orvideo.output_paths import output_target
+        from airflow_provider_orvideo.exceptions import (
+            InvalidOutputPathError,
+            VideoDownloadError,
+            VideoOutputGoneError,
+        )
+        from airflow_provider_orvideo.output_paths import output_target, written_by
         from airflow_provider_orvideo.storage import AtomicOutput, is_complete_output
         from airflow_provider_orvideo.submission import SubmissionLedger
 
@@ -588,16 +618,23 @@ class OpenRouterVideoOperator(BaseOperator):
         ledger = SubmissionLedger(context.get("task_state_store"))
         record = ledger.load()
         own = dict(record.outputs) if record is not None and record.job_id == job.id else {}
-        first = output_target(self.output_path, self.output_conn_id, check=False)  # checked before paying
+        try:  # checked before paying; here only normalised
+            first = output_target(self.output_path, self.output_conn_id, check=False)
+        except InvalidOutputPathError as error:
+            # After paying, a refusal would end the task for good: make it a retryable failure.
+            raise VideoDownloadError(
+                f"OpenRouter video job {job.id} is complete and paid, but where to save it cannot be "
+                f"determined on resume: {error} A retry of this task downloads it without paying."
+            ) from None
         ti = context["ti"]
-        writer = {
-            "dag_id": ti.dag_id,
-            "run_id": ti.run_id,
-            "task_id": ti.task_id,
-            "map_index": getattr(ti, "map_index", -1),
-            "job_id": job.id,
-        }
-        paths = []
+        writer = {**_task_instance_facts(ti), "job_id": job.id}
+
+        def still_ours(candidate: OutputTarget) -> bool:
+            """Recorded by this task instance for this job, and not replaced by another writer since."""
+            return candidate.location in own and written_by(candidate, writer)
+
+        paths: list[str] = []
+        unavailable: list[int] = []
         for index in range(job.output_count):
             target = first.for_index(index)
             aside = target.aside(job.id)
@@ -605,7 +642,7 @@ class OpenRouterVideoOperator(BaseOperator):
                 (
                     candidate
                     for candidate in (target, aside)
-                    if candidate.location in own
+                    if still_ours(candidate)
                     and is_complete_output(candidate.storage_uri, own[candidate.location])
                 ),
                 None,
@@ -621,12 +658,24 @@ class OpenRouterVideoOperator(BaseOperator):
                 continue
             output = AtomicOutput(
                 target.storage_uri,
-                replace=self.overwrite or target.location in own,
+                replace=self.overwrite or still_ours(target),
                 aside=aside.storage_uri,
                 writer=writer,
             )
-            size = self.hook.save_output(job.id, index, output)
-            location = aside.location if output.committed_location == aside.storage_uri else target.location
+            try:
+                size = self.hook.save_output(job.id, index, output)
+            except VideoOutputGoneError as gone:
+                if index == 0:
+                    raise
+                # The job was paid and its first outputs are saved: keep them and say what is missing.
+                self.log.warning("%s Keeping the other outputs of the job.", gone)
+                unavailable.append(index)
+                continue
+            committed = output.committed_location or target.storage_uri
+            saved_at = (
+                target if committed == target.storage_uri else target.renamed(committed.rsplit("/", 1)[-1])
+            )
+            location = saved_at.location
             if location != target.location:
                 self.log.warning(
                     "Another writer created %s while job %s rendered; not replacing it. Saved the paid "
@@ -649,6 +698,8 @@ class OpenRouterVideoOperator(BaseOperator):
         ti.xcom_push(key="generation_id", value=job.generation_id)
         ti.xcom_push(key="usage", value=job.usage())
         ti.xcom_push(key="output_paths", value=paths)
+        if unavailable:
+            ti.xcom_push(key="unavailable_outputs", value=unavailable)
         cost = "unknown" if job.cost is None else f"${job.cost:.4f}"
         self.log.info("OpenRouter video job %s cost %s (generation %s).", job.id, cost, job.generation_id)
         self._annotate_asset_events(
