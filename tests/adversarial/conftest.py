@@ -82,19 +82,23 @@ def is_mp4(path: str | Path) -> bool:
     return Path(path).read_bytes()[4:8] == b"ftyp"
 
 
-@pytest.fixture(scope="session")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite Airflow home for ``dag.test()`` runs of DAG files written by tests."""
-    home = tmp_path_factory.mktemp("adversarial_airflow_home")
+def migrated_airflow_home(home: Path) -> Path:
+    """``home`` as a migrated SQLite Airflow home with an empty ``dags/`` folder."""
     (home / "dags").mkdir()
     subprocess.run(
         [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
         env=airflow_env(home),
         check=True,
         capture_output=True,
-        timeout=180,
+        timeout=240,
     )
     return home
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite Airflow home for ``dag.test()`` runs of DAG files written by tests."""
+    return migrated_airflow_home(tmp_path_factory.mktemp("adversarial_airflow_home"))
 
 
 def airflow_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:

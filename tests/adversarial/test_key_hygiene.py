@@ -43,7 +43,7 @@ from airflow_provider_orvideo.hooks._content_stream import LocalRequestError
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
 from airflow_provider_orvideo.retry import RetryPolicy
-from tests.adversarial.conftest import airflow_env
+from tests.adversarial.conftest import airflow_env, migrated_airflow_home
 from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, context_with, run_task
 
 CONN_ID = "openrouter_key_hygiene"
@@ -763,16 +763,7 @@ if __name__ == "__main__":
 @pytest.fixture(scope="module")
 def key_airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An Airflow home of its own, so the grep below reads only what this run wrote."""
-    home = tmp_path_factory.mktemp("key_hygiene_airflow_home")
-    (home / "dags").mkdir()
-    subprocess.run(
-        [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-        env=airflow_env(home),
-        check=True,
-        capture_output=True,
-        timeout=240,
-    )
-    return home
+    return migrated_airflow_home(tmp_path_factory.mktemp("key_hygiene_airflow_home"))
 
 
 def test_dag_test_run_leaves_the_key_nowhere_in_the_airflow_home(
