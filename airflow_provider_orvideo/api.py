@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from airflow_provider_orvideo.exceptions import (
     InvalidConnectionError,
@@ -265,9 +265,13 @@ class ApiRequest:
     params: Mapping[str, int] = field(default_factory=dict)
     json_body: Mapping[str, Any] | None = None
     accept: str = "application/json"
+    job_id: str | None = None
+    """The job a poll or a download is about (for messages)."""
 
     def url(self, settings: ConnectionSettings) -> str:
-        return settings.base_url + self.path
+        """The full URL, query string included: the one way every HTTP adapter gets it."""
+        query = f"?{urlencode(dict(self.params))}" if self.params else ""
+        return settings.base_url + self.path + query
 
     def headers(self, settings: ConnectionSettings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         headers = {**settings.headers(), "Accept": self.accept}
@@ -302,12 +306,17 @@ def submit_request(body: Mapping[str, Any]) -> ApiRequest:
 
 
 def get_job_request(job_id: str) -> ApiRequest:
-    return ApiRequest(Endpoint.POLL, "GET", _job_path(job_id))
+    return ApiRequest(Endpoint.POLL, "GET", _job_path(job_id), job_id=job_id)
 
 
 def content_request(job_id: str, index: int) -> ApiRequest:
     return ApiRequest(
-        Endpoint.CONTENT, "GET", _job_path(job_id) + "/content", params={"index": index}, accept="video/mp4"
+        Endpoint.CONTENT,
+        "GET",
+        _job_path(job_id) + "/content",
+        params={"index": index},
+        accept="video/mp4",
+        job_id=job_id,
     )
 
 

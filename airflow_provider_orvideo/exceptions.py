@@ -73,6 +73,7 @@ __all__ = [
     "OutputExistsError",
     "OutputPathCollisionError",
     "OutputWriteError",
+    "RequestNotSentError",
     "ResubmissionRefusedError",
     "StaleWebhookTimestampError",
     "SubmitOutcomeUnknownError",
@@ -197,6 +198,13 @@ class OpenRouterServerError(OpenRouterApiError):
 
 class OpenRouterTransportError(OpenRouterVideoError):
     """No HTTP answer at all (connection refused or reset, timeout), after our own retries."""
+
+
+class RequestNotSentError(OpenRouterTransportError):
+    """The HTTP client refused to build the request (a URL or header value it cannot send).
+
+    Nothing left the worker, so nothing was created or billed; the same request fails the same
+    way, so it is never retried. Usually the connection's host (base URL) is unusable."""
 
 
 class OpenRouterResponseError(OpenRouterVideoError):

@@ -22,15 +22,8 @@ from typing import Any
 
 from airflow_provider_orvideo.api import JobStatus, VideoJob
 from airflow_provider_orvideo.defaults import DEFAULT_MAX_CONSECUTIVE_FAILURES
-from airflow_provider_orvideo.exceptions import (
-    OpenRouterApiError,
-    OpenRouterRateLimitError,
-    OpenRouterResponseError,
-    OpenRouterServerError,
-    OpenRouterTransportError,
-    OpenRouterVideoError,
-    TriggerEventError,
-)
+from airflow_provider_orvideo.exceptions import OpenRouterVideoError, TriggerEventError
+from airflow_provider_orvideo.retry import is_transient
 
 __all__ = [
     "EVENT_VERSION",
@@ -132,15 +125,6 @@ class PollStep:
     log_message: str | None = None
     """A line worth logging at INFO (status changes), or None to stay quiet."""
     warning: str | None = None
-
-
-def is_transient(error: OpenRouterVideoError) -> bool:
-    """Errors that may go away on the next poll; anything else (401, 404, ...) is permanent."""
-    if isinstance(error, (OpenRouterTransportError, OpenRouterResponseError)):
-        return True
-    if isinstance(error, (OpenRouterServerError, OpenRouterRateLimitError)):
-        return True
-    return isinstance(error, OpenRouterApiError) and error.http_status == 408
 
 
 def _iso(epoch: float) -> str:

@@ -138,6 +138,8 @@ def _instrument(pattern: str, recorder: _Recorder) -> None:
 
     from airflow_provider_orvideo.hooks import _async_sessions as sessions_mod
     from airflow_provider_orvideo.hooks import openrouter_video as hook_mod
+    from airflow_provider_orvideo.hooks._transport import failed_exchange
+    from airflow_provider_orvideo.retry import Fault
     from airflow_provider_orvideo.triggers import openrouter_video as trigger_mod
 
     real_asyncio = asyncio
@@ -165,8 +167,9 @@ def _instrument(pattern: str, recorder: _Recorder) -> None:
             An ``httpx.AsyncClient``, as most hooks do it (and as this package did before its async
             path moved to aiohttp), wrapped to look like a shared session to the hook."""
 
-            def acquire(self, settings: Any, connect_timeout: float, ssl_context: Any) -> Any:
-                client = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout, connect=connect_timeout))
+            def acquire(self, settings: Any) -> Any:
+                connect = min(settings.timeout, 10.0)
+                client = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout, connect=connect))
                 return _PerPollClient(client)
 
             async def release(self, shared: Any) -> None:
@@ -176,13 +179,20 @@ def _instrument(pattern: str, recorder: _Recorder) -> None:
             def __init__(self, client: httpx.AsyncClient) -> None:
                 self.client = client
 
-        async def exchange(shared: Any, method: str, url: str, headers: dict[str, str], body: Any) -> Any:
-            response = await shared.client.request(method, url, headers=headers, content=body)
+        async def exchange(shared: Any, request: Any, settings: Any) -> Any:
+            try:
+                response = await shared.client.request(
+                    request.method,
+                    request.url(settings),
+                    headers=request.headers(settings),
+                    content=request.encoded_body(),
+                )
+            except httpx.TransportError as error:
+                raise failed_exchange(Fault.SENT, error) from None
             return sessions_mod.Answer(response.status_code, response.headers, response.content)
 
         sessions_mod.shared_sessions = _NewClientPerPoll()  # type: ignore[assignment]
         sessions_mod.exchange = exchange  # type: ignore[assignment]
-        sessions_mod.TRANSPORT_ERRORS = (*sessions_mod.TRANSPORT_ERRORS, httpx.TransportError)
 
     original = hook_mod.OpenRouterVideoHook.aget_job
     naive = pattern == "naive"

@@ -1,13 +1,14 @@
-"""The triggerer's HTTP path: one pooled ``aiohttp.ClientSession`` per event loop and base URL.
+"""The triggerer's HTTP adapter: one pooled ``aiohttp.ClientSession`` per event loop and base URL.
 
 Why aiohttp here when the worker uses httpx: the triggerer polls thousands of jobs from one
 process, so the CPU of a poll is the provider's main running cost. On the benchmark machine a
 poll through httpx costs 1.2-1.6 ms of CPU and grows with the pool size (httpcore re-checks every
 idle connection for every request); through aiohttp it costs less than half of that and a
 connection is taken from the pool in O(1), so the pool can be sized for a real network's round
-trip (``benchmarks/README.md``, section 1). Requests are built, parsed and retried by the same
-code as the sync path (:mod:`airflow_provider_orvideo.api`, :mod:`airflow_provider_orvideo.retry`);
-only the exchange differs.
+trip (``benchmarks/README.md``, section 1). Proxy, TLS trust, timeouts and redirects come from
+the same :class:`~airflow_provider_orvideo.hooks._transport.TransportConfig` as the worker's
+httpx adapter, and the retry decision from the same engine; this module only moves bytes and
+classifies aiohttp's exceptions.
 
 This module imports aiohttp, so the hook imports it lazily: workers and the DAG processor,
 which never poll asynchronously, do not pay for it.
@@ -16,15 +17,20 @@ which never poll asynchronously, do not pay for it.
 from __future__ import annotations
 
 import asyncio
-import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
 from yarl import URL
 
-from airflow_provider_orvideo.api import ConnectionSettings
-from airflow_provider_orvideo.hooks._content_stream import LocalRequestError, environment_proxy
+from airflow_provider_orvideo.api import ApiRequest, ConnectionSettings
+from airflow_provider_orvideo.hooks._transport import (
+    FOLLOW_REDIRECTS,
+    TransportConfig,
+    default_ssl_context,
+    failed_exchange,
+)
+from airflow_provider_orvideo.retry import Fault
 
 SHARED_SESSION_CONCURRENCY = 64
 """Requests one shared session has in flight at once (and connections it may open).
@@ -33,14 +39,17 @@ Enough for 10,000 triggers polling every 30 s (333 polls/s) over a 150 ms round 
 polls come due together (a triggerer restart picks up every trigger at once), the rest wait on an
 ``asyncio.Semaphore`` before the request starts, so waiting never eats into a request's timeout."""
 
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, asyncio.TimeoutError)
-"""What a broken exchange raises (timeouts surface as ``asyncio.TimeoutError`` subclasses)."""
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+"""No connection to the server (or its proxy: ``ClientProxyConnectionError`` is a connector
+error) was made, so the request never left."""
 
-NOT_SENT_ERRORS: tuple[type[BaseException], ...] = (
-    aiohttp.ClientConnectorError,
-    aiohttp.ConnectionTimeoutError,
-)
-"""No connection was made, so the request never left."""
+_REFUSED = (ValueError, aiohttp.NonHttpUrlClientError)
+"""aiohttp refused the request before sending it: a ``ValueError`` for a header value with a
+control character, an ``aiohttp.InvalidURL`` (also a ``ValueError``), or a scheme other than
+http/https (``NonHttpUrlClientError``, only a ``ClientError``)."""
+
+_SENT = (aiohttp.ClientError, asyncio.TimeoutError)
+"""Anything else that broke the exchange (timeouts surface as ``asyncio.TimeoutError`` subclasses)."""
 
 
 @dataclass(frozen=True)
@@ -50,12 +59,6 @@ class Answer:
     status_code: int
     headers: Mapping[str, str]  # case-insensitive (aiohttp's CIMultiDictProxy)
     body: bytes
-
-    def read(self) -> bytes:
-        return self.body
-
-    def close(self) -> None:
-        """Nothing to release: the body is already read and the connection back in the pool."""
 
 
 @dataclass
@@ -77,25 +80,24 @@ class SharedSessions:
 
     sessions: dict[tuple[int, str, float], SharedSession] = field(default_factory=dict)
 
-    def acquire(
-        self, settings: ConnectionSettings, connect_timeout: float, ssl_context: Callable[[], ssl.SSLContext]
-    ) -> SharedSession:
-        """The loop's session for these settings; ``ssl_context`` is called only to create one."""
+    def acquire(self, settings: ConnectionSettings) -> SharedSession:
+        """The loop's session for these settings."""
         key = (id(asyncio.get_running_loop()), settings.base_url, settings.timeout)
         shared = self.sessions.get(key)
         if shared is None:
+            # Decided once per session: aiohttp's own trust_env would look the proxy (and
+            # ~/.netrc) up in a thread for every request, doubling the CPU of a poll.
+            config = TransportConfig.for_settings(settings)
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
                     limit=SHARED_SESSION_CONCURRENCY,
-                    ssl=ssl_context() if settings.base_url.startswith("https:") else True,
+                    ssl=default_ssl_context() if settings.base_url.startswith("https:") else True,
                 ),
                 timeout=aiohttp.ClientTimeout(
-                    total=None, connect=connect_timeout, sock_read=settings.timeout
+                    total=None, connect=config.connect_timeout, sock_read=config.read_timeout
                 ),
                 cookie_jar=aiohttp.DummyCookieJar(),
-                # The proxy is read from the environment once, here: aiohttp's trust_env would look
-                # it (and ~/.netrc) up in a thread for every request, doubling the CPU of a poll.
-                proxy=environment_proxy(settings.base_url),
+                proxy=config.proxy,
             )
             shared = self.sessions[key] = SharedSession(
                 session, asyncio.Semaphore(SHARED_SESSION_CONCURRENCY)
@@ -116,23 +118,24 @@ class SharedSessions:
 shared_sessions = SharedSessions()
 
 
-async def exchange(
-    shared: SharedSession, method: str, url: str, headers: dict[str, str], body: bytes | None
-) -> Answer:
-    """One request through the shared session, read to the end (``url`` is already encoded).
-
-    Raises :class:`LocalRequestError` when aiohttp refuses the request before sending it: a
-    ``ValueError`` for a header value with a control character (its text does not quote the
-    value, but nothing of it is kept anyway), an ``aiohttp.InvalidURL`` (also a ``ValueError``)
-    or an ``aiohttp.NonHttpUrlClientError`` (a scheme other than http/https; only a ``ClientError``).
-    """
+async def exchange(shared: SharedSession, request: ApiRequest, settings: ConnectionSettings) -> Answer:
+    """One request through the shared session, read to the end; a broken exchange raises
+    :class:`~airflow_provider_orvideo.hooks._transport.ExchangeFailed`."""
     async with shared.gate:
         try:
             response = await shared.session.request(
-                method, URL(url, encoded=True), headers=headers, data=body, allow_redirects=False
+                request.method,
+                URL(request.url(settings), encoded=True),
+                headers=request.headers(settings),
+                data=request.encoded_body(),
+                allow_redirects=FOLLOW_REDIRECTS,
             )
-        except (ValueError, aiohttp.NonHttpUrlClientError) as error:
+            async with response:
+                return Answer(response.status, response.headers, await response.read())
+        except _NOT_SENT as error:
+            raise failed_exchange(Fault.NOT_SENT, error) from None
+        except _REFUSED as error:
             url_error = isinstance(error, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError))
-            raise LocalRequestError(error, about_url=url_error) from None
-        async with response:
-            return Answer(response.status, response.headers, await response.read())
+            raise failed_exchange(Fault.REFUSED, error, about_url=url_error) from None
+        except _SENT as error:
+            raise failed_exchange(Fault.SENT, error) from None

@@ -17,7 +17,7 @@ from airflow_provider_orvideo.exceptions import (
     SubmitOutcomeUnknownError,
     VideoDownloadError,
 )
-from airflow_provider_orvideo.hooks._content_stream import direct_route_available
+from airflow_provider_orvideo.hooks._transport import environment_proxy
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 from airflow_provider_orvideo.retry import RetryPolicy
 
@@ -248,7 +248,7 @@ def test_test_connection_reports_key_acceptance(emulator: Any, monkeypatch: pyte
     assert "401" in message
 
 
-def test_content_route_honours_proxy_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_proxy_is_read_from_the_environment_with_no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     url = "https://openrouter.ai/api/v1/videos/j/content?index=0"
     for name in (
         "HTTP_PROXY",
@@ -261,12 +261,12 @@ def test_content_route_honours_proxy_settings(monkeypatch: pytest.MonkeyPatch) -
         "no_proxy",
     ):
         monkeypatch.delenv(name, raising=False)
-    assert direct_route_available(url)
+    assert environment_proxy(url) is None
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
-    assert not direct_route_available(url)
-    assert direct_route_available("http://127.0.0.1:8080/api/v1/videos/j/content")
+    assert environment_proxy(url) == "http://proxy.internal:3128"
+    assert environment_proxy("http://127.0.0.1:8080/api/v1/videos/j/content") is None
     monkeypatch.setenv("NO_PROXY", "openrouter.ai")
-    assert direct_route_available(url)
+    assert environment_proxy(url) is None
 
 
 def test_download_goes_through_a_configured_proxy(
