@@ -99,6 +99,10 @@ class SharedSessions:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 proxy=config.proxy,
             )
+            # aiohttp silently sends a GET again when a reused connection breaks; the retry engine
+            # decides every retry (and logs it), so the two adapters behave alike.
+            if "_retry_connection" in aiohttp.ClientSession.ATTRS:
+                session._retry_connection = False
             shared = self.sessions[key] = SharedSession(
                 session, asyncio.Semaphore(SHARED_SESSION_CONCURRENCY)
             )
