@@ -141,23 +141,23 @@ _REMOTE_TERMINAL = {
 
 @dataclass(frozen=True)
 class PollSchedule:
-    """When to poll, counted from the submission: ``initial_delays`` one after the other, then
+    """When to poll, counted from the submission: ``initial_poll_delays`` one after the other, then
     every ``interval``. Each initial delay is capped at ``interval``.
 
     Being a function of the submission time (not of a counter), it survives a trigger restart.
     """
 
     interval: float
-    initial_delays: tuple[float, ...] = ()
+    initial_poll_delays: tuple[float, ...] = ()
 
     @classmethod
-    def build(cls, interval: float, initial_delays: Sequence[float] = ()) -> PollSchedule:
-        return cls(interval, tuple(min(float(d), interval) for d in initial_delays))
+    def build(cls, interval: float, initial_poll_delays: Sequence[float] = ()) -> PollSchedule:
+        return cls(interval, tuple(min(float(d), interval) for d in initial_poll_delays))
 
     def next_poll_at(self, *, submitted_at: float, after: float) -> float:
         """The first scheduled poll time strictly after ``after``."""
         at = submitted_at
-        for delay in self.initial_delays:
+        for delay in self.initial_poll_delays:
             at += delay
             if at > after:
                 return at
@@ -172,25 +172,25 @@ class JobPoller:
 
     :param deadline: absolute Unix time. Stored absolute so a restarted trigger keeps it.
     :param poll_interval: seconds between polls (the last poll lands exactly on the deadline).
-    :param submitted_at: absolute Unix time of the submission, which anchors ``initial_delays``;
+    :param submitted_at: absolute Unix time of the submission, which anchors ``initial_poll_delays``;
         None (a trigger serialized before schedules existed) polls every ``poll_interval``.
-    :param initial_delays: see :class:`PollSchedule`.
-    :param max_consecutive_failures: transient poll failures tolerated in a row (each one is
+    :param initial_poll_delays: see :class:`PollSchedule`.
+    :param max_consecutive_poll_failures: transient poll failures tolerated in a row (each one is
         already after the hook's own HTTP retries).
     """
 
     job_id: str
     deadline: float
     poll_interval: float
-    max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
+    max_consecutive_poll_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
     submitted_at: float | None = None
-    initial_delays: tuple[float, ...] = ()
+    initial_poll_delays: tuple[float, ...] = ()
 
     def _delay(self, now: float) -> float:
         if self.submitted_at is None:
             wait = self.poll_interval
         else:
-            schedule = PollSchedule.build(self.poll_interval, self.initial_delays)
+            schedule = PollSchedule.build(self.poll_interval, self.initial_poll_delays)
             wait = schedule.next_poll_at(submitted_at=self.submitted_at, after=now) - now
         return max(0.0, min(wait, self.deadline - now))
 
@@ -201,9 +201,9 @@ class JobPoller:
         restarted trigger, or a worker that re-attached), poll at once: the job may have ended
         while nobody was watching.
         """
-        if self.submitted_at is None or not self.initial_delays:
+        if self.submitted_at is None or not self.initial_poll_delays:
             return 0.0
-        first = self.submitted_at + min(self.initial_delays[0], self.poll_interval)
+        first = self.submitted_at + min(self.initial_poll_delays[0], self.poll_interval)
         return max(0.0, min(first - now, self.deadline - now))
 
     def _timeout(self, state: PollState) -> VideoJobEvent:
@@ -252,7 +252,7 @@ class JobPoller:
             last_status=state.last_status, consecutive_failures=failures, polls=state.polls + 1
         )
         transient = is_transient(error)
-        if not transient or failures >= self.max_consecutive_failures:
+        if not transient or failures >= self.max_consecutive_poll_failures:
             why = (
                 f"{failures} consecutive polls failed"
                 if transient
@@ -271,7 +271,7 @@ class JobPoller:
             new_state,
             delay=self._delay(now),
             warning=(
-                f"Polling OpenRouter video job {self.job_id} failed ({failures}/{self.max_consecutive_failures} "
+                f"Polling OpenRouter video job {self.job_id} failed ({failures}/{self.max_consecutive_poll_failures} "
                 f"in a row, will retry): {error}"
             ),
         )

@@ -21,7 +21,7 @@ from airflow_provider_orvideo.polling import (
 )
 
 JOB_ID = "gen-vid-1-abc"
-POLLER = JobPoller(job_id=JOB_ID, deadline=1000.0, poll_interval=10.0, max_consecutive_failures=3)
+POLLER = JobPoller(job_id=JOB_ID, deadline=1000.0, poll_interval=10.0, max_consecutive_poll_failures=3)
 
 
 def job(status: str, error: str | None = None) -> VideoJob:
@@ -195,7 +195,7 @@ def test_initial_delays_are_capped_at_the_interval() -> None:
 
 def test_scheduled_poller_waits_for_the_first_check_then_follows_the_schedule() -> None:
     poller = JobPoller(
-        JOB_ID, deadline=1000.0, poll_interval=30.0, submitted_at=100.0, initial_delays=(25.0, 10.0)
+        JOB_ID, deadline=1000.0, poll_interval=30.0, submitted_at=100.0, initial_poll_delays=(25.0, 10.0)
     )
     assert poller.first_delay(100.2) == pytest.approx(24.8)
     assert poller.first_delay(500.0) == 0.0  # restarted long after: poll at once

@@ -371,9 +371,9 @@ class OpenRouterVideoOperator(BaseOperator):
             job_id=job_id,
             deadline=time.time() + self.job_timeout,
             poll_interval=self.poll_interval,
-            max_consecutive_failures=self.max_consecutive_poll_failures,
+            max_consecutive_poll_failures=self.max_consecutive_poll_failures,
             submitted_at=submitted_at,
-            initial_delays=tuple(self.initial_poll_delays),
+            initial_poll_delays=tuple(self.initial_poll_delays),
         )
         if not self.deferrable:
             return self._finish(context, self._poll_on_worker(poller))

@@ -51,6 +51,10 @@ class OpenRouterVideoTrigger(BaseTrigger):
         for kwargs written by releases before schedules (they poll every ``poll_interval``).
     :param initial_delays: Delays of the first checks after submission (see ``PollSchedule``).
     :param max_consecutive_failures: Transient poll failures tolerated in a row before giving up.
+
+    The kwargs are a serialized contract (triggers written by one release run under another), so
+    their names stay as first released; ``initial_delays`` and ``max_consecutive_failures`` are
+    the operator's (and :class:`JobPoller`'s) ``initial_poll_delays`` and ``max_consecutive_poll_failures``.
     """
 
     def __init__(
@@ -82,9 +86,9 @@ class OpenRouterVideoTrigger(BaseTrigger):
             deadline=poller.deadline,
             openrouter_conn_id=openrouter_conn_id,
             poll_interval=poller.poll_interval,
-            max_consecutive_failures=poller.max_consecutive_failures,
+            max_consecutive_failures=poller.max_consecutive_poll_failures,
             submitted_at=poller.submitted_at,
-            initial_delays=list(poller.initial_delays),
+            initial_delays=list(poller.initial_poll_delays),
         )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -108,9 +112,9 @@ class OpenRouterVideoTrigger(BaseTrigger):
             job_id=self.job_id,
             deadline=self.deadline,
             poll_interval=self.poll_interval,
-            max_consecutive_failures=self.max_consecutive_failures,
+            max_consecutive_poll_failures=self.max_consecutive_failures,
             submitted_at=self.submitted_at,
-            initial_delays=tuple(self.initial_delays),
+            initial_poll_delays=tuple(self.initial_delays),
         )
 
     def _report(self, step: PollStep) -> None:

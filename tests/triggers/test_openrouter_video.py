@@ -232,9 +232,9 @@ def test_the_trigger_for_a_poller_polls_by_the_same_decision() -> None:
         job_id="gen-vid-1",
         deadline=2_000_000_000.0,
         poll_interval=30.0,
-        max_consecutive_failures=4,
+        max_consecutive_poll_failures=4,
         submitted_at=1_999_990_000.0,
-        initial_delays=(30.0, 10.0),
+        initial_poll_delays=(30.0, 10.0),
     )
     trigger = OpenRouterVideoTrigger.for_poller(poller, "openrouter_custom")
     _, kwargs = trigger.serialize()
