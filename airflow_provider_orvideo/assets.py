@@ -10,7 +10,7 @@ never reach it, only the locations the worker wrote.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -29,21 +29,10 @@ def output_uri(location: str) -> str:
     return "file://" + os.path.abspath(location)
 
 
-def requested_duration(duration: Any) -> int | None:
-    """The rendered ``duration`` argument in seconds, ``None`` when it was left to the model.
-
-    The value already passed request validation before the job was submitted, so a templated
-    string such as ``"4"`` is a whole number here.
-    """
-    if duration is None or duration == "":
-        return None
-    return int(float(duration))
-
-
 def video_asset_extra(
-    *, job: VideoJob, model: str, duration: Any, locations: Sequence[str]
+    *, job: VideoJob, request: Mapping[str, Any], locations: Sequence[str]
 ) -> dict[str, Any]:
-    """The asset event ``extra`` of a completed job.
+    """The asset event ``extra`` of a completed job, from the request as validated and submitted.
 
     ``cost`` is the USD figure OpenRouter reported in the job's ``usage`` (``None`` when it did
     not report one); ``duration`` is the requested length in seconds (``None``: model default).
@@ -51,8 +40,8 @@ def video_asset_extra(
     return {
         "job_id": job.id,
         "generation_id": job.generation_id,
-        "model": model,
+        "model": request.get("model"),
         "cost": job.cost,
-        "duration": requested_duration(duration),
+        "duration": request.get("duration"),
         "output_uris": [output_uri(location) for location in locations],
     }

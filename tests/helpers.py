@@ -29,9 +29,12 @@ class RecordingTaskInstance:
         self.xcom[key] = value
         self.run_xcom[(self.task_id, self.map_index, key)] = value
 
-    def xcom_pull(self, task_ids: list[str], key: str) -> list[Any]:
+    def xcom_pull(self, task_ids: list[str] | str, key: str, map_indexes: int | None = None) -> Any:
         """Every map index's value of ``key`` for ``task_ids``, as Airflow's ``xcom_pull`` with a
-        list of task ids and no ``map_indexes`` returns them."""
+        list of task ids and no ``map_indexes`` returns them; one value (or None) for one task id
+        and one map index."""
+        if isinstance(task_ids, str):
+            return self.run_xcom.get((task_ids, self.map_index if map_indexes is None else map_indexes, key))
         return [
             value
             for (task_id, _, pushed_key), value in sorted(self.run_xcom.items(), key=lambda i: i[0][:2])

@@ -39,6 +39,7 @@ from airflow_provider_orvideo.api import (
     settings_from_connection,
     submit_request,
 )
+from airflow_provider_orvideo.atomic_output import AtomicOutput, looks_like_mp4
 from airflow_provider_orvideo.defaults import DEFAULT_CONN_ID
 from airflow_provider_orvideo.exceptions import (
     OpenRouterAuthError,
@@ -62,7 +63,6 @@ from airflow_provider_orvideo.retry import (
     RetryPolicy,
     resume_offset,
 )
-from airflow_provider_orvideo.storage import AtomicOutput, looks_like_mp4
 
 if TYPE_CHECKING:
     from airflow_provider_orvideo.hooks._async_sessions import Answer, SharedSession

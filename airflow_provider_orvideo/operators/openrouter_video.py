@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 OUTPUT_CLAIM_KEY = "openrouter_video_output_claim"
+REQUEST_XCOM_KEY = "video_request"
+"""XCom with the request as validated and submitted (``submission.request_facts``)."""
 """XCom key each map index of a mapped task pushes its output location under before paying, so
 two map indexes that render the same ``output_path`` are caught before the second one pays."""
 DEFERRAL_GRACE_SECONDS = 300.0
@@ -337,7 +339,7 @@ class OpenRouterVideoOperator(BaseOperator):
         from airflow_provider_orvideo.output_paths import output_target
         from airflow_provider_orvideo.polling import JobPoller
         from airflow_provider_orvideo.pricing import estimate_cost
-        from airflow_provider_orvideo.submission import Action, SubmissionLedger
+        from airflow_provider_orvideo.submission import Action, SubmissionLedger, request_facts
         from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
         from airflow_provider_orvideo.validation import check_against_model, check_body_size
 
@@ -364,9 +366,11 @@ class OpenRouterVideoOperator(BaseOperator):
         else:
             job_id = decision.job_id or ""
             submitted_at = None  # re-attached: poll at once, then every poll_interval
+        facts = request_facts(body)
         context["ti"].xcom_push(key="job_id", value=job_id)
+        context["ti"].xcom_push(key=REQUEST_XCOM_KEY, value=facts)
         if decision.action is Action.DOWNLOAD:
-            return self._download(context, job_id)
+            return self._download(context, job_id, facts)
         poller = JobPoller(
             job_id=job_id,
             deadline=time.time() + self.job_timeout,
@@ -376,7 +380,7 @@ class OpenRouterVideoOperator(BaseOperator):
             initial_poll_delays=tuple(self.initial_poll_delays),
         )
         if not self.deferrable:
-            return self._finish(context, self._poll_on_worker(poller))
+            return self._finish(context, self._poll_on_worker(poller), facts)
         self.defer(
             trigger=OpenRouterVideoTrigger.for_poller(poller, self.openrouter_conn_id),
             method_name="execute_complete",
@@ -547,7 +551,21 @@ class OpenRouterVideoOperator(BaseOperator):
         """Resume on a worker after the trigger's one event: download, or fail with the reason."""
         from airflow_provider_orvideo.polling import VideoJobEvent
 
-        return self._finish(context, VideoJobEvent.from_payload(event))
+        return self._finish(context, VideoJobEvent.from_payload(event), None)
+
+    def _submitted_request(self, context: Context) -> dict[str, Any]:
+        """The request facts ``execute`` recorded in XCom before deferring (same try).
+
+        A task deferred by a release before the XCom existed resumes without it: its arguments
+        are validated again, once (they rendered the same way for the submit).
+        """
+        from airflow_provider_orvideo.submission import request_facts
+
+        ti = context["ti"]
+        facts = ti.xcom_pull(task_ids=ti.task_id, key=REQUEST_XCOM_KEY, map_indexes=ti.map_index)
+        if isinstance(facts, dict):
+            return facts
+        return request_facts(self._video_request(context).to_body())
 
     def _poll_on_worker(self, poller: JobPoller) -> VideoJobEvent:
         """The ``deferrable=False`` twin of the trigger's loop, on the same :class:`JobPoller`."""
@@ -574,7 +592,8 @@ class OpenRouterVideoOperator(BaseOperator):
 
     # -- after the job ends -------------------------------------------------------------------
 
-    def _finish(self, context: Context, event: VideoJobEvent) -> str:
+    def _finish(self, context: Context, event: VideoJobEvent, request: dict[str, Any] | None) -> str:
+        """End the task on the job's final event; ``request`` is None after a deferral (read from XCom)."""
         from airflow_provider_orvideo import exceptions
         from airflow_provider_orvideo.polling import EventStatus
 
@@ -586,7 +605,9 @@ class OpenRouterVideoOperator(BaseOperator):
             EventStatus.ERROR: exceptions.VideoJobPollingError,
         }
         if event.status is EventStatus.COMPLETED:
-            return self._download(context, event.job_id)
+            if request is None:
+                request = self._submitted_request(context)
+            return self._download(context, event.job_id, request)
         if event.status is EventStatus.TIMEOUT:
             retry = _RETRY_REATTACHES
         elif event.status is EventStatus.ERROR:
@@ -597,7 +618,7 @@ class OpenRouterVideoOperator(BaseOperator):
             f"{event.message} {retry}", job_id=event.job_id, remote_error=event.remote_error
         )
 
-    def _download(self, context: Context, job_id: str) -> str:
+    def _download(self, context: Context, job_id: str, request: dict[str, Any]) -> str:
         """Fetch the finished job (URLs never cross the trigger boundary) and save every output.
 
         Outputs an earlier try already saved completely (recorded size, MP4 signature) are kept.
@@ -605,13 +626,13 @@ class OpenRouterVideoOperator(BaseOperator):
         (unless ``overwrite``): the paid video goes beside it, ``<stem>.<job id><suffix>``.
         """
         from airflow_provider_orvideo.assets import video_asset_extra
+        from airflow_provider_orvideo.atomic_output import AtomicOutput, is_complete_output
         from airflow_provider_orvideo.exceptions import (
             InvalidOutputPathError,
             VideoDownloadError,
             VideoOutputGoneError,
         )
         from airflow_provider_orvideo.output_paths import output_target, written_by
-        from airflow_provider_orvideo.storage import AtomicOutput, is_complete_output
         from airflow_provider_orvideo.submission import SubmissionLedger
 
         job = self.hook.get_job(job_id)
@@ -702,9 +723,7 @@ class OpenRouterVideoOperator(BaseOperator):
             ti.xcom_push(key="unavailable_outputs", value=unavailable)
         cost = "unknown" if job.cost is None else f"${job.cost:.4f}"
         self.log.info("OpenRouter video job %s cost %s (generation %s).", job.id, cost, job.generation_id)
-        self._annotate_asset_events(
-            context, video_asset_extra(job=job, model=self.model, duration=self.duration, locations=paths)
-        )
+        self._annotate_asset_events(context, video_asset_extra(job=job, request=request, locations=paths))
         return paths[0]
 
     def _annotate_asset_events(self, context: Context, extra: dict[str, Any]) -> None:

@@ -571,7 +571,7 @@ def _library_refusal(
     from dataclasses import replace
 
     from airflow_provider_orvideo.api import content_request, get_job_request
-    from airflow_provider_orvideo.storage import AtomicOutput
+    from airflow_provider_orvideo.atomic_output import AtomicOutput
 
     try:
         if path == "httpx":

@@ -201,3 +201,32 @@ def test_dag_parsing_imports_only_the_operator_module() -> None:
             "airflow_provider_orvideo.operators.openrouter_video",
         ]
     )
+
+
+def test_after_deferral_the_submitted_request_is_read_not_parsed_again(emulator: Any, tmp_path: Path) -> None:
+    """``execute`` records the validated request (XCom ``video_request``); ``execute_complete`` on a
+    fresh operator reads it for the asset event, whatever its own arguments would render to now."""
+    from airflow.sdk import Asset
+
+    emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0)
+    ti = RecordingTaskInstance()
+    with pytest.raises(TaskDeferred) as info:
+        make_operator(tmp_path, duration="0004").execute(context_with(ti))
+    assert ti.xcom["video_request"] == {
+        "model": "google/veo-3.1",
+        "prompt": "a paper boat on a river",
+        "duration": 4,
+        "resolution": None,
+        "aspect_ratio": None,
+        "size": None,
+        "generate_audio": None,
+        "seed": None,
+    }
+    asset = Asset("videos/boat")
+    resumed = make_operator(tmp_path, duration="{{ broken", model="not/validated", outlets=[asset])
+    events: dict[Any, Any] = {asset: type("Event", (), {"extra": {}})()}
+    context = {**context_with(ti), "outlet_events": events}
+    event = {"status": "completed", "job_id": info.value.trigger.job_id}
+    assert resumed.execute_complete(context, event) == str(tmp_path / "out.mp4")
+    assert events[asset].extra["model"] == "google/veo-3.1"
+    assert events[asset].extra["duration"] == 4
