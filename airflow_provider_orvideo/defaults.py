@@ -6,6 +6,14 @@ parses DAG files all day, so everything heavier is imported inside the methods t
 
 from __future__ import annotations
 
+__all__ = [
+    "DEFAULT_CONN_ID",
+    "DEFAULT_INITIAL_POLL_DELAYS",
+    "DEFAULT_JOB_TIMEOUT_SECONDS",
+    "DEFAULT_MAX_CONSECUTIVE_FAILURES",
+    "DEFAULT_POLL_INTERVAL_SECONDS",
+]
+
 DEFAULT_CONN_ID = "openrouter_default"
 DEFAULT_POLL_INTERVAL_SECONDS = 30.0
 DEFAULT_INITIAL_POLL_DELAYS = (30.0, 10.0, 20.0)

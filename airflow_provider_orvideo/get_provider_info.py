@@ -9,6 +9,10 @@ from typing import Any
 
 from airflow_provider_orvideo import __version__
 
+__all__ = [
+    "get_provider_info",
+]
+
 
 def get_provider_info() -> dict[str, Any]:
     return {

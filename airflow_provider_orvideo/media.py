@@ -29,9 +29,9 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_orvideo.api import MAX_REQUEST_BODY_BYTES
-from airflow_provider_orvideo.arguments import FRAME_TYPES as FRAME_TYPES
-from airflow_provider_orvideo.arguments import (
+from airflow_provider_orvideo._internal.api import MAX_REQUEST_BODY_BYTES
+from airflow_provider_orvideo._internal.arguments import FRAME_TYPES as FRAME_TYPES
+from airflow_provider_orvideo._internal.arguments import (
     frame_images_problems,
     input_references_problems,
     reference_entry,
@@ -39,6 +39,12 @@ from airflow_provider_orvideo.arguments import (
     source_problem,
 )
 from airflow_provider_orvideo.exceptions import NOTHING_SPENT, InvalidVideoRequestError
+
+__all__ = [
+    "MediaKind",
+    "sniff_mime",
+    "to_data_url",
+]
 
 
 class MediaKind(str, enum.Enum):
@@ -204,7 +210,7 @@ def _read_object_storage(field: str, source: Any) -> ResolvedMedia:
     """
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_orvideo.object_storage import check_connection, resolve_uri
+    from airflow_provider_orvideo._internal.object_storage import check_connection, resolve_uri
 
     if isinstance(source, ObjectStoragePath):
         path = source

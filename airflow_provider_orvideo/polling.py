@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_orvideo.api import JobStatus, VideoJob
+from airflow_provider_orvideo._internal.api import JobStatus, VideoJob
 from airflow_provider_orvideo.defaults import DEFAULT_MAX_CONSECUTIVE_FAILURES
 from airflow_provider_orvideo.exceptions import OpenRouterVideoError, TriggerEventError
 from airflow_provider_orvideo.retry import is_transient

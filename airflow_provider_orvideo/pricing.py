@@ -26,7 +26,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from airflow_provider_orvideo.api import VideoModel
+from airflow_provider_orvideo._internal.api import VideoModel
+
+__all__ = [
+    "CostEstimate",
+    "estimate_cost",
+]
 
 _SKU = re.compile(r"^per-video(?P<per_second>-second)?(?:-(?P<resolution>\d+p|\dK))?(?P<audio>-audio)?$")
 

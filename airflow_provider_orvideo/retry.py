@@ -14,7 +14,7 @@ Rules (money first):
   and 5xx with exponential backoff and full jitter, honouring ``Retry-After`` up to a cap. A
   download cut short resumes at the first byte not yet saved (an HTTP ``Range`` request).
 * The submit POST creates a paid job and OpenRouter has no idempotency key. It is retried only
-  when we *know* nothing was created (:mod:`airflow_provider_orvideo.submission` says which
+  when we *know* nothing was created (:mod:`airflow_provider_orvideo._internal.submission` says which
   answers prove it) and a retry can help: a 429 answer, or a failure to connect at all (the
   request never left). A 5xx, a reset or a read timeout after sending may have created a job, so
   it is never retried here; the error raised is
@@ -35,7 +35,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from airflow_provider_orvideo.api import ApiRequest, Endpoint, api_error
+from airflow_provider_orvideo._internal.api import ApiRequest, Endpoint, api_error
+from airflow_provider_orvideo._internal.submission import NOTHING_CREATED_STATUSES
 from airflow_provider_orvideo.exceptions import (
     OpenRouterApiError,
     OpenRouterNotFoundError,
@@ -47,7 +48,6 @@ from airflow_provider_orvideo.exceptions import (
     VideoDownloadError,
     VideoOutputGoneError,
 )
-from airflow_provider_orvideo.submission import NOTHING_CREATED_STATUSES
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",

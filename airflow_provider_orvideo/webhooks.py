@@ -46,7 +46,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_orvideo.api import JobStatus
+from airflow_provider_orvideo._internal.api import JobStatus
 from airflow_provider_orvideo.exceptions import (
     FutureWebhookTimestampError,
     InvalidWebhookPayloadError,

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from airflow_provider_orvideo.api import VideoJob
+from airflow_provider_orvideo._internal.api import VideoJob
 from airflow_provider_orvideo.defaults import DEFAULT_INITIAL_POLL_DELAYS
 from airflow_provider_orvideo.polling import JobPoller, PollState
 

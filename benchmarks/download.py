@@ -118,7 +118,7 @@ def _variant_iter_bytes_1mib(hook: Any, settings: Any, job_id: str, dest: str) -
 
 def _variant_no_fsync(hook: Any, settings: Any, job_id: str, dest: str) -> int:
     """The hook itself with os.fsync made a no-op: the share of the time that is the final fsync."""
-    import airflow_provider_orvideo.atomic_output as storage
+    import airflow_provider_orvideo._internal.atomic_output as storage
 
     real = storage.os.fsync
     storage.os.fsync = lambda fd: None  # type: ignore[assignment]
@@ -152,7 +152,7 @@ def _writeback_patched(every: int) -> Any:
     on Linux), so the final fsync has little left to flush: disk I/O overlaps the network."""
     import contextlib
 
-    import airflow_provider_orvideo.atomic_output as storage
+    import airflow_provider_orvideo._internal.atomic_output as storage
 
     @contextlib.contextmanager
     def patched() -> Any:
@@ -291,7 +291,7 @@ def child(args: argparse.Namespace) -> None:
     os.environ["AIRFLOW_CONN_OPENROUTER_DEFAULT"] = json.dumps(
         {"conn_type": "openrouter", "host": args.base_url, "password": args.api_key}
     )
-    import airflow_provider_orvideo.atomic_output as storage
+    import airflow_provider_orvideo._internal.atomic_output as storage
     from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 
     fsync_seconds = [0.0]

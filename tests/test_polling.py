@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_orvideo.api import VideoJob
+from airflow_provider_orvideo._internal.api import VideoJob
 from airflow_provider_orvideo.exceptions import (
     OpenRouterAuthError,
     OpenRouterNotFoundError,

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_orvideo.api import content_request, get_job_request, submit_request
+from airflow_provider_orvideo._internal.api import content_request, get_job_request, submit_request
+from airflow_provider_orvideo._internal.submission import NOTHING_CREATED_STATUSES
 from airflow_provider_orvideo.exceptions import (
     OpenRouterRateLimitError,
     OpenRouterServerError,
@@ -26,7 +27,6 @@ from airflow_provider_orvideo.retry import (
     parse_retry_after,
     resume_offset,
 )
-from airflow_provider_orvideo.submission import NOTHING_CREATED_STATUSES
 
 POLICY = RetryPolicy(max_attempts=4, initial_delay=1.0, multiplier=2.0, max_delay=5.0, max_retry_after=60.0)
 

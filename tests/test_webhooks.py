@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_orvideo.api import JobStatus
+from airflow_provider_orvideo._internal.api import JobStatus
 from airflow_provider_orvideo.exceptions import (
     FutureWebhookTimestampError,
     InvalidWebhookPayloadError,

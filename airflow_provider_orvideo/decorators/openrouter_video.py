@@ -66,7 +66,11 @@ def returned_request_fields(returned: Any, function_name: str) -> dict[str, Any]
             )
     # The operator's own checks (those run at DAG parse on its arguments), on the returned values:
     # they are used as they are, not rendered again.
-    from airflow_provider_orvideo.arguments import REQUEST_FIELDS, argument_error, check_request_fields
+    from airflow_provider_orvideo._internal.arguments import (
+        REQUEST_FIELDS,
+        argument_error,
+        check_request_fields,
+    )
 
     _, problems = check_request_fields({k: v for k, v in fields.items() if k in REQUEST_FIELDS})
     if problems:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from yarl import URL
 
-from airflow_provider_orvideo.api import ApiRequest, ConnectionSettings
+from airflow_provider_orvideo._internal.api import ApiRequest, ConnectionSettings
 from airflow_provider_orvideo.hooks._transport import (
     FOLLOW_REDIRECTS,
     TransportConfig,

@@ -30,7 +30,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from airflow_provider_orvideo.api import DEFAULT_CONNECT_TIMEOUT_SECONDS, ApiRequest, ConnectionSettings
+from airflow_provider_orvideo._internal.api import (
+    DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    ApiRequest,
+    ConnectionSettings,
+)
 from airflow_provider_orvideo.retry import Broken, Fault
 
 FOLLOW_REDIRECTS = False

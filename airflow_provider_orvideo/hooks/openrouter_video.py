@@ -5,7 +5,7 @@ One hook, three short drivers around one retry engine (:meth:`RetryPolicy.next_s
 (``list_models``, ``submit``, ``get_job``) and its video download (``save_output``, resuming a cut
 body at the first byte not saved) over httpx, and the triggerer's ``aget_job`` over one shared
 aiohttp session per event loop (see ``_async_sessions`` for why). Request building, response
-parsing, error mapping and the retry decision live once, in :mod:`airflow_provider_orvideo.api`
+parsing, error mapping and the retry decision live once, in :mod:`airflow_provider_orvideo._internal.api`
 and :mod:`airflow_provider_orvideo.retry`; proxy, TLS, timeouts and redirects once, in
 ``_transport``. The drivers differ only in how bytes move, ``await`` and ``sleep``.
 
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from airflow.sdk import BaseHook
 
-from airflow_provider_orvideo.api import (
+from airflow_provider_orvideo._internal.api import (
     ApiRequest,
     ConnectionSettings,
     VideoJob,
@@ -39,7 +39,7 @@ from airflow_provider_orvideo.api import (
     settings_from_connection,
     submit_request,
 )
-from airflow_provider_orvideo.atomic_output import AtomicOutput, looks_like_mp4
+from airflow_provider_orvideo._internal.atomic_output import AtomicOutput, looks_like_mp4
 from airflow_provider_orvideo.defaults import DEFAULT_CONN_ID
 from airflow_provider_orvideo.exceptions import (
     OpenRouterAuthError,

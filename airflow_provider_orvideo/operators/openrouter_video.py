@@ -23,12 +23,12 @@ from airflow_provider_orvideo.defaults import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_orvideo._internal.output_paths import OutputTarget
+    from airflow_provider_orvideo._internal.submission import Decision, SubmissionLedger, SubmissionRecord
+    from airflow_provider_orvideo._internal.validation import VideoRequest
     from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
-    from airflow_provider_orvideo.output_paths import OutputTarget
     from airflow_provider_orvideo.polling import JobPoller, VideoJobEvent
     from airflow_provider_orvideo.pricing import CostEstimate
-    from airflow_provider_orvideo.submission import Decision, SubmissionLedger, SubmissionRecord
-    from airflow_provider_orvideo.validation import VideoRequest
 
 __all__ = [
     "OpenRouterVideoOperator",
@@ -73,7 +73,7 @@ class OpenRouterVideoOperator(BaseOperator):
     path of the first one. XCom also gets ``job_id`` (right after submitting), ``generation_id``,
     ``usage`` (OpenRouter's cost figure) and ``output_paths``. Each ``Asset`` in ``outlets``
     gets an event whose ``extra`` holds ``job_id``, ``generation_id``, ``model``, ``cost``,
-    ``duration`` and ``output_uris`` (see :mod:`airflow_provider_orvideo.assets`).
+    ``duration`` and ``output_uris`` (see :mod:`airflow_provider_orvideo._internal.assets`).
 
     :param prompt: Text prompt. Templated.
     :param model: OpenRouter video model id, e.g. ``google/veo-3.1``. Templated.
@@ -208,7 +208,7 @@ class OpenRouterVideoOperator(BaseOperator):
         self.user = user
         # Every argument checked now, at DAG parse (templated ones where they are not templates):
         # one InvalidOperatorArgumentError naming each problem. Imported here to keep parsing cheap.
-        from airflow_provider_orvideo.arguments import REQUEST_FIELDS, check_operator_arguments
+        from airflow_provider_orvideo._internal.arguments import REQUEST_FIELDS, check_operator_arguments
 
         checked = check_operator_arguments(
             poll_interval=poll_interval,
@@ -271,9 +271,9 @@ class OpenRouterVideoOperator(BaseOperator):
 
     def _video_request(self, context: Context) -> VideoRequest:
         """Type-check the rendered fields and read the media sources (no OpenRouter call)."""
-        from airflow_provider_orvideo.arguments import REQUEST_FIELDS, check_rendered_fields
+        from airflow_provider_orvideo._internal.arguments import REQUEST_FIELDS, check_rendered_fields
+        from airflow_provider_orvideo._internal.validation import build_request, shown_model
         from airflow_provider_orvideo.media import resolve_frame_images, resolve_input_references
-        from airflow_provider_orvideo.validation import build_request, shown_model
 
         # The parse-time checks again, now on the rendered values: every type and shape problem at
         # once, before any media is read and before the trace is merged with Airflow's.
@@ -336,12 +336,12 @@ class OpenRouterVideoOperator(BaseOperator):
     # -- execute ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
-        from airflow_provider_orvideo.output_paths import output_target
+        from airflow_provider_orvideo._internal.output_paths import output_target
+        from airflow_provider_orvideo._internal.submission import Action, SubmissionLedger, request_facts
+        from airflow_provider_orvideo._internal.validation import check_against_model, check_body_size
         from airflow_provider_orvideo.polling import JobPoller
         from airflow_provider_orvideo.pricing import estimate_cost
-        from airflow_provider_orvideo.submission import Action, SubmissionLedger, request_facts
         from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
-        from airflow_provider_orvideo.validation import check_against_model, check_body_size
 
         target = output_target(self.output_path, self.output_conn_id)  # fails before any request
         request = self._video_request(context)
@@ -399,8 +399,13 @@ class OpenRouterVideoOperator(BaseOperator):
         Also returns every earlier job a changed request replaced (paid, or still rendering and
         billing): logged at WARNING and pushed to XCom as ``superseded_jobs`` on every try.
         """
+        from airflow_provider_orvideo._internal.submission import (
+            Action,
+            OrphanPolicy,
+            decide,
+            needs_remote_check,
+        )
         from airflow_provider_orvideo.exceptions import OpenRouterNotFoundError, ResubmissionRefusedError
-        from airflow_provider_orvideo.submission import Action, OrphanPolicy, decide, needs_remote_check
 
         if not ledger.durable:
             self.log.warning(
@@ -462,12 +467,12 @@ class OpenRouterVideoOperator(BaseOperator):
     ) -> None:
         """Before paying: no other map index renders the same path, and no file that this task
         instance did not write for this request is there (unless ``overwrite``)."""
+        from airflow_provider_orvideo._internal.output_paths import writer_of, written_by
         from airflow_provider_orvideo.exceptions import (
             NOTHING_SPENT,
             OutputExistsError,
             OutputPathCollisionError,
         )
-        from airflow_provider_orvideo.output_paths import writer_of, written_by
 
         ti = context["ti"]
         map_index = getattr(ti, "map_index", -1)
@@ -522,7 +527,7 @@ class OpenRouterVideoOperator(BaseOperator):
         superseded: tuple[dict[str, Any], ...],
     ) -> str:
         """POST the job between an intent record and a submitted record."""
-        from airflow_provider_orvideo.submission import SubmissionRecord, submit_created_nothing
+        from airflow_provider_orvideo._internal.submission import SubmissionRecord, submit_created_nothing
 
         intent = SubmissionRecord.intent(body, superseded)
         ledger.save(intent)
@@ -559,7 +564,7 @@ class OpenRouterVideoOperator(BaseOperator):
         A task deferred by a release before the XCom existed resumes without it: its arguments
         are validated again, once (they rendered the same way for the submit).
         """
-        from airflow_provider_orvideo.submission import request_facts
+        from airflow_provider_orvideo._internal.submission import request_facts
 
         ti = context["ti"]
         facts = ti.xcom_pull(task_ids=ti.task_id, key=REQUEST_XCOM_KEY, map_indexes=ti.map_index)
@@ -625,15 +630,15 @@ class OpenRouterVideoOperator(BaseOperator):
         A file at an output location that this task instance did not write is never replaced
         (unless ``overwrite``): the paid video goes beside it, ``<stem>.<job id><suffix>``.
         """
-        from airflow_provider_orvideo.assets import video_asset_extra
-        from airflow_provider_orvideo.atomic_output import AtomicOutput, is_complete_output
+        from airflow_provider_orvideo._internal.assets import video_asset_extra
+        from airflow_provider_orvideo._internal.atomic_output import AtomicOutput, is_complete_output
+        from airflow_provider_orvideo._internal.output_paths import output_target, written_by
+        from airflow_provider_orvideo._internal.submission import SubmissionLedger
         from airflow_provider_orvideo.exceptions import (
             InvalidOutputPathError,
             VideoDownloadError,
             VideoOutputGoneError,
         )
-        from airflow_provider_orvideo.output_paths import output_target, written_by
-        from airflow_provider_orvideo.submission import SubmissionLedger
 
         job = self.hook.get_job(job_id)
         ledger = SubmissionLedger(context.get("task_state_store"))

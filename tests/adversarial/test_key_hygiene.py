@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_orvideo.api import ConnectionSettings
+from airflow_provider_orvideo._internal.api import ConnectionSettings
 from airflow_provider_orvideo.emulator import EmulatorControl, EmulatorServer
 from airflow_provider_orvideo.exceptions import (
     InvalidConnectionError,
@@ -570,8 +570,8 @@ def _library_refusal(
     header the hook adds itself), to see how each driver classifies that library's exception."""
     from dataclasses import replace
 
-    from airflow_provider_orvideo.api import content_request, get_job_request
-    from airflow_provider_orvideo.atomic_output import AtomicOutput
+    from airflow_provider_orvideo._internal.api import content_request, get_job_request
+    from airflow_provider_orvideo._internal.atomic_output import AtomicOutput
 
     try:
         if path == "httpx":

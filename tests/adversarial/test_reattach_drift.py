@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_orvideo._internal.submission import STATE_KEY, SubmissionRecord, fingerprint
+from airflow_provider_orvideo._internal.validation import build_request
 from airflow_provider_orvideo.decorators.openrouter_video import OpenRouterVideoDecoratedOperator
 from airflow_provider_orvideo.exceptions import OpenRouterServerError, OutputExistsError
-from airflow_provider_orvideo.submission import STATE_KEY, SubmissionRecord, fingerprint
-from airflow_provider_orvideo.validation import build_request
 from tests.adversarial.conftest import VALID, is_mp4, run_tries, video_operator
 from tests.helpers import InMemoryTaskStateStore
 

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_provider_orvideo._internal.output_paths import output_target
+from airflow_provider_orvideo._internal.submission import STATE_KEY
 from airflow_provider_orvideo.decorators.openrouter_video import OpenRouterVideoDecoratedOperator
 from airflow_provider_orvideo.exceptions import (
     InvalidConnectionError,
@@ -23,8 +25,6 @@ from airflow_provider_orvideo.exceptions import (
     VideoDownloadError,
 )
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
-from airflow_provider_orvideo.output_paths import output_target
-from airflow_provider_orvideo.submission import STATE_KEY
 from tests.adversarial.conftest import is_mp4, run_tries, video_operator
 from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, context_with
 from tests.s3 import CONN_ID, S3

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_orvideo.api import ApiRequest, Endpoint
+from airflow_provider_orvideo._internal.api import ApiRequest, Endpoint
 from airflow_provider_orvideo.exceptions import (
     OpenRouterNotFoundError,
     OpenRouterRateLimitError,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from airflow_provider_orvideo.api import (
+from airflow_provider_orvideo._internal.api import (
     Endpoint,
     JobStatus,
     api_error,

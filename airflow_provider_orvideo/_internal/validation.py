@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_orvideo.api import MAX_REQUEST_BODY_BYTES, VideoModel, submit_request
-from airflow_provider_orvideo.arguments import MAX_SESSION_ID_LENGTH as MAX_SESSION_ID_LENGTH
-from airflow_provider_orvideo.arguments import check_request_fields, shown
+from airflow_provider_orvideo._internal.api import MAX_REQUEST_BODY_BYTES, VideoModel, submit_request
+from airflow_provider_orvideo._internal.arguments import MAX_SESSION_ID_LENGTH as MAX_SESSION_ID_LENGTH
+from airflow_provider_orvideo._internal.arguments import check_request_fields, shown
 from airflow_provider_orvideo.exceptions import (
     NOTHING_SPENT,
     InvalidOperatorArgumentError,
@@ -111,7 +111,7 @@ def build_request(
 ) -> VideoRequest:
     """Type-check rendered operator arguments into a :class:`VideoRequest` (no network).
 
-    The checks are :data:`airflow_provider_orvideo.arguments.FIELD_CHECKS`, the ones the operator
+    The checks are :data:`airflow_provider_orvideo._internal.arguments.FIELD_CHECKS`, the ones the operator
     also runs when the DAG is parsed. Media fields arrive already resolved (see
     :mod:`airflow_provider_orvideo.media`). Raises :class:`InvalidOperatorArgumentError`.
     """

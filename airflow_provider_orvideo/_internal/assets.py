@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from airflow_provider_orvideo.api import VideoJob
+    from airflow_provider_orvideo._internal.api import VideoJob
 
 
 def output_uri(location: str) -> str:

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_orvideo.atomic_output import AtomicOutput
+from airflow_provider_orvideo._internal.atomic_output import AtomicOutput
+from airflow_provider_orvideo._internal.object_storage import UPLOAD_PART_BYTES
 from airflow_provider_orvideo.exceptions import InvalidVideoRequestError, OutputWriteError, VideoDownloadError
 from airflow_provider_orvideo.media import to_data_url
-from airflow_provider_orvideo.object_storage import UPLOAD_PART_BYTES
 from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
 from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, context_with, png_bytes, run_task
 from tests.s3 import AWS_KEY_ID, AWS_SECRET, CONN_ID, MP4_HEAD, S3

@@ -27,8 +27,8 @@ import os
 import uuid
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from airflow_provider_orvideo._internal.object_storage import local_path
 from airflow_provider_orvideo.exceptions import OutputWriteError
-from airflow_provider_orvideo.object_storage import local_path
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -61,7 +61,7 @@ class AtomicOutput:
         a file is kept and the video is committed to ``aside``.
     :param aside: Where the video goes when the destination is taken and ``replace`` is off.
     :param writer: Facts recorded with a local file (task instance, job) for later refusals to
-        name its writer; see :func:`airflow_provider_orvideo.output_paths.record_writer`.
+        name its writer; see :func:`airflow_provider_orvideo._internal.output_paths.record_writer`.
     """
 
     def __init__(
@@ -112,7 +112,7 @@ class AtomicOutput:
         else:
             from airflow.sdk import ObjectStoragePath
 
-            from airflow_provider_orvideo.object_storage import BUCKET_SCHEMES, UPLOAD_PART_BYTES
+            from airflow_provider_orvideo._internal.object_storage import BUCKET_SCHEMES, UPLOAD_PART_BYTES
 
             # The location may name its connection (s3://conn_id@bucket/key): ObjectStoragePath
             # parses it, and paths derived from it (parent, the temporary sibling) keep it.
@@ -179,7 +179,7 @@ class AtomicOutput:
                 os.fsync(handle.fileno())
                 handle.close()
                 if self.writer:
-                    from airflow_provider_orvideo.output_paths import record_writer
+                    from airflow_provider_orvideo._internal.output_paths import record_writer
 
                     record_writer(temp, self.writer)
                 if self.replace:

@@ -9,7 +9,7 @@ at module level (the exception class is imported when a problem is found).
 * Templated request fields (``prompt``, ``duration``, ``trace`` ...) are checked by one set of
   converters (:data:`FIELD_CHECKS`): at parse time for the values that cannot be templates (no
   Jinja in them, no ``XComArg`` or other lazy Airflow value), and after rendering by
-  :func:`airflow_provider_orvideo.validation.build_request` and the operator, before any request.
+  :func:`airflow_provider_orvideo._internal.validation.build_request` and the operator, before any request.
   :mod:`airflow_provider_orvideo.media` uses the same shape checks for media sources.
 
 Every problem is reported at once, each naming the parameter, the value and what is allowed.
@@ -562,7 +562,7 @@ def _flag(name: str, value: Any, problems: list[str]) -> bool:
 
 
 def _orphan_policy(value: Any, problems: list[str]) -> str:
-    from airflow_provider_orvideo.submission import OrphanPolicy
+    from airflow_provider_orvideo._internal.submission import OrphanPolicy
 
     policies = [policy.value for policy in OrphanPolicy]
     for policy in policies:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_orvideo.output_paths import OutputTarget
+from airflow_provider_orvideo._internal.output_paths import OutputTarget
 
 
 @pytest.mark.parametrize(

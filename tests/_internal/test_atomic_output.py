@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airflow_provider_orvideo.atomic_output import AtomicOutput, looks_like_mp4
+from airflow_provider_orvideo._internal.atomic_output import AtomicOutput, looks_like_mp4
 
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom"
 

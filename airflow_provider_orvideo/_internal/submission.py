@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from airflow_provider_orvideo.api import JobStatus, VideoJob
+from airflow_provider_orvideo._internal.api import JobStatus, VideoJob
 
 STATE_KEY = "openrouter_video"
 RECORD_VERSION = 2

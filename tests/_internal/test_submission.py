@@ -2,7 +2,18 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_orvideo.api import VideoJob
+from airflow_provider_orvideo._internal.api import VideoJob
+from airflow_provider_orvideo._internal.submission import (
+    NOTHING_CREATED_STATUSES,
+    Action,
+    OrphanPolicy,
+    SubmissionLedger,
+    SubmissionRecord,
+    decide,
+    fingerprint,
+    needs_remote_check,
+    submit_created_nothing,
+)
 from airflow_provider_orvideo.exceptions import (
     InvalidConnectionError,
     OpenRouterApiError,
@@ -16,17 +27,6 @@ from airflow_provider_orvideo.exceptions import (
     SubmitOutcomeUnknownError,
 )
 from airflow_provider_orvideo.retry import RetryPolicy
-from airflow_provider_orvideo.submission import (
-    NOTHING_CREATED_STATUSES,
-    Action,
-    OrphanPolicy,
-    SubmissionLedger,
-    SubmissionRecord,
-    decide,
-    fingerprint,
-    needs_remote_check,
-    submit_created_nothing,
-)
 from tests.helpers import InMemoryTaskStateStore
 
 BODY = {"model": "google/veo-3.1", "prompt": "p", "trace": {"airflow_run_id": "r1", "airflow_map_index": 2}}

@@ -15,7 +15,7 @@ known without writing is checked before the submit POST (README, "Output paths")
   non-regular file; its parent must exist or be creatable (the nearest existing ancestor is a
   writable directory on a filesystem mounted read-write).
 * An object storage URI needs its scheme's filesystem and its connection (see
-  :mod:`airflow_provider_orvideo.object_storage`); a bucket store's bucket must be reachable with
+  :mod:`airflow_provider_orvideo._internal.object_storage`); a bucket store's bucket must be reachable with
   that connection's credentials. Nothing is written to check it.
 
 Whether a file already there may be replaced is the operator's decision (``overwrite`` and the
@@ -32,14 +32,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from airflow_provider_orvideo.exceptions import NOTHING_SPENT, InvalidOutputPathError
-from airflow_provider_orvideo.object_storage import (
+from airflow_provider_orvideo._internal.object_storage import (
     BUCKET_SCHEMES,
     LOCAL_SCHEMES,
     is_local,
     resolve_uri,
     split_conn_id,
 )
+from airflow_provider_orvideo.exceptions import NOTHING_SPENT, InvalidOutputPathError
 
 WRITER_XATTR = "user.airflow_provider_orvideo.writer"
 """Extended attribute naming the task instance and job that saved a local output (where the
@@ -74,7 +74,7 @@ class OutputTarget:
     def storage_uri(self) -> str:
         if self.local is not None:
             return self.location
-        from airflow_provider_orvideo.object_storage import with_conn_id
+        from airflow_provider_orvideo._internal.object_storage import with_conn_id
 
         bare, named = split_conn_id(self.location, "output_path")
         return with_conn_id(bare, named or self.conn_id)
@@ -302,7 +302,7 @@ def _check_bucket(raw: str, scheme: str, bucket: str, conn_id: str | None) -> No
     """The bucket exists and the connection's credentials reach it (one read; nothing written)."""
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_orvideo.object_storage import with_conn_id
+    from airflow_provider_orvideo._internal.object_storage import with_conn_id
 
     root = ObjectStoragePath(with_conn_id(f"{scheme}://{bucket}/", conn_id))
     using = f"with connection {conn_id!r}" if conn_id else "with the default credentials"

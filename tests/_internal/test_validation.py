@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_orvideo.api import VideoModel
-from airflow_provider_orvideo.exceptions import InvalidVideoRequestError
-from airflow_provider_orvideo.validation import (
+from airflow_provider_orvideo._internal.api import VideoModel
+from airflow_provider_orvideo._internal.validation import (
     VideoRequest,
     build_request,
     check_against_model,
     check_body_size,
 )
+from airflow_provider_orvideo.exceptions import InvalidVideoRequestError
 
 VEO = VideoModel(
     id="google/veo-3.1",
