@@ -134,8 +134,6 @@ async def exchange(shared: SharedSession, request: ApiRequest, settings: Connect
                 data=request.encoded_body(),
                 allow_redirects=FOLLOW_REDIRECTS,
             )
-            async with response:
-                return Answer(response.status, response.headers, await response.read())
         except _NOT_SENT as error:
             raise failed_exchange(Fault.NOT_SENT, error) from None
         except _REFUSED as error:
@@ -143,3 +141,8 @@ async def exchange(shared: SharedSession, request: ApiRequest, settings: Connect
             raise failed_exchange(Fault.REFUSED, error, about_url=url_error) from None
         except _SENT as error:
             raise failed_exchange(Fault.SENT, error) from None
+        async with response:
+            try:
+                return Answer(response.status, response.headers, await response.read())
+            except _SENT as error:  # the body broke off: the request had left
+                raise failed_exchange(Fault.SENT, error) from None
