@@ -48,7 +48,7 @@ Hierarchy::
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow_provider_orvideo._internal.compat import AirflowException, AirflowFailException
 
 __all__ = [
     "FutureWebhookTimestampError",

@@ -34,6 +34,7 @@ from airflow_provider_orvideo._internal.arguments import FRAME_TYPES as FRAME_TY
 from airflow_provider_orvideo._internal.arguments import (
     frame_images_problems,
     input_references_problems,
+    is_object_storage_path,
     reference_entry,
     shown,
     source_problem,
@@ -279,10 +280,10 @@ def resolve_source(field: str, source: Any) -> ResolvedMedia:
         description = f"the {len(data):,} bytes given"
         _check_raw_size(field, description, len(data))
         return _encode(field, description, data)
+    if is_object_storage_path(source) or not isinstance(source, (str, PurePath)):
+        return _read_object_storage(field, source)  # source_problem refused any other type
     if isinstance(source, PurePath):
         return _read_local(field, str(source))
-    if not isinstance(source, str):  # an ObjectStoragePath (source_problem refused anything else)
-        return _read_object_storage(field, source)
     source = source.strip()
     try:
         parts = urlsplit(source)

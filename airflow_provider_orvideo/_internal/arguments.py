@@ -353,11 +353,16 @@ def as_provider_options(
     return {slug: dict(params) if isinstance(params, Mapping) else params for slug, params in value.items()}
 
 
+def is_object_storage_path(source: Any) -> bool:
+    """Whether ``source`` is an Airflow ``ObjectStoragePath``: told by its class name, as importing
+    the class costs DAG-parse time. Ask this before ``isinstance(source, PurePath)``: on Airflow
+    3.0 and 3.1 an ``ObjectStoragePath`` is a ``PurePath`` too."""
+    return type(source).__name__ == "ObjectStoragePath"
+
+
 def source_problem(field: str, source: Any) -> str | None:
     """Why ``source`` is not a media source (its type, or empty), or None. Content is not read."""
-    if isinstance(source, (bytes, bytearray, memoryview, PurePath)):
-        return None
-    if type(source).__name__ == "ObjectStoragePath":
+    if isinstance(source, (bytes, bytearray, memoryview, PurePath)) or is_object_storage_path(source):
         return None
     if isinstance(source, str):
         if not source.strip():

@@ -82,7 +82,8 @@ def with_conn_id(uri: str, conn_id: str | None) -> str:
 def check_filesystem(field: str, uri: str) -> None:
     """Fail when Airflow has no filesystem for the URI's scheme (its provider is not installed)."""
     from airflow.sdk.io import attach
-    from airflow.sdk.io.fs import has_fs
+
+    from airflow_provider_orvideo._internal.compat import has_fs
 
     scheme = urlsplit(uri).scheme.lower()
     if has_fs(scheme):  # registered by an installed provider
@@ -101,8 +102,7 @@ def check_filesystem(field: str, uri: str) -> None:
 
 def check_connection(field: str, conn_id: str) -> None:
     """Fail when the named Airflow connection does not exist (s3fs would fall back to anonymous access)."""
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow_provider_orvideo._internal.compat import AirflowNotFoundException, BaseHook
 
     try:
         BaseHook.get_connection(conn_id)

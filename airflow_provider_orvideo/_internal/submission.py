@@ -2,7 +2,8 @@
 
 OpenRouter has no idempotency key and no cancel endpoint, and Airflow runs ``execute()`` from
 the top on every try. So the operator keeps one record per task instance in Airflow 3.3's
-``task_state_store`` (which survives retries, unlike XCom):
+``task_state_store`` (which survives retries, unlike XCom), or before 3.3 in an Airflow Variable
+named for the task instance (``compat.VariableStateStore``, deleted when the task succeeds):
 
 1. right **before** the POST: ``phase="intent"`` with a fingerprint of the request;
 2. right **after** it: ``phase="submitted"`` with the job id (and each output once saved).
@@ -272,9 +273,10 @@ def decide(
 
 
 class SubmissionLedger:
-    """Reads and writes the record in ``context["task_state_store"]``.
+    """Reads and writes the record in the task instance's durable store
+    (``compat.task_state_store``: Airflow's, or a Variable before Airflow 3.3).
 
-    Without a store (a hand-made context, or Airflow before 3.3) it remembers nothing, and every
+    Without a store (only a hand-made context on Airflow 3.3+) it remembers nothing, and every
     try submits: the behaviour of a provider without re-attach, logged once as a warning.
     """
 
@@ -295,6 +297,14 @@ class SubmissionLedger:
     def clear(self) -> None:
         if self._store is not None:
             self._store.delete(STATE_KEY)
+
+    def finish(self) -> None:
+        """The task instance succeeded: drop a record kept in a Variable (Airflow before 3.3);
+        Airflow's own task state store is left to Airflow."""
+        from airflow_provider_orvideo._internal.compat import VariableStateStore
+
+        if isinstance(self._store, VariableStateStore):
+            self._store.finish()
 
     def restore(self, record: SubmissionRecord | None) -> None:
         """Put back the record an attempt started from (None: forget everything)."""

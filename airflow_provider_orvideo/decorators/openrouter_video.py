@@ -129,10 +129,16 @@ class OpenRouterVideoDecoratedOperator(DecoratedOperator, OpenRouterVideoOperato
         )
 
     def execute(self, context: Context) -> Any:
-        from airflow.sdk.definitions.context import context_merge
+        from airflow_provider_orvideo._internal.compat import (
+            context_merge,
+            determine_kwargs,
+            task_state_store,
+        )
 
         context_merge(context, self.op_kwargs)
-        returned = self.python_callable(*self.op_args, **self.determine_kwargs(context))
+        returned = self.python_callable(
+            *self.op_args, **determine_kwargs(self, self.python_callable, context)
+        )
         fields = returned_request_fields(returned, self.python_callable.__name__)
         self._apply(fields)
         # An image-to-video or reference-only request needs no prompt (the operator checks the rest).
@@ -149,7 +155,7 @@ class OpenRouterVideoDecoratedOperator(DecoratedOperator, OpenRouterVideoOperato
                 f"@task.openrouter_video(...) or return {'them' if len(missing) > 1 else 'it'} "
                 f"from {self.python_callable.__name__!r}."
             )
-        store = context.get("task_state_store")
+        store = task_state_store(context)
         if store is not None:
             carried = {k: v for k, v in fields.items() if k not in _SUBMIT_ONLY_FIELDS}
             # The store takes JSON only: a returned Path becomes its str, a tuple a list.
@@ -163,7 +169,9 @@ class OpenRouterVideoDecoratedOperator(DecoratedOperator, OpenRouterVideoOperato
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume with the function's fields: this may be a new instance, which does not run the
         function again."""
-        store = context.get("task_state_store")
+        from airflow_provider_orvideo._internal.compat import task_state_store
+
+        store = task_state_store(context)
         carried = store.get(CARRIED_FIELDS_KEY) if store is not None else None
         if isinstance(carried, dict):
             self._apply(carried)

@@ -22,7 +22,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from airflow.sdk import BaseHook
 
 from airflow_provider_orvideo._internal.api import (
     ApiRequest,
@@ -40,6 +39,7 @@ from airflow_provider_orvideo._internal.api import (
     submit_request,
 )
 from airflow_provider_orvideo._internal.atomic_output import AtomicOutput, looks_like_mp4
+from airflow_provider_orvideo._internal.compat import ASYNC_CONNECTIONS, BaseHook
 from airflow_provider_orvideo.defaults import DEFAULT_CONN_ID
 from airflow_provider_orvideo.exceptions import (
     OpenRouterAuthError,
@@ -144,7 +144,14 @@ class OpenRouterVideoHook(BaseHook):
         return self._settings
 
     async def aget_settings(self) -> ConnectionSettings:
-        """Resolve the connection once without blocking the event loop (triggerer side)."""
+        """Resolve the connection once without blocking the event loop (triggerer side).
+
+        Before Airflow 3.3.2 the event loop cannot resolve a connection safely (its secrets are
+        masked by a synchronous call to the supervisor, which can deadlock): the sync lookup
+        then runs in a worker thread.
+        """
+        if self._settings is None and not ASYNC_CONNECTIONS:
+            return await asyncio.to_thread(self.get_settings)
         if self._settings is None:
             conn = await self.aget_connection(self.openrouter_conn_id)
             resolved = self._settings_or_refusal(conn, await conn.aextra_dejson())

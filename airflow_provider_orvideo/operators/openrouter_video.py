@@ -336,6 +336,7 @@ class OpenRouterVideoOperator(BaseOperator):
     # -- execute ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
+        from airflow_provider_orvideo._internal.compat import task_state_store
         from airflow_provider_orvideo._internal.output_paths import output_target
         from airflow_provider_orvideo._internal.submission import Action, SubmissionLedger, request_facts
         from airflow_provider_orvideo._internal.validation import check_against_model, check_body_size
@@ -348,7 +349,7 @@ class OpenRouterVideoOperator(BaseOperator):
         model = check_against_model(request, self.hook.list_models())
         check_body_size(request)
         body = request.to_body()
-        ledger = SubmissionLedger(context.get("task_state_store"))
+        ledger = SubmissionLedger(task_state_store(context))
         record = ledger.load()
         decision, superseded = self._decide(context, ledger, record, body)
         if decision.action is Action.SUBMIT:
@@ -632,6 +633,7 @@ class OpenRouterVideoOperator(BaseOperator):
         """
         from airflow_provider_orvideo._internal.assets import video_asset_extra
         from airflow_provider_orvideo._internal.atomic_output import AtomicOutput, is_complete_output
+        from airflow_provider_orvideo._internal.compat import task_state_store
         from airflow_provider_orvideo._internal.output_paths import output_target, written_by
         from airflow_provider_orvideo._internal.submission import SubmissionLedger
         from airflow_provider_orvideo.exceptions import (
@@ -641,7 +643,7 @@ class OpenRouterVideoOperator(BaseOperator):
         )
 
         job = self.hook.get_job(job_id)
-        ledger = SubmissionLedger(context.get("task_state_store"))
+        ledger = SubmissionLedger(task_state_store(context))
         record = ledger.load()
         own = dict(record.outputs) if record is not None and record.job_id == job.id else {}
         try:  # checked before paying; here only normalised
@@ -729,6 +731,7 @@ class OpenRouterVideoOperator(BaseOperator):
         cost = "unknown" if job.cost is None else f"${job.cost:.4f}"
         self.log.info("OpenRouter video job %s cost %s (generation %s).", job.id, cost, job.generation_id)
         self._annotate_asset_events(context, video_asset_extra(job=job, request=request, locations=paths))
+        ledger.finish()
         return paths[0]
 
     def _annotate_asset_events(self, context: Context, extra: dict[str, Any]) -> None:

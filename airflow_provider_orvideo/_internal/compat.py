@@ -1,0 +1,171 @@
+"""What differs between the supported Airflow versions (3.0 to 3.3), in one place.
+
+Every name here is imported from where the newest Airflow keeps it, falling back to where the
+older ones do; callers never test versions themselves. The features a version lacks, and what
+the provider does instead, are listed in the README ("Airflow versions"):
+
+* ``task_state_store`` (3.3): before it, the submission record lives in an Airflow Variable
+  (:mod:`airflow_provider_orvideo._internal.submission`).
+* ``Connection.aextra_dejson`` (3.3.2): before it, resolving a connection from the event loop
+  masks its secrets with a synchronous call to the task supervisor, which can deadlock; the
+  triggerer then resolves the connection in a worker thread (:data:`ASYNC_CONNECTIONS`).
+* ``DecoratedOperator.determine_kwargs`` (3.2): before it, the module function of
+  ``airflow.utils.operator_helpers``.
+* Trigger ``on_kill`` (3.3): before it, never called, so the "job keeps billing" warning of a
+  task marked failed while deferred is not logged.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+try:  # 3.2+
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
+except ImportError:  # 3.0, 3.1: where their task runner catches them
+    from airflow.exceptions import (  # type: ignore[no-redef, attr-defined, unused-ignore]
+        AirflowException,
+        AirflowFailException,
+        AirflowNotFoundException,
+    )
+
+try:  # 3.1+
+    from airflow.sdk import BaseHook
+except ImportError:  # 3.0
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef, attr-defined, unused-ignore]
+
+__all__ = [
+    "ASYNC_CONNECTIONS",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowNotFoundException",
+    "BaseHook",
+    "VariableStateStore",
+    "context_merge",
+    "determine_kwargs",
+    "has_fs",
+    "has_task_state_store",
+    "task_state_store",
+]
+
+
+def _has_async_connections() -> bool:
+    try:
+        from airflow.sdk import Connection
+    except ImportError:  # pragma: no cover - every supported version has it
+        return False
+    return hasattr(Connection, "aextra_dejson")
+
+
+ASYNC_CONNECTIONS = _has_async_connections()
+"""Whether connections can be resolved on the event loop itself (Airflow 3.3.2+)."""
+
+
+def has_fs(scheme: str) -> bool:
+    """Whether an installed provider registered an object storage filesystem for ``scheme``."""
+    try:  # 3.1+
+        from airflow.sdk.io.fs import has_fs as registered
+    except ImportError:  # 3.0
+        from airflow.io import has_fs as registered  # type: ignore[attr-defined, no-redef, unused-ignore]
+    return bool(registered(scheme))
+
+
+def context_merge(context: Any, extra: Mapping[str, Any]) -> None:
+    """Merge ``extra`` into a task's context (the TaskFlow way)."""
+    try:  # 3.1+
+        from airflow.sdk.definitions.context import context_merge as merge
+    except ImportError:  # 3.0
+        from airflow.utils.context import context_merge as merge  # type: ignore[attr-defined, no-redef, unused-ignore]
+    merge(context, extra)
+
+
+def determine_kwargs(operator: Any, function: Callable[..., Any], context: Any) -> Mapping[str, Any]:
+    """The keyword arguments a TaskFlow function receives: ``op_kwargs`` and the context
+    variables its signature asks for."""
+    method = getattr(operator, "determine_kwargs", None)
+    if method is not None:  # 3.2+
+        return method(context)  # type: ignore[no-any-return]
+    from airflow.utils.operator_helpers import (  # type: ignore[attr-defined, unused-ignore]
+        determine_kwargs as module_function,  # 3.0, 3.1
+    )
+
+    return module_function(function, operator.op_args, context)  # type: ignore[no-any-return, unused-ignore]
+
+
+@functools.cache
+def has_task_state_store() -> bool:
+    """Whether this Airflow gives tasks a ``task_state_store`` that survives retries (3.3+)."""
+    try:
+        from airflow.sdk.execution_time import context as execution_context
+    except ImportError:  # pragma: no cover - every supported version has it
+        return False
+    return hasattr(execution_context, "TaskStateStoreAccessor")
+
+
+VARIABLE_PREFIX = "airflow_provider_orvideo/"
+_MAX_VARIABLE_KEY = 250  # the length of Airflow's variable key column
+
+
+class VariableStateStore:
+    """``task_state_store``'s ``get``/``set``/``delete``, kept in one Airflow Variable per task
+    instance: the durable store on Airflow before 3.3, which has no task state store.
+
+    A Variable survives retries and the loss of a worker (it lives in the metadata database), and
+    a task can read and write it on every supported version. Its key names the task instance
+    (``airflow_provider_orvideo/<dag_id>/<run_id>/<task_id>/<map_index>``, or a digest of that when
+    longer than the key column), so clearing one run never reads another run's record. It holds
+    no secret (a job id, a fingerprint, saved paths) but is visible in the UI's Variables list;
+    :meth:`finish` deletes it when the task instance succeeds.
+    """
+
+    def __init__(self, ti: Any) -> None:
+        scope = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
+        key = VARIABLE_PREFIX + scope
+        if len(key) > _MAX_VARIABLE_KEY:
+            key = VARIABLE_PREFIX + hashlib.sha256(scope.encode()).hexdigest()
+        self.variable_key = key
+
+    def _load(self) -> dict[str, Any]:
+        from airflow.sdk import Variable
+
+        value = Variable.get(self.variable_key, default=None, deserialize_json=True)
+        return value if isinstance(value, dict) else {}
+
+    def get(self, key: str) -> Any:
+        return self._load().get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(self.variable_key, {**self._load(), key: value}, serialize_json=True)
+
+    def delete(self, key: str) -> None:
+        from airflow.sdk import Variable
+
+        entries = self._load()
+        if key not in entries:
+            return
+        del entries[key]
+        if entries:
+            Variable.set(self.variable_key, entries, serialize_json=True)
+        else:
+            Variable.delete(self.variable_key)
+
+    def finish(self) -> None:
+        """Forget everything of this task instance (it succeeded)."""
+        from airflow.sdk import Variable
+
+        if self._load():
+            Variable.delete(self.variable_key)
+
+
+def task_state_store(context: Mapping[str, Any]) -> Any:
+    """The task instance's durable key-value store: Airflow's ``task_state_store`` (3.3+), or a
+    :class:`VariableStateStore` before it. None only for a hand-made context on 3.3+."""
+    store = context.get("task_state_store")
+    if store is not None or has_task_state_store():
+        return store
+    ti = context.get("ti")
+    return VariableStateStore(ti) if ti is not None else None
