@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import airflow
+from packaging.version import Version
+
+AIRFLOW_VERSION: tuple[int, int] = (Version(airflow.__version__).major, Version(airflow.__version__).minor)
+"""The Airflow minor version the tests run against (the suite runs on each supported one)."""
+
 
 class RecordingTaskInstance:
     """Records ``xcom_push`` calls the way a task instance would store them."""

@@ -163,9 +163,16 @@ class VariableStateStore:
 
 def task_state_store(context: Mapping[str, Any]) -> Any:
     """The task instance's durable key-value store: Airflow's ``task_state_store`` (3.3+), or a
-    :class:`VariableStateStore` before it. None only for a hand-made context on 3.3+."""
+    :class:`VariableStateStore` before it. None for a hand-made context (no task runner)."""
     store = context.get("task_state_store")
-    if store is not None or has_task_state_store():
+    if store is not None or has_task_state_store() or not _in_task_runner():
         return store
-    ti = context.get("ti")
-    return VariableStateStore(ti) if ti is not None else None
+    return VariableStateStore(context["ti"])
+
+
+def _in_task_runner() -> bool:
+    """Whether Airflow's task runner runs this task (a worker, ``dag.test()``), so Variables can
+    be read and written; not so for a hand-made context (unit tests), which gets no store."""
+    from airflow.sdk.execution_time import task_runner
+
+    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
