@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from airflow_provider_orvideo._internal.api import ConnectionSettings
@@ -46,6 +47,11 @@ from tests.adversarial.conftest import airflow_env, migrated_airflow_home
 from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, context_with, run_task
 
 CONN_ID = "openrouter_key_hygiene"
+OLD_AIOHTTP_SENDS_IT = pytest.mark.skipif(
+    tuple(int(part) for part in aiohttp.__version__.split(".")[:2]) < (3, 14),
+    reason="aiohttp before 3.14 sends NUL and DEL in a header value; the values the connection "
+    "supplies are refused before any library sees them (test_unsendable_*), so no key reaches it",
+)
 FAST = RetryPolicy(max_attempts=2, initial_delay=0.01, max_delay=0.02)
 BODY = {"model": "google/veo-3.1", "prompt": "a lighthouse at dawn", "duration": 4}
 HOOK_OPS = ("get_job", "aget_job", "download", "submit", "list_models")
@@ -608,8 +614,8 @@ def _library_refusal(
         pytest.param("httpx download", "a\nb", "LocalProtocolError", id="download-line break"),
         pytest.param("httpx download", "\u20ac", "UnicodeEncodeError", id="download-not latin-1"),
         pytest.param("aiohttp", "a\nb", "ValueError", id="aiohttp-line break"),
-        pytest.param("aiohttp", "a\x00b", "ValueError", id="aiohttp-NUL"),
-        pytest.param("aiohttp", "a\x7fb", "ValueError", id="aiohttp-DEL"),
+        pytest.param("aiohttp", "a\x00b", "ValueError", id="aiohttp-NUL", marks=OLD_AIOHTTP_SENDS_IT),
+        pytest.param("aiohttp", "a\x7fb", "ValueError", id="aiohttp-DEL", marks=OLD_AIOHTTP_SENDS_IT),
     ],
 )
 def test_http_library_refusals_are_classified_as_not_sent(
