@@ -215,8 +215,10 @@ def _read_object_storage(field: str, source: Any) -> ResolvedMedia:
 
     if isinstance(source, ObjectStoragePath):
         path = source
-        if path.conn_id:
-            check_connection(field, path.conn_id)
+        # ``conn_id`` is an attribute from Airflow 3.2; before, only a storage option.
+        conn_id = getattr(path, "conn_id", None) or path.storage_options.get("conn_id")
+        if conn_id:
+            check_connection(field, conn_id)
     else:
         path = ObjectStoragePath(resolve_uri(field, str(source)))
     description = _describe_url(str(path))

@@ -7,8 +7,17 @@ from typing import Any
 import airflow
 from packaging.version import Version
 
+from airflow_provider_orvideo._internal.compat import AirflowFailException
+
 AIRFLOW_VERSION: tuple[int, int] = (Version(airflow.__version__).major, Version(airflow.__version__).minor)
 """The Airflow minor version the tests run against (the suite runs on each supported one)."""
+
+try:  # Airflow 3.2+
+    from airflow.sdk.exceptions import TaskDeferred
+except ImportError:  # 3.0, 3.1
+    from airflow.exceptions import TaskDeferred  # type: ignore[no-redef, attr-defined, unused-ignore]
+
+__all__ = ["AIRFLOW_VERSION", "AirflowFailException", "TaskDeferred"]
 
 
 class RecordingTaskInstance:
@@ -107,8 +116,6 @@ class InMemoryTaskStateStore:
 def run_task(operator: Any, context: Any) -> Any:
     """Run one try the way Airflow does: execute(), and on deferral the trigger, then the resume method."""
     import asyncio
-
-    from airflow.sdk.exceptions import TaskDeferred
 
     try:
         return operator.execute(context)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -172,6 +173,7 @@ def test_asset_producer_event_carries_the_job_and_queues_the_consumer(
         "cost": 0.4321,
         "duration": 4,
         "output_uris": [video.as_uri()],
+        "host": socket.gethostname(),
     }
     # The scheduler starts the consumer from this queue row (schedule=[CLIPS]).
     assert queued_dag == "openrouter_asset_consumer"

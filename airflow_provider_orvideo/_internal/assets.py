@@ -30,12 +30,14 @@ def output_uri(location: str) -> str:
 
 
 def video_asset_extra(
-    *, job: VideoJob, request: Mapping[str, Any], locations: Sequence[str]
+    *, job: VideoJob, request: Mapping[str, Any], locations: Sequence[str], host: str
 ) -> dict[str, Any]:
     """The asset event ``extra`` of a completed job, from the request as validated and submitted.
 
     ``cost`` is the USD figure OpenRouter reported in the job's ``usage`` (``None`` when it did
-    not report one); ``duration`` is the requested length in seconds (``None``: model default).
+    not report one); ``duration`` is the requested length in seconds (``None``: model default);
+    ``host`` is the worker that saved the outputs (for a local path, the machine whose disk has
+    it, unless that disk is shared).
     """
     return {
         "job_id": job.id,
@@ -44,4 +46,5 @@ def video_asset_extra(
         "cost": job.cost,
         "duration": request.get("duration"),
         "output_uris": [output_uri(location) for location in locations],
+        "host": host,
     }

@@ -16,6 +16,7 @@ status are logged.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from dataclasses import replace
 from functools import cached_property
@@ -259,7 +260,12 @@ class OpenRouterVideoHook(BaseHook):
     def submit(self, body: dict[str, Any]) -> VideoJob:
         """POST /videos. Never retried blindly: see :mod:`airflow_provider_orvideo.retry`."""
         job = parse_job(self._send_json(submit_request(body)))
-        self.log.info("Submitted OpenRouter video job %s (model %s).", job.id, body.get("model"))
+        self.log.info(
+            "Submitted OpenRouter video job %s (model %s) from host %s.",
+            job.id,
+            body.get("model"),
+            socket.gethostname(),
+        )
         return job
 
     def get_job(self, job_id: str) -> VideoJob:

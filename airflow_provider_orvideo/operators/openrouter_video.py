@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -656,6 +657,7 @@ class OpenRouterVideoOperator(BaseOperator):
             ) from None
         ti = context["ti"]
         writer = {**_task_instance_facts(ti), "job_id": job.id}
+        host = socket.gethostname()  # where a local output is: say it wherever the path is reported
 
         def still_ours(candidate: OutputTarget) -> bool:
             """Recorded by this task instance for this job, and not replaced by another writer since."""
@@ -713,10 +715,11 @@ class OpenRouterVideoOperator(BaseOperator):
                     location,
                 )
             self.log.info(
-                "Saved output %d of OpenRouter video job %s to %s (%s bytes).",
+                "Saved output %d of OpenRouter video job %s to %s on host %s (%s bytes).",
                 index,
                 job.id,
                 location,
+                host,
                 f"{size:,}",
             )
             if record is not None and record.job_id == job.id:
@@ -726,11 +729,14 @@ class OpenRouterVideoOperator(BaseOperator):
         ti.xcom_push(key="generation_id", value=job.generation_id)
         ti.xcom_push(key="usage", value=job.usage())
         ti.xcom_push(key="output_paths", value=paths)
+        ti.xcom_push(key="output_host", value=host)
         if unavailable:
             ti.xcom_push(key="unavailable_outputs", value=unavailable)
         cost = "unknown" if job.cost is None else f"${job.cost:.4f}"
         self.log.info("OpenRouter video job %s cost %s (generation %s).", job.id, cost, job.generation_id)
-        self._annotate_asset_events(context, video_asset_extra(job=job, request=request, locations=paths))
+        self._annotate_asset_events(
+            context, video_asset_extra(job=job, request=request, locations=paths, host=host)
+        )
         ledger.finish()
         return paths[0]
 

@@ -130,7 +130,7 @@ def test_input_reference_given_as_object_storage_path(emulator: Any, s3: S3, tmp
         input_references=[source],
     )
     context = context_with(RecordingTaskInstance())
-    from airflow.sdk.exceptions import TaskDeferred
+    from tests.helpers import TaskDeferred
 
     with pytest.raises(TaskDeferred):
         task.execute(context)

@@ -17,10 +17,10 @@ from typing import Any
 import pendulum
 import pytest
 from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_orvideo.exceptions import InvalidOperatorArgumentError, InvalidVideoRequestError
 from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
+from tests.helpers import AirflowFailException
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
@@ -381,7 +381,10 @@ BAD_DAG = textwrap.dedent(
 
 
 def test_a_dag_file_with_a_bad_argument_fails_to_import(emulator: Any, tmp_path: Path) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.0, 3.1
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef, unused-ignore]
 
     dag_file = tmp_path / "bad_arguments.py"
     dag_file.write_text(BAD_DAG)

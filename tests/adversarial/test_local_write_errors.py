@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_provider_orvideo.exceptions import OutputWriteError
 from tests.adversarial.conftest import is_mp4, run_tries, video_operator
-from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, context_with
+from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, TaskDeferred, context_with
 
 
 def fail_after_paying(

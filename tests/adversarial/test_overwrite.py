@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_provider_orvideo.exceptions import OutputExistsError, OutputPathCollisionError
 from tests.adversarial.conftest import is_mp4, run_dag_file, run_tries, video_operator
-from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, context_with
+from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, TaskDeferred, context_with
 
 FOREIGN = b"a video someone else paid for"
 

@@ -15,12 +15,18 @@ from typing import Any
 import pendulum
 import pytest
 from airflow.sdk import DAG, task
-from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from airflow_provider_orvideo.exceptions import InvalidOperatorArgumentError, InvalidVideoRequestError
 from airflow_provider_orvideo.media import MediaKind
 from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
-from tests.helpers import MP3_BYTES, RecordingTaskInstance, context_with, png_bytes
+from tests.helpers import (
+    MP3_BYTES,
+    AirflowFailException,
+    RecordingTaskInstance,
+    TaskDeferred,
+    context_with,
+    png_bytes,
+)
 
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 PNG = png_bytes()

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_provider_orvideo._internal.output_paths import output_target
 from airflow_provider_orvideo._internal.submission import STATE_KEY
@@ -26,7 +25,7 @@ from airflow_provider_orvideo.exceptions import (
 )
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 from tests.adversarial.conftest import is_mp4, run_tries, video_operator
-from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, context_with
+from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, TaskDeferred, context_with
 from tests.s3 import CONN_ID, S3
 
 FOREIGN = b"a video someone else paid for"

@@ -48,9 +48,13 @@ BAD_RESULTS_DAG = textwrap.dedent(
 
 def test_task_openrouter_video_resolves_through_provider_info() -> None:
     from airflow.sdk import task
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    info = ProvidersManagerTaskRuntime().providers["airflow-provider-orvideo"].data
+    try:  # Airflow 3.2+: the task runtime's view of the providers
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime as Providers
+    except ImportError:  # 3.0, 3.1
+        from airflow.providers_manager import ProvidersManager as Providers  # type: ignore[assignment, unused-ignore]
+
+    info = Providers().providers["airflow-provider-orvideo"].data
     assert info["task-decorators"] == [
         {
             "name": "openrouter_video",

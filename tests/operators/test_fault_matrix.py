@@ -15,10 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
-from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, context_with, run_task
+from tests.helpers import (
+    AirflowFailException,
+    InMemoryTaskStateStore,
+    RecordingTaskInstance,
+    context_with,
+    run_task,
+)
 
 
 @dataclass

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_provider_orvideo.exceptions import (
     InvalidVideoRequestError,
@@ -19,7 +19,7 @@ from airflow_provider_orvideo.exceptions import (
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
 from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
-from tests.helpers import RecordingTaskInstance, context_with
+from tests.helpers import RecordingTaskInstance, TaskDeferred, context_with
 
 
 def make_operator(tmp_path: Path, **kwargs: Any) -> OpenRouterVideoOperator:
@@ -100,6 +100,7 @@ def test_execute_complete_downloads_and_returns_the_path(emulator: Any, tmp_path
     assert ti.xcom["usage"] == {"cost": 0.42, "is_byok": False}
     assert ti.xcom["generation_id"]
     assert ti.xcom["output_paths"] == [result]
+    assert ti.xcom["output_host"] == socket.gethostname()
 
 
 def test_multiple_outputs_are_all_downloaded(emulator: Any, tmp_path: Path) -> None:

@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 from airflow_provider_orvideo.media import to_data_url
 from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
-from tests.helpers import MP3_BYTES, RecordingTaskInstance, context_with, png_bytes
+from tests.helpers import MP3_BYTES, RecordingTaskInstance, TaskDeferred, context_with, png_bytes
 
 
 def submit_with(tmp_path: Path, ti: RecordingTaskInstance | None = None, **kwargs: Any) -> dict[str, Any]:

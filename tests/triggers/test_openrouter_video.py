@@ -5,7 +5,11 @@ import time
 from typing import Any
 
 import pytest
-from airflow.sdk.module_loading import import_string
+
+try:
+    from airflow.sdk.module_loading import import_string
+except ImportError:  # Airflow 3.0
+    from airflow.utils.module_loading import import_string  # type: ignore[no-redef, unused-ignore]
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
