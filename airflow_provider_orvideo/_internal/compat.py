@@ -104,7 +104,7 @@ def has_task_state_store() -> bool:
     return hasattr(execution_context, "TaskStateStoreAccessor")
 
 
-VARIABLE_PREFIX = "airflow_provider_orvideo/"
+VARIABLE_PREFIX = "airflow_provider_orvideo."
 _MAX_VARIABLE_KEY = 250  # the length of Airflow's variable key column
 
 
@@ -113,52 +113,57 @@ class VariableStateStore:
     instance: the durable store on Airflow before 3.3, which has no task state store.
 
     A Variable survives retries and the loss of a worker (it lives in the metadata database), and
-    a task can read and write it on every supported version. Its key names the task instance
-    (``airflow_provider_orvideo/<dag_id>/<run_id>/<task_id>/<map_index>``, or a digest of that when
-    longer than the key column), so clearing one run never reads another run's record. It holds
-    no secret (a job id, a fingerprint, saved paths) but is visible in the UI's Variables list;
-    :meth:`finish` deletes it when the task instance succeeds.
+    a task can read and write it on every supported version. Its key names the task instance:
+    ``airflow_provider_orvideo.<dag_id>.<task_id>.<map_index>.<run>``, where ``<run>`` is a digest
+    of the run id (run ids hold characters such as ``+`` and ``:``; the task SDK puts the key in a
+    URL path, where a ``/`` would not reach the variable), or a digest of it all when longer than
+    the key column. So clearing one run never reads another run's record. It holds no secret (a
+    job id, a fingerprint, saved paths) but is visible in the UI's Variables list; :meth:`finish`
+    deletes it when the task instance succeeds.
     """
 
     def __init__(self, ti: Any) -> None:
-        scope = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
-        key = VARIABLE_PREFIX + scope
+        run = hashlib.sha256(str(ti.run_id).encode()).hexdigest()[:16]
+        key = f"{VARIABLE_PREFIX}{ti.dag_id}.{ti.task_id}.{getattr(ti, 'map_index', -1)}.{run}"
         if len(key) > _MAX_VARIABLE_KEY:
-            key = VARIABLE_PREFIX + hashlib.sha256(scope.encode()).hexdigest()
+            key = VARIABLE_PREFIX + hashlib.sha256(key.encode()).hexdigest()
         self.variable_key = key
+        self._entries: dict[str, Any] | None = None
 
     def _load(self) -> dict[str, Any]:
+        """The entries, read once per store (one task process is the only writer of its record;
+        Airflow before 3.3 logs a missing Variable as an error, so fewer reads, fewer such lines)."""
+        if self._entries is None:
+            from airflow.sdk import Variable
+
+            value = Variable.get(self.variable_key, default=None, deserialize_json=True)
+            self._entries = value if isinstance(value, dict) else {}
+        return dict(self._entries)
+
+    def _save(self, entries: dict[str, Any]) -> None:
         from airflow.sdk import Variable
 
-        value = Variable.get(self.variable_key, default=None, deserialize_json=True)
-        return value if isinstance(value, dict) else {}
+        if entries:
+            Variable.set(self.variable_key, entries, serialize_json=True)
+        elif self._entries:
+            Variable.delete(self.variable_key)
+        self._entries = entries
 
     def get(self, key: str) -> Any:
         return self._load().get(key)
 
     def set(self, key: str, value: Any) -> None:
-        from airflow.sdk import Variable
-
-        Variable.set(self.variable_key, {**self._load(), key: value}, serialize_json=True)
+        self._save({**self._load(), key: value})
 
     def delete(self, key: str) -> None:
-        from airflow.sdk import Variable
-
         entries = self._load()
-        if key not in entries:
-            return
-        del entries[key]
-        if entries:
-            Variable.set(self.variable_key, entries, serialize_json=True)
-        else:
-            Variable.delete(self.variable_key)
+        if entries.pop(key, None) is not None:
+            self._save(entries)
 
     def finish(self) -> None:
         """Forget everything of this task instance (it succeeded)."""
-        from airflow.sdk import Variable
-
         if self._load():
-            Variable.delete(self.variable_key)
+            self._save({})
 
 
 def task_state_store(context: Mapping[str, Any]) -> Any:

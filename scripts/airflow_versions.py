@@ -1,0 +1,118 @@
+"""Run the provider's test suites on the older supported Airflow versions.
+
+The project venv (``make install``) has the newest Airflow (``constraints.txt``). This script
+gives each older minor its own venv, ``.venvs/airflow-<version>``, and runs pytest there:
+
+    python scripts/airflow_versions.py                  # every version below, the default suites
+    python scripts/airflow_versions.py 3.0.6 -- -k media # one version, extra pytest arguments
+
+Each venv is built with ``uv`` from the package index. Airflow's own constraints files live on
+GitHub, which an installer cannot always reach, and a free resolution picks today's libraries,
+with which an old Airflow's ``dag.test()`` breaks (pydantic/fastapi/cadwyn of 2026 under Airflow
+3.2.2). So the resolver only sees packages published before the release's constraints were cut
+(``--exclude-newer``): the set its constraints file would have pinned, near enough. A venv is
+rebuilt only when ``pyproject.toml`` or this file changed (a stamp file records their digest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+VERSIONS: dict[str, str] = {
+    "3.0.6": "2025-08-30",
+    "3.1.8": "2026-03-12",
+    "3.2.2": "2026-05-30",
+}
+"""Airflow version -> the day after its release: nothing newer is installed with it."""
+
+NEWER_ALLOWED = {"openrouter": "2026-12-01"}
+"""Test-only packages pinned to a release newer than an old Airflow (the official SDK the
+emulator is checked against): exempt from the cut-off."""
+
+DEFAULT_PYTEST_ARGS = ["-n", "2", "--ignore=tests/system", "-p", "no:cacheprovider"]
+
+
+def _uv() -> str:
+    found = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+    if found is None:
+        sys.exit("uv is not installed: it comes with the project's test extra (make install)")
+    return found
+
+
+def _stamp() -> str:
+    digest = hashlib.sha256()
+    for path in (ROOT / "pyproject.toml", Path(__file__)):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def venv_for(version: str) -> Path:
+    """The venv of ``version``, (re)built when missing or stale; returns its python."""
+    venv = ROOT / ".venvs" / f"airflow-{version}"
+    python = venv / "bin" / "python"
+    stamp = venv / ".orvideo-stamp"
+    if python.exists() and stamp.exists() and stamp.read_text() == _stamp():
+        return python
+    uv = _uv()
+    started = time.monotonic()
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    command = [
+        uv,
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        str(python),
+        "--exclude-newer",
+        VERSIONS[version],
+        *(f"--exclude-newer-package={name}={day}" for name, day in NEWER_ALLOWED.items()),
+        f"apache-airflow=={version}",
+        "-e",
+        f"{ROOT}[test]",
+    ]
+    subprocess.run(command, check=True, cwd=ROOT)
+    stamp.write_text(_stamp())
+    print(f"# venv for Airflow {version} built in {time.monotonic() - started:.0f} s", flush=True)
+    return python
+
+
+def run(version: str, pytest_args: list[str]) -> int:
+    python = venv_for(version)
+    print(f"# Airflow {version}: pytest {' '.join(pytest_args)}", flush=True)
+    started = time.monotonic()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    result = subprocess.run([str(python), "-m", "pytest", *pytest_args], cwd=ROOT, env=env, check=False)
+    print(f"# Airflow {version}: exit {result.returncode} in {time.monotonic() - started:.0f} s", flush=True)
+    return result.returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "versions", nargs="*", metavar="VERSION", help=f"of {', '.join(VERSIONS)} (default: all)"
+    )
+    parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
+    args = parser.parse_args()
+    unknown = sorted(set(args.versions) - set(VERSIONS))
+    if unknown:
+        parser.error(f"not a tested Airflow version: {', '.join(unknown)}; choose from {', '.join(VERSIONS)}")
+    extra = [a for a in args.pytest_args if a != "--"]
+    failed = [v for v in (args.versions or list(VERSIONS)) if run(v, [*DEFAULT_PYTEST_ARGS, *extra]) != 0]
+    if failed:
+        print(f"# failed on Airflow {', '.join(failed)}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
