@@ -298,9 +298,14 @@ def test_local_dag_survives_worker_kill_during_download(distributed_env: Distrib
     victim = env.title_of(held)
     assert victim in WORKERS, held
     job = job_of(held)
-    # The try's temporary file is open beside the destination: exactly what a kill leaves behind.
+    (prompt,) = [j["request"]["prompt"] for j in emulator.jobs() if j["id"] == job]
+    killed_index = LOCAL_PROMPTS.index(prompt)
+    # That try's temporary file is open beside its destination: what a kill leaves behind.
     partial = wait_until(
-        "the download's temporary file", lambda: list(env.output_dir.rglob(".*.part")), env, timeout=10
+        "the download's temporary file",
+        lambda: list(env.output_dir.rglob(f".clip-{killed_index}.mp4.*.part")),
+        env,
+        timeout=10,
     )
     kill_time = time.time()
     killed_pids = set(stack.kill_tree(victim))
@@ -314,7 +319,7 @@ def test_local_dag_survives_worker_kill_during_download(distributed_env: Distrib
         ti["map_index"]: stack.xcom_of(LOCAL_DAG, run_id, "render", ti["map_index"], "job_id")
         for ti in renders
     }
-    killed_index = next(index for index, job_id in job_by_index.items() if job_id == job)
+    assert job_by_index[killed_index] == job, job_by_index
     # The downloading task instance was retried once; so was any other task instance the dead
     # worker was running at that moment (its first try ran in a process that was killed); no
     # other task instance needed a second try.

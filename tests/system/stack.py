@@ -399,7 +399,7 @@ class AirflowStack:
             # its trigger-runner subprocess, and often notices the runner's exit only when that
             # select times out (the runner is already a zombie). A second SIGTERM only shortens that
             # to ~5 s. Nothing is observed after stop(): SIGKILL the group.
-            self._note("triggerer still up after SIGTERM: SIGKILL its process group")
+            self._note(f"{name} still up after SIGTERM: SIGKILL its process group")
             self._signal_group(proc, signal.SIGKILL)
         elif resend_sigterm:
             self._note(f"{name} still up after SIGTERM: SIGTERM again")
