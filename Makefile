@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test check-package bench install clean
+.PHONY: demo test test-distributed check-package bench install clean
 
 install: $(VENV)/.installed
 
@@ -23,8 +23,14 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python scripts/check_package.py
-	$(BIN)/pytest -n 2 --ignore=tests/system
+	$(BIN)/pytest -n 2 --ignore=tests/system --ignore=tests/distributed
 	$(BIN)/pytest tests/system
+	$(MAKE) test-distributed
+
+# CeleryExecutor + PostgreSQL + Redis, 2 workers, 2 triggerers, kill -9 of each (tests/distributed).
+# Needs the postgresql and redis-server Debian packages (.ci/run installs them).
+test-distributed: install
+	$(BIN)/pytest tests/distributed
 
 # Build the wheel and sdist, check them, install the wheel in a fresh venv (part of make test).
 check-package: install

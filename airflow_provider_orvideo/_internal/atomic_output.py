@@ -11,6 +11,11 @@ already paid for, is committed beside it (``aside``) instead. Locally that decis
 read-only filesystem) raises :class:`~airflow_provider_orvideo.exceptions.OutputWriteError`, never
 an ``OSError`` a caller could mistake for a network fault.
 
+A process killed outright (SIGKILL, a lost host) cannot remove its temporary file. Given an
+``owner`` (a stable tag of the task instance, never of the try), the temporary name starts with
+that tag and :meth:`AtomicOutput.open` first deletes the owner's local temporary siblings of the
+destination that an earlier, killed try left behind; other writers' files are never touched.
+
 Local paths (and ``file://`` URIs) use ``os.replace`` (atomic on one filesystem) after
 ``fsync``. While writing, every :data:`WRITEBACK_EVERY_BYTES` the range just written is handed to
 the kernel for writeback (``posix_fadvise(DONTNEED)``), so the disk works while the network does,
@@ -23,6 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import json
 import os
 import uuid
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -35,6 +42,22 @@ if TYPE_CHECKING:
 
 WRITEBACK_EVERY_BYTES = 32 * 1024 * 1024
 """How often a local download starts writeback of what it wrote (measured in benchmarks/README.md)."""
+
+TOKEN_LENGTH = 12
+"""Hex digits between the destination's name and ``.part`` in a temporary file's name."""
+OWNER_TAG_LENGTH = 6
+"""Hex digits of an ``owner`` tag at the start of the token (the rest stays random)."""
+
+
+def owner_tag(identity: dict[str, Any]) -> str:
+    """A stable :data:`OWNER_TAG_LENGTH`-digit tag of a writer identity (e.g. a task instance)."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return digest[:OWNER_TAG_LENGTH]
+
+
+def _is_hex(text: str) -> bool:
+    return all(char in "0123456789abcdef" for char in text)
+
 
 MP4_TOP_LEVEL_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pdin", b"styp"})
 """Box types an MP4 file may start with (almost always ``ftyp``)."""
@@ -62,6 +85,9 @@ class AtomicOutput:
     :param aside: Where the video goes when the destination is taken and ``replace`` is off.
     :param writer: Facts recorded with a local file (task instance, job) for later refusals to
         name its writer; see :func:`airflow_provider_orvideo._internal.output_paths.record_writer`.
+    :param owner: A stable tag of the writer (:data:`OWNER_TAG_LENGTH` hex digits, e.g. from the
+        task instance's identity): temporary names start with it, and :meth:`open` removes this
+        owner's leftover local temporary files first. ``None``: random names, nothing removed.
     """
 
     def __init__(
@@ -71,11 +97,15 @@ class AtomicOutput:
         replace: bool = True,
         aside: str | None = None,
         writer: dict[str, Any] | None = None,
+        owner: str | None = None,
     ) -> None:
+        if owner is not None and (len(owner) != OWNER_TAG_LENGTH or not _is_hex(owner)):
+            raise ValueError(f"owner must be {OWNER_TAG_LENGTH} lower-case hex digits")
         self.location = location
         self.replace = replace
         self.aside = aside
         self.writer = writer
+        self.owner = owner
         self.committed_location: str | None = None
         self._token = ""
         local = local_path(location)
@@ -101,10 +131,13 @@ class AtomicOutput:
         return self
 
     def _open(self) -> None:
-        token = self._token = uuid.uuid4().hex[:12]
+        # 12 hex digits in all (NAME_HEADROOM_BYTES in output_paths.py counts on it).
+        token = self._token = (self.owner or "") + uuid.uuid4().hex[: TOKEN_LENGTH - len(self.owner or "")]
         if self._local is not None:
             directory, name = os.path.split(self._local)
             os.makedirs(directory, exist_ok=True)
+            if self.owner is not None:
+                self._remove_leftovers(directory, name, self.owner)
             temp = os.path.join(directory, f".{name}.{token}.part")
             # Unbuffered: writes are already network-sized; a buffer would only add a copy.
             self._handle = open(temp, "wb", buffering=0)  # noqa: SIM115 - closed in commit/discard
@@ -128,6 +161,27 @@ class AtomicOutput:
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._handle = fs.open(self._remote_temp.path, "wb")
+
+    @staticmethod
+    def _remove_leftovers(directory: str, name: str, owner: str) -> None:
+        """Delete ``.<name>.<owner><random>.part`` files of this owner: left by a killed try.
+
+        A try of the same task instance that is still alive (a zombie the scheduler already gave
+        up on) loses its temporary file here; its commit then fails, and nothing torn ever
+        reaches the destination.
+        """
+        prefix, suffix = f".{name}.{owner}", ".part"
+        with contextlib.suppress(OSError), os.scandir(directory) as entries:
+            for entry in entries:
+                stem = entry.name[len(prefix) : -len(suffix)]
+                if (
+                    entry.name.startswith(prefix)
+                    and entry.name.endswith(suffix)
+                    and len(stem) == TOKEN_LENGTH - len(owner)
+                    and _is_hex(stem)
+                ):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
 
     def write(self, chunk: bytes | memoryview) -> None:
         """Append ``chunk`` (the caller may reuse a memoryview's buffer once this returns)."""

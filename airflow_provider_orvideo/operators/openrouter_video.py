@@ -633,7 +633,11 @@ class OpenRouterVideoOperator(BaseOperator):
         (unless ``overwrite``): the paid video goes beside it, ``<stem>.<job id><suffix>``.
         """
         from airflow_provider_orvideo._internal.assets import video_asset_extra
-        from airflow_provider_orvideo._internal.atomic_output import AtomicOutput, is_complete_output
+        from airflow_provider_orvideo._internal.atomic_output import (
+            AtomicOutput,
+            is_complete_output,
+            owner_tag,
+        )
         from airflow_provider_orvideo._internal.compat import task_state_store
         from airflow_provider_orvideo._internal.output_paths import output_target, written_by
         from airflow_provider_orvideo._internal.submission import SubmissionLedger
@@ -691,6 +695,8 @@ class OpenRouterVideoOperator(BaseOperator):
                 replace=self.overwrite or still_ours(target),
                 aside=aside.storage_uri,
                 writer=writer,
+                # Temporary files named after the task instance: a retry removes what a killed try left.
+                owner=owner_tag(_task_instance_facts(ti)),
             )
             try:
                 size = self.hook.save_output(job.id, index, output)

@@ -122,7 +122,14 @@ class AirflowStack:
     :param dags_folder: the folder the dag-processor parses.
     :param env: extra environment variables for every component, applied last
         (e.g. ``AIRFLOW_CONN_*``, ``PYTHONPATH``, config overrides).
+
+    Subclasses (``tests/distributed/celery_stack.py``) change the executor and database by
+    overriding ``_build_env``, run more processes by overriding ``components`` and ``_command``,
+    and give one component its own environment through ``component_env``.
     """
+
+    #: The processes ``start()`` spawns, in order; each is a name for ``kill``/``restart``/logs.
+    components: tuple[str, ...] = COMPONENTS
 
     def __init__(self, home: Path, dags_folder: Path, env: Mapping[str, str] | None = None) -> None:
         self.home: Path = Path(home).resolve()
@@ -222,7 +229,7 @@ class AirflowStack:
             self._db_migrate()
             self.timings["db_migrate"] = time.monotonic() - t0
             t1 = time.monotonic()
-            for name in COMPONENTS:
+            for name in self.components:
                 self._spawn(name)
             self.wait_healthy(timeout=health_timeout)
             self.timings["healthy"] = time.monotonic() - t1
@@ -256,9 +263,13 @@ class AirflowStack:
     def _command(self, name: str) -> list[str]:
         if name == "api-server":
             return [str(self.airflow), "api-server", "--host", "127.0.0.1", "--port", str(self.port)]
-        if name in COMPONENTS:
+        if name in self.components:
             return [str(self.airflow), name]
-        raise KeyError(f"unknown component {name!r}; expected one of {COMPONENTS}")
+        raise KeyError(f"unknown component {name!r}; expected one of {self.components}")
+
+    def component_env(self, name: str) -> dict[str, str]:
+        """The environment component ``name`` runs with (the same for all of them here)."""
+        return self.env
 
     def _spawn(self, name: str) -> None:
         cmd = self._command(name)
@@ -271,7 +282,7 @@ class AirflowStack:
         self._log_files[name] = out
         self._procs[name] = subprocess.Popen(
             cmd,
-            env=self.env,
+            env=self.component_env(name),
             cwd=self.home,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -383,12 +394,12 @@ class AirflowStack:
                 for child, _ in workers:
                     with contextlib.suppress(psutil.Error):
                         child.kill()
-        elif name == "triggerer" and resend_sigterm:
+        elif name.startswith("triggerer") and resend_sigterm:
             # The triggerer's main process waits in select() with a fixed 10 s escalation delay for
             # its trigger-runner subprocess, and often notices the runner's exit only when that
             # select times out (the runner is already a zombie). A second SIGTERM only shortens that
             # to ~5 s. Nothing is observed after stop(): SIGKILL the group.
-            self._note("triggerer still up after SIGTERM: SIGKILL its process group")
+            self._note(f"{name} still up after SIGTERM: SIGKILL its process group")
             self._signal_group(proc, signal.SIGKILL)
         elif resend_sigterm:
             self._note(f"{name} still up after SIGTERM: SIGTERM again")
@@ -495,7 +506,7 @@ class AirflowStack:
         """Tails of every component log and (optionally) of every task log file."""
         parts = [
             f"----- {name} ({self.log_path(name)}) -----\n{self.log_tail(name, lines)}"
-            for name in ("harness", "db-migrate", *COMPONENTS)
+            for name in ("harness", "db-migrate", *self.components)
             if self.log_path(name).exists()
         ]
         if task_logs:
