@@ -129,6 +129,8 @@ class OpenRouterVideoDecoratedOperator(DecoratedOperator, OpenRouterVideoOperato
         )
 
     def execute(self, context: Context) -> Any:
+        from airflow.sdk import Asset
+
         from airflow_provider_orvideo._internal.compat import (
             context_merge,
             determine_kwargs,
@@ -160,7 +162,11 @@ class OpenRouterVideoDecoratedOperator(DecoratedOperator, OpenRouterVideoOperato
             carried = {k: v for k, v in fields.items() if k not in _SUBMIT_ONLY_FIELDS}
             # The store takes JSON only: a returned Path becomes its str, a tuple a list.
             store.set(CARRIED_FIELDS_KEY, json.loads(json.dumps(carried, default=str)))
-        return super().execute(context)
+        # The function already ran: go straight to the operator. DecoratedOperator.execute would
+        # call it again, and on Airflow 3.0 it pushes the return value through an xcom_push the
+        # task SDK's operators no longer have. Assets passed as arguments still become inlets.
+        self.inlets.extend(a for a in (*self.op_args, *self.op_kwargs.values()) if isinstance(a, Asset))
+        return OpenRouterVideoOperator.execute(self, context)
 
     def _apply(self, fields: Mapping[str, Any]) -> None:
         for name, value in fields.items():

@@ -44,7 +44,13 @@ from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
 from airflow_provider_orvideo.retry import RetryPolicy
 from tests.adversarial.conftest import airflow_env, migrated_airflow_home
-from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, context_with, run_task
+from tests.helpers import (
+    InMemoryTaskStateStore,
+    RecordingTaskInstance,
+    context_with,
+    run_task,
+    without_airflow_mask_requests,
+)
 
 CONN_ID = "openrouter_key_hygiene"
 OLD_AIOHTTP_SENDS_IT = pytest.mark.skipif(
@@ -799,7 +805,7 @@ def test_dag_test_run_leaves_the_key_nowhere_in_the_airflow_home(
         xcoms = db.execute("SELECT task_id, key, value FROM xcom WHERE dag_id = 'key_hygiene'").fetchall()
     assert tries["refused"] == 1  # InvalidConnectionError is not retried
     assert any(task == "accepted" for task, _, _ in xcoms)  # the search below covers real XCom rows
-    texts = {"dag.test output": output, "xcom rows": repr(xcoms)}
+    texts = {"dag.test output": without_airflow_mask_requests(output), "xcom rows": repr(xcoms)}
     files = [path for path in key_airflow_home.rglob("*") if path.is_file()]
     assert any(path.name == "airflow.db" for path in files)
     for path in files:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_orvideo._internal.compat import AirflowNotFoundException
 from airflow_provider_orvideo._internal.output_paths import output_target
 from airflow_provider_orvideo._internal.submission import STATE_KEY
 from airflow_provider_orvideo.decorators.openrouter_video import OpenRouterVideoDecoratedOperator
@@ -25,7 +26,13 @@ from airflow_provider_orvideo.exceptions import (
 )
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 from tests.adversarial.conftest import is_mp4, run_tries, video_operator
-from tests.helpers import InMemoryTaskStateStore, RecordingTaskInstance, TaskDeferred, context_with
+from tests.helpers import (
+    AIRFLOW_VERSION,
+    InMemoryTaskStateStore,
+    RecordingTaskInstance,
+    TaskDeferred,
+    context_with,
+)
 from tests.s3 import CONN_ID, S3
 
 FOREIGN = b"a video someone else paid for"
@@ -289,6 +296,13 @@ def test_connections_that_raised_bare_exceptions(
         **fields,
     }
     monkeypatch.setenv("AIRFLOW_CONN_OPENROUTER_DEFAULT", json.dumps(connection))
+    if AIRFLOW_VERSION < (3, 1) and isinstance(fields.get("extra"), list):
+        # Airflow 3.0 cannot build a connection whose extra is a list: it reports it as missing.
+        with pytest.raises(AirflowNotFoundException) as missing:
+            OpenRouterVideoHook().list_models(max_age=0)
+        assert emulator.api_key not in str(missing.value)
+        assert emulator.control.requests() == []
+        return
     with pytest.raises(InvalidConnectionError) as failure:
         OpenRouterVideoHook().list_models(max_age=0)
     assert fragment in str(failure.value)

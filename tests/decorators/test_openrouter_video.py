@@ -21,6 +21,7 @@ from airflow_provider_orvideo.decorators.openrouter_video import (
     returned_request_fields,
 )
 from airflow_provider_orvideo.exceptions import InvalidVideoRequestError
+from tests.helpers import plain_text
 
 BAD_RESULTS_DAG = textwrap.dedent(
     """
@@ -105,13 +106,14 @@ def test_bad_results_fail_with_a_clear_error_before_any_request(emulator: Any, t
     )
     output = run.stdout + run.stderr
     assert "state=failed" in output, output[-6000:]
+    text = plain_text(output)
     assert (
         "The @task.openrouter_video function 'misspelt' returned the unknown key 'durations'. "
         "Did you mean 'duration'? Allowed keys: " + ", ".join(RETURNABLE_FIELDS) + ". "
         "Nothing was submitted to OpenRouter and nothing was billed."
-    ) in output
+    ) in text
     assert (
         "model missing: pass model=... to @task.openrouter_video(...) or return it from 'no_model'. "
         "Nothing was submitted to OpenRouter and nothing was billed."
-    ) in output
+    ) in text
     assert emulator.control.requests() == []

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.adversarial.conftest import airflow_home, run_dag_file  # noqa: F401 - a fixture
+from tests.helpers import AIRFLOW_VERSION
 
 DAG = textwrap.dedent(
     """
@@ -67,4 +68,5 @@ def test_a_retry_after_a_failed_download_reattaches_with_one_post(
     assert not [key for key in variables if key.startswith("airflow_provider_orvideo.")], json.dumps(
         variables
     )
-    assert "Earlier try found: job " in output, output[-6000:]
+    if AIRFLOW_VERSION >= (3, 1):  # 3.0's dag.test() resumes the retry at execute_complete itself
+        assert "Earlier try found: job " in output, output[-6000:]
