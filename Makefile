@@ -5,14 +5,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-distributed check-package bench install clean
+.PHONY: demo test test-distributed test-airflow-versions check-package bench install clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,distributed]"
 	touch $@
 
 demo: install
@@ -24,6 +24,7 @@ test: install
 	$(BIN)/mypy
 	$(BIN)/python scripts/check_package.py
 	$(BIN)/pytest -n 2 --ignore=tests/system --ignore=tests/distributed
+	$(BIN)/python scripts/airflow_versions.py
 	$(BIN)/pytest tests/system
 	$(MAKE) test-distributed
 
@@ -32,13 +33,18 @@ test: install
 test-distributed: install
 	$(BIN)/pytest tests/distributed
 
+# The Airflow-facing suites on Airflow 3.0, 3.1 and 3.2, each in its own venv under .venvs/
+# (the project venv has the newest, 3.3). --all runs every non-system test there.
+test-airflow-versions: install
+	$(BIN)/python scripts/airflow_versions.py
+
 # Build the wheel and sdist, check them, install the wheel in a fresh venv (part of make test).
 check-package: install
 	$(BIN)/python scripts/check_package.py
 
 # Benchmarks are not tests: they measure this machine and print tables (see benchmarks/README.md).
 bench: install
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,bench]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,distributed,bench]"
 	$(BIN)/python benchmarks/dag_parse_cost.py
 	$(BIN)/python benchmarks/completion_detection.py
 	$(BIN)/python benchmarks/download.py
@@ -46,4 +52,4 @@ bench: install
 	$(BIN)/python benchmarks/worker_slot_time.py
 
 clean:
-	rm -rf $(VENV) .demo build dist *.egg-info
+	rm -rf $(VENV) .venvs .demo build dist *.egg-info

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import without_airflow_mask_requests
+from tests.helpers import AIRFLOW_VERSION, without_airflow_mask_requests
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,7 +39,7 @@ def test_demo_runs_the_example_dag_against_the_emulator(tmp_path: Path) -> None:
     log = (tmp_path / "last-run.log").read_text()
     # The task deferred (worker slot released) and resumed through execute_complete.
     assert "Pausing task as DEFERRED" in log or "deferred" in log.lower()
-    assert "emulator-demo-key" not in log
+    assert "emulator-demo-key" not in without_airflow_mask_requests(log)
     assert not list(video.parent.glob(".*.part"))
 
 
@@ -143,6 +143,12 @@ def test_continuation_chain_extends_each_previous_job(
     ]
 
 
+@pytest.mark.xfail(
+    AIRFLOW_VERSION < (3, 1),
+    reason="Airflow 3.0's dag.test() refuses outlets whose asset no DAG processor registered "
+    "(AirflowInactiveAssetInInletOrOutletException); the real scheduler registers them",
+    strict=True,
+)
 def test_asset_producer_event_carries_the_job_and_queues_the_consumer(
     own_airflow_home: Path, emulator: Any, tmp_path: Path
 ) -> None:
