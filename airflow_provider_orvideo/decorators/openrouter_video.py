@@ -32,7 +32,9 @@ __all__ = [
     "openrouter_video_task",
 ]
 
-RETURNABLE_FIELDS: tuple[str, ...] = tuple(sorted(OpenRouterVideoOperator.template_fields))
+RETURNABLE_FIELDS: tuple[str, ...] = tuple(
+    sorted(f for f in OpenRouterVideoOperator.template_fields if not f.endswith("_conn_id"))
+)
 """Keys the function may return: the operator's per-run (templated) fields."""
 
 REQUIRED_FIELDS = ("prompt", "model", "output_path")

@@ -151,6 +151,8 @@ class OpenRouterVideoOperator(BaseOperator):
         "session_id",
         "trace",
         "user",
+        "openrouter_conn_id",
+        "output_conn_id",
     )
     ui_color = "#e8dcff"
 

@@ -153,3 +153,25 @@ def test_media_sources_are_not_rendered_into_templates(emulator: Any, tmp_path: 
     )
     operator.render_template_fields({"ds": "2026-11-24"})
     assert operator.frame_images == {"first_frame": str(first)}
+
+
+def test_connection_ids_are_templated(emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As official providers do: a connection id may be chosen per run (e.g. per environment)."""
+    import json
+
+    connection = {"conn_type": "openrouter", "host": emulator.base_url, "password": emulator.api_key}
+    monkeypatch.setenv("AIRFLOW_CONN_OPENROUTER_STAGING", json.dumps(connection))
+    operator = OpenRouterVideoOperator(
+        task_id="render",
+        prompt="p",
+        model="google/veo-3.1",
+        duration=4,
+        output_path=str(tmp_path / "o.mp4"),
+        openrouter_conn_id="openrouter_{{ params.env }}",
+    )
+    operator.render_template_fields({"params": {"env": "staging"}})
+    assert operator.openrouter_conn_id == "openrouter_staging"
+    monkeypatch.delenv("AIRFLOW_CONN_OPENROUTER_DEFAULT")
+    with pytest.raises(TaskDeferred):
+        operator.execute(context_with(RecordingTaskInstance()))
+    assert emulator.control.count("submit", "POST") == 1
