@@ -46,10 +46,11 @@ AIRFLOW_FACING = [
     "tests/triggers",
     "tests/hooks/test_openrouter_video.py",
     "tests/_internal/test_object_storage.py",
+    "tests/_internal/test_lineage.py",
     "tests/test_media.py",
 ]
-"""What meets Airflow's APIs (operator, decorator, trigger, hook, object storage, a real retry in
-``dag.test()``): run on every older version. The pure core and the emulator do not depend on
+"""What meets Airflow's APIs (operator, decorator, trigger, hook, object storage, OpenLineage, a
+real retry in ``dag.test()``): run on every older version. The pure core and the emulator do not depend on
 the Airflow version; ``make test`` runs them, and everything else, on the newest."""
 
 SUITES: dict[str, list[str]] = {
@@ -131,12 +132,12 @@ def main() -> int:
         "versions", nargs="*", metavar="VERSION", help=f"of {', '.join(VERSIONS)} (default: all)"
     )
     parser.add_argument("--all", action="store_true", help="the whole non-system suite, not SUITES")
-    parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: passed to pytest")
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     unknown = sorted(set(args.versions) - set(VERSIONS))
     if unknown:
         parser.error(f"not a tested Airflow version: {', '.join(unknown)}; choose from {', '.join(VERSIONS)}")
-    extra = [a for a in args.pytest_args if a != "--"]
     failed = []
     for version in args.versions or list(VERSIONS):
         selection = (

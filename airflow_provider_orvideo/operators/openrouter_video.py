@@ -243,6 +243,8 @@ class OpenRouterVideoOperator(BaseOperator):
         self.initial_poll_delays = list(checked.initial_poll_delays)
         self.job_timeout = checked.job_timeout
         self.max_consecutive_poll_failures = checked.max_consecutive_poll_failures
+        self._saved: tuple[str, Any, float | None, str, tuple[str, ...]] | None = None
+        """What this process saved (job id, model, cost, host, locations): for OpenLineage."""
 
     @cached_property
     def hook(self) -> OpenRouterVideoHook:
@@ -745,8 +747,43 @@ class OpenRouterVideoOperator(BaseOperator):
         self._annotate_asset_events(
             context, video_asset_extra(job=job, request=request, locations=paths, host=host)
         )
+        self._saved = (job.id, request.get("model"), job.cost, host, tuple(paths))
         ledger.finish()
         return paths[0]
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage, when its provider is installed (its listener calls this after success):
+        inputs are the frame and reference media that are files or object storage, outputs the
+        saved videos; run facets name the OpenRouter job (``externalQuery``) and the model and
+        cost (``openrouterVideo``). Without the provider nothing calls it."""
+        import attrs
+        from airflow.providers.common.compat.openlineage.facet import Dataset, ExternalQueryRunFacet, RunFacet
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        from airflow_provider_orvideo._internal.lineage import dataset_of, media_sources
+
+        if self._saved is None:  # the task did not save a video in this process
+            return OperatorLineage()
+        job_id, model, cost, host, locations = self._saved
+
+        @attrs.define
+        class OpenRouterVideoRunFacet(RunFacet):  # type: ignore[misc, unused-ignore]
+            jobId: str
+            model: str | None
+            cost: float | None
+
+        def datasets(items: Any) -> list[Any]:
+            pairs = dict.fromkeys(p for p in (dataset_of(item, host) for item in items) if p is not None)
+            return [Dataset(namespace=namespace, name=name) for namespace, name in pairs]
+
+        return OperatorLineage(
+            inputs=datasets(media_sources(self.frame_images, self.input_references)),
+            outputs=datasets(locations),
+            run_facets={
+                "externalQuery": ExternalQueryRunFacet(externalQueryId=job_id, source="openrouter.ai"),
+                "openrouterVideo": OpenRouterVideoRunFacet(jobId=job_id, model=model, cost=cost),
+            },
+        )
 
     def _annotate_asset_events(self, context: Context, extra: dict[str, Any]) -> None:
         """Put the job's facts on the event of every ``Asset`` in ``outlets``.
