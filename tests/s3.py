@@ -88,16 +88,18 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3:
-    """A fresh bucket, and an Airflow ``aws`` connection (environment) pointing at the server."""
-    connection = {
+def aws_connection(s3_endpoint: str) -> dict[str, Any]:
+    """An Airflow ``aws`` connection (as an ``AIRFLOW_CONN_*`` JSON value) for the S3 server."""
+    return {
         "conn_type": "aws",
         "login": AWS_KEY_ID,
         "password": AWS_SECRET,
         "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
     }
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(connection))
+
+
+def new_bucket(s3_endpoint: str) -> S3:
+    """A fresh bucket on the S3 server, and a client for it."""
     boto3 = pytest.importorskip("boto3")
     client = boto3.client(
         "s3",
@@ -109,3 +111,10 @@ def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3:
     bucket = f"videos-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
     return S3(endpoint=s3_endpoint, client=client, bucket=bucket, conn_id=CONN_ID)
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3:
+    """A fresh bucket, and an Airflow ``aws`` connection (environment) pointing at the server."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(aws_connection(s3_endpoint)))
+    return new_bucket(s3_endpoint)

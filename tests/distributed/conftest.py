@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from airflow_provider_orvideo.emulator import EmulatorControl, EmulatorServer
 from tests.conftest import EMULATOR_API_KEY
 from tests.distributed.celery_stack import TRIGGERERS, WORKERS, CeleryStack
 from tests.distributed.services import PrivatePostgres, PrivateRedis, postgres_bin_dir, redis_server_path
-from tests.s3 import AWS_KEY_ID, AWS_SECRET, CONN_ID, S3
+from tests.s3 import CONN_ID, S3, aws_connection, new_bucket
 from tests.system.conftest import PHASE_REPORTS, _print_uncaptured, item_failed
 
 _HERE = Path(__file__).parent.resolve()
@@ -157,7 +156,6 @@ def distributed_env(
     if postgres_bin_dir() is None or redis_server_path() is None:
         # CI installs both (.ci/run); elsewhere: apt-get install postgresql redis-server
         pytest.fail("the distributed suite needs PostgreSQL and redis-server installed (see .ci/run)")
-    boto3 = pytest.importorskip("boto3")
     t0 = time.monotonic()
     base = tmp_path_factory.mktemp("distributed")
     home = base / "stack"
@@ -168,27 +166,12 @@ def distributed_env(
     for file_name, source in getattr(request.module, "DAGS", {}).items():
         (home / "dags" / file_name).write_text(source, encoding="utf-8")
 
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        aws_access_key_id=AWS_KEY_ID,
-        aws_secret_access_key=AWS_SECRET,
-        region_name="us-east-1",
-    )
-    bucket = f"videos-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=bucket)
-    s3 = S3(endpoint=s3_endpoint, client=client, bucket=bucket, conn_id=CONN_ID)
-    aws_connection = {
-        "conn_type": "aws",
-        "login": AWS_KEY_ID,
-        "password": AWS_SECRET,
-        "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
-    }
+    s3 = new_bucket(s3_endpoint)
     env = {
         "AIRFLOW_CONN_OPENROUTER_DEFAULT": _connection(emulator_server, TITLES["other"]),
-        f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(aws_connection),
+        f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(aws_connection(s3_endpoint)),
         "ORVIDEO_OUTPUT_DIR": str(output_dir),
-        "ORVIDEO_S3_BUCKET": bucket,
+        "ORVIDEO_S3_BUCKET": s3.bucket,
     }
     component_envs = {
         name: {"AIRFLOW_CONN_OPENROUTER_DEFAULT": _connection(emulator_server, TITLES[name])}
