@@ -26,6 +26,7 @@ test: install
 	$(BIN)/pytest -n 2 --ignore=tests/system --ignore=tests/distributed
 	$(BIN)/python scripts/airflow_versions.py
 	$(BIN)/pytest tests/system
+	$(BIN)/python scripts/airflow_versions.py --system 3.0.6
 	$(MAKE) test-distributed
 
 # CeleryExecutor + PostgreSQL + Redis, 2 workers, 2 triggerers, kill -9 of each (tests/distributed).
@@ -34,7 +35,8 @@ test-distributed: install
 	$(BIN)/pytest tests/distributed
 
 # The Airflow-facing suites on Airflow 3.0, 3.1 and 3.2, each in its own venv under .venvs/
-# (the project venv has the newest, 3.3). --all runs every non-system test there.
+# (the project venv has the newest, 3.3). --all runs every non-system test there, --system the
+# system suite (make test runs it on the newest and the oldest, 3.0.6).
 test-airflow-versions: install
 	$(BIN)/python scripts/airflow_versions.py
 

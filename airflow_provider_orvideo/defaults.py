@@ -6,12 +6,16 @@ parses DAG files all day, so everything heavier is imported inside the methods t
 
 from __future__ import annotations
 
+import os
+
 __all__ = [
     "DEFAULT_CONN_ID",
     "DEFAULT_INITIAL_POLL_DELAYS",
     "DEFAULT_JOB_TIMEOUT_SECONDS",
     "DEFAULT_MAX_CONSECUTIVE_FAILURES",
     "DEFAULT_POLL_INTERVAL_SECONDS",
+    "DEFERRABLE_ENV_VAR",
+    "default_deferrable",
 ]
 
 DEFAULT_CONN_ID = "openrouter_default"
@@ -23,3 +27,34 @@ it completes instead of about 24 s, with the same number of polls; longer jobs c
 poll (measured in ``benchmarks/completion_detection.py``)."""
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
 DEFAULT_JOB_TIMEOUT_SECONDS = 3600.0
+
+DEFERRABLE_ENV_VAR = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"
+
+
+def default_deferrable() -> bool:
+    """The operator's ``deferrable`` when the DAG does not pass it: ``True`` unless the
+    deployment sets ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE``, which then decides.
+
+    Official providers default to ``conf.getboolean("operators", "default_deferrable")``, which
+    is ``False`` on every stock install: Airflow's own default is ``false`` and it writes
+    ``default_deferrable = false`` into each new ``airflow.cfg``, so that value says nothing
+    about what the deployment chose. This provider defers by default (a video job takes minutes;
+    a worker slot held for it is the cost deferral exists to avoid), and takes only the
+    environment variable as a deployment's explicit choice, read by Airflow's own parser
+    (``true``/``t``/``1``, ``false``/``f``/``0``); anything else fails the DAG's parse.
+    """
+    if DEFERRABLE_ENV_VAR not in os.environ:
+        return True
+    from airflow.configuration import conf
+    from airflow.exceptions import AirflowConfigException
+
+    try:
+        return conf.getboolean("operators", "default_deferrable")
+    except AirflowConfigException:
+        from airflow_provider_orvideo.exceptions import InvalidOperatorArgumentError
+
+        raise InvalidOperatorArgumentError(
+            f"{DEFERRABLE_ENV_VAR}={os.environ[DEFERRABLE_ENV_VAR]!r} is not a boolean; allowed: true, "
+            "false (or t, f, 1, 0). It sets deferrable for the operators that do not pass it. "
+            "Nothing was submitted to OpenRouter and nothing was billed."
+        ) from None

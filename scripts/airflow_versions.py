@@ -6,6 +6,7 @@ gives each older minor its own venv, ``.venvs/airflow-<version>``, and runs pyte
     python scripts/airflow_versions.py                  # every version below, its SUITES (make test)
     python scripts/airflow_versions.py --all 3.1.8      # the whole non-system suite on one version
     python scripts/airflow_versions.py 3.0.6 -- -k media # extra pytest arguments after --
+    python scripts/airflow_versions.py --system 3.0.6   # the system suite (real stacks) instead
 
 Each venv is built with ``uv`` from the package index. Airflow's own constraints files live on
 GitHub, which an installer cannot always reach, and a free resolution picks today's libraries,
@@ -48,6 +49,7 @@ AIRFLOW_FACING = [
     "tests/_internal/test_object_storage.py",
     "tests/_internal/test_lineage.py",
     "tests/test_media.py",
+    "tests/test_defaults.py",
 ]
 """What meets Airflow's APIs (operator, decorator, trigger, hook, object storage, OpenLineage, a
 real retry in ``dag.test()``): run on every older version. The pure core and the emulator do not depend on
@@ -67,7 +69,13 @@ SUITES: dict[str, list[str]] = {
 oldest also runs the example DAGs end to end; the CI time budget (20 minutes for everything on
 two cores) does not allow the whole suite on all three."""
 
+SYSTEM_SUITE = ["tests/system", "--ignore=tests/system/test_stack_smoke.py"]
+"""With ``--system``: the real multi-process stacks (``make test`` runs them on the oldest version
+too). The harness's own smoke test (a core sensor, no provider code) runs on the newest only."""
+
 DEFAULT_PYTEST_ARGS = ["-n", "2", "-p", "no:cacheprovider"]
+SYSTEM_PYTEST_ARGS = ["-p", "no:cacheprovider"]
+"""System tests run one at a time: each starts a whole Airflow stack."""
 
 
 def _uv() -> str:
@@ -131,7 +139,9 @@ def main() -> int:
     parser.add_argument(
         "versions", nargs="*", metavar="VERSION", help=f"of {', '.join(VERSIONS)} (default: all)"
     )
-    parser.add_argument("--all", action="store_true", help="the whole non-system suite, not SUITES")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--all", action="store_true", help="the whole non-system suite, not SUITES")
+    choice.add_argument("--system", action="store_true", help="the system suite (SYSTEM_SUITE)")
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
@@ -140,10 +150,18 @@ def main() -> int:
         parser.error(f"not a tested Airflow version: {', '.join(unknown)}; choose from {', '.join(VERSIONS)}")
     failed = []
     for version in args.versions or list(VERSIONS):
-        selection = (
-            ["tests", "--ignore=tests/system", "--ignore=tests/distributed"] if args.all else SUITES[version]
-        )
-        if run(version, [*DEFAULT_PYTEST_ARGS, *selection, *extra]) != 0:
+        if args.system:
+            pytest_args = [*SYSTEM_PYTEST_ARGS, *SYSTEM_SUITE]
+        elif args.all:
+            pytest_args = [
+                *DEFAULT_PYTEST_ARGS,
+                "tests",
+                "--ignore=tests/system",
+                "--ignore=tests/distributed",
+            ]
+        else:
+            pytest_args = [*DEFAULT_PYTEST_ARGS, *SUITES[version]]
+        if run(version, [*pytest_args, *extra]) != 0:
             failed.append(version)
     if failed:
         print(f"# failed on Airflow {', '.join(failed)}", flush=True)

@@ -8,7 +8,7 @@ the provider does instead, are listed in the README ("Airflow versions"):
   (:mod:`airflow_provider_orvideo._internal.submission`).
 * ``Connection.aextra_dejson`` (3.3.2): before it, resolving a connection from the event loop
   masks its secrets with a synchronous call to the task supervisor, which can deadlock; the
-  triggerer then resolves the connection in a worker thread (:data:`ASYNC_CONNECTIONS`).
+  triggerer then resolves the connection in an asgiref worker thread (:data:`ASYNC_CONNECTIONS`).
 * ``DecoratedOperator.determine_kwargs`` (3.2): before it, the module function of
   ``airflow.utils.operator_helpers``.
 * Trigger ``on_kill`` (3.3): before it, never called, so the "job keeps billing" warning of a

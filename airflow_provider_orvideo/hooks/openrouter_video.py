@@ -149,10 +149,15 @@ class OpenRouterVideoHook(BaseHook):
 
         Before Airflow 3.3.2 the event loop cannot resolve a connection safely (its secrets are
         masked by a synchronous call to the supervisor, which can deadlock): the sync lookup
-        then runs in a worker thread.
+        then runs in a worker thread through asgiref's ``sync_to_async``, as official providers
+        do. Not ``asyncio.to_thread``: the triggerer's supervisor channel sends with
+        ``async_to_sync``, which only finds the event loop it belongs to from a thread asgiref
+        started (Airflow 3.0.6's triggerer failed every lookup with "attached to a different loop").
         """
         if self._settings is None and not ASYNC_CONNECTIONS:
-            return await asyncio.to_thread(self.get_settings)
+            from asgiref.sync import sync_to_async
+
+            return await sync_to_async(self.get_settings)()
         if self._settings is None:
             conn = await self.aget_connection(self.openrouter_conn_id)
             resolved = self._settings_or_refusal(conn, await conn.aextra_dejson())

@@ -17,6 +17,7 @@ from airflow_provider_orvideo.defaults import (
     DEFAULT_JOB_TIMEOUT_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_POLL_INTERVAL_SECONDS,
+    default_deferrable,
 )
 
 # Only what DAG parsing needs is imported at module level: the dag-processor imports this module
@@ -125,7 +126,9 @@ class OpenRouterVideoOperator(BaseOperator):
         learned the job id (its answer was lost): ``"fail"`` (default) refuses to submit again,
         since a job may exist and bill; ``"resubmit"`` submits anyway.
     :param openrouter_conn_id: Connection of type ``openrouter``.
-    :param deferrable: Poll in the triggerer (default) instead of holding the worker slot.
+    :param deferrable: Poll in the triggerer instead of holding the worker slot. Default: True,
+        unless the deployment sets ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` (see
+        :func:`~airflow_provider_orvideo.defaults.default_deferrable` for why only that variable).
     :param poll_interval: Seconds between status polls, after the initial checks. Default 30.
     :param initial_poll_delays: Delays of the first checks, from the submission; each capped at
         ``poll_interval``. Default ``(30, 10, 20)``: checks at 30 s and 40 s, then at 60, 90, ... s.
@@ -183,7 +186,7 @@ class OpenRouterVideoOperator(BaseOperator):
         resubmit_failed_jobs: bool = True,
         orphan_policy: str = "fail",
         openrouter_conn_id: str = DEFAULT_CONN_ID,
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
         initial_poll_delays: Sequence[float] = DEFAULT_INITIAL_POLL_DELAYS,
         job_timeout: timedelta | float = DEFAULT_JOB_TIMEOUT_SECONDS,
@@ -223,7 +226,7 @@ class OpenRouterVideoOperator(BaseOperator):
             airflow_trace=airflow_trace,
             strict_cost_check=strict_cost_check,
             resubmit_failed_jobs=resubmit_failed_jobs,
-            deferrable=deferrable,
+            deferrable=default_deferrable() if deferrable is None else deferrable,
             overwrite=overwrite,
             openrouter_conn_id=openrouter_conn_id,
             request_fields={name: getattr(self, name) for name in REQUEST_FIELDS},

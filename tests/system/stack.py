@@ -635,6 +635,14 @@ class AirflowStack:
         body: dict[str, Any] = response.json()
         return body
 
+    def clear_task(self, dag_id: str, run_id: str, task_id: str) -> None:
+        """Clear one task instance over REST (as "Clear" in the UI does): it runs again as a new try."""
+        self._api_json(
+            "POST",
+            f"/api/v2/dags/{_q(dag_id)}/clearTaskInstances",
+            json={"dag_run_id": run_id, "task_ids": [task_id], "dry_run": False, "only_failed": False},
+        )
+
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         body: dict[str, Any] = self._api_json("GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}")
         return body
