@@ -51,9 +51,9 @@ def default_deferrable() -> bool:
     try:
         return conf.getboolean("operators", "default_deferrable")
     except AirflowConfigException:
-        from airflow_provider_orvideo.exceptions import InvalidOperatorArgumentError
+        from airflow_provider_orvideo.exceptions import InvalidSettingError
 
-        raise InvalidOperatorArgumentError(
+        raise InvalidSettingError(
             f"{DEFERRABLE_ENV_VAR}={os.environ[DEFERRABLE_ENV_VAR]!r} is not a boolean; allowed: true, "
             "false (or t, f, 1, 0). It sets deferrable for the operators that do not pass it. "
             "Nothing was submitted to OpenRouter and nothing was billed."

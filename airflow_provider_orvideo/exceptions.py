@@ -55,6 +55,7 @@ __all__ = [
     "InvalidConnectionError",
     "InvalidOperatorArgumentError",
     "InvalidOutputPathError",
+    "InvalidSettingError",
     "InvalidVideoRequestError",
     "InvalidWebhookPayloadError",
     "MalformedWebhookSignatureError",
@@ -143,6 +144,12 @@ class InvalidConnectionError(OpenRouterVideoError, AirflowFailException):
     """The ``openrouter`` connection holds a value that cannot be used (e.g. an API key that
     cannot be sent in an HTTP header). Raised before any request; the message names the
     connection and the field, never the value of a secret."""
+
+
+class InvalidSettingError(OpenRouterVideoError, AirflowFailException):
+    """An Airflow setting read by this provider (``[openrouter] loopback_poll_scale``,
+    ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE``) holds a value that cannot be used. Raised before
+    any request; not retried (the deployment's configuration has to change)."""
 
 
 class OpenRouterApiError(OpenRouterVideoError):

@@ -14,11 +14,13 @@ runs so Airflow can de-duplicate events from two triggerers.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_provider_orvideo._internal.api import JobStatus, VideoJob
 from airflow_provider_orvideo.defaults import DEFAULT_MAX_CONSECUTIVE_FAILURES
@@ -27,14 +29,49 @@ from airflow_provider_orvideo.retry import is_transient
 
 __all__ = [
     "EVENT_VERSION",
+    "LOOPBACK_POLL_SCALE_ENV_VAR",
     "TRIGGER_EVENT_STATUSES",
     "EventStatus",
     "JobPoller",
     "PollSchedule",
     "VideoJobEvent",
+    "loopback_poll_scale",
 ]
 
 EVENT_VERSION = 1
+
+LOOPBACK_POLL_SCALE_ENV_VAR = "AIRFLOW__OPENROUTER__LOOPBACK_POLL_SCALE"
+"""Airflow setting ``[openrouter] loopback_poll_scale``: see :func:`loopback_poll_scale`."""
+
+
+def loopback_poll_scale(base_url: str, configured: str | None) -> float:
+    """The factor applied to the poll delays of a task whose connection points at ``base_url``.
+
+    Offline tests run against a local emulator whose jobs finish in a fraction of a second, and
+    30 s between polls would make every such test wait 30 s. ``configured`` (the setting
+    ``[openrouter] loopback_poll_scale``, e.g. ``0.01``: 30 s becomes 0.3 s) shortens the delays,
+    but only for a loopback host (``127.0.0.0/8``, ``::1``, ``localhost``): a deployment that
+    sets it by mistake still polls OpenRouter at the normal pace. ``None`` or an empty value
+    means 1. Anything but a finite number in (0, 1] raises ``ValueError`` naming the setting.
+    """
+    if configured is None or not configured.strip():
+        return 1.0
+    try:
+        scale = float(configured)
+    except ValueError:
+        scale = math.nan
+    if not 0 < scale <= 1:
+        raise ValueError(
+            f"{LOOPBACK_POLL_SCALE_ENV_VAR}={configured!r} is not a number in (0, 1]: it scales the "
+            "poll delays of tasks whose connection points at this machine (an emulator), e.g. 0.01"
+        )
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return scale
+    try:
+        return scale if ipaddress.ip_address(host).is_loopback else 1.0
+    except ValueError:  # a DNS name: never treated as this machine
+        return 1.0
 
 
 class EventStatus(str, enum.Enum):

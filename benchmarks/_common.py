@@ -70,12 +70,12 @@ def wait_quiet(max_wait: float = 900.0, poll: float = 20.0) -> tuple[bool, float
 
 
 class Emulator:
-    """``python -m airflow_provider_orvideo.emulator`` in its own process (own session)."""
+    """``python -m orvideo_emulator`` in its own process (own session)."""
 
     def __init__(self, api_key: str = "bench-key") -> None:
         self.api_key = api_key
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "airflow_provider_orvideo.emulator", "--port", "0", "--api-key", api_key],
+            [PYTHON, "-m", "orvideo_emulator", "--port", "0", "--api-key", api_key],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

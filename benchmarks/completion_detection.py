@@ -144,7 +144,7 @@ async def _real_triggers(base_url: str, lengths: list[float], per_length: int) -
 
 def run_real(lengths: list[float], per_length: int) -> list[dict[str, object]]:
     emulator = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_orvideo.emulator", "--port", "0", "--api-key", API_KEY],
+        [sys.executable, "-m", "orvideo_emulator", "--port", "0", "--api-key", API_KEY],
         stdout=subprocess.PIPE,
         text=True,
     )

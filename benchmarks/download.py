@@ -8,7 +8,7 @@
 
 What it does, per output size:
 
-* the emulator runs in its own process (``python -m airflow_provider_orvideo.emulator``); one job
+* the emulator runs in its own process (``python -m orvideo_emulator``); one job
   that completes at once with an output of exactly that size is submitted to it;
 * each repetition runs, back to back on the same content URL:
   - ``curl -sS --fail -H "Authorization: Bearer ..." -o FILE URL`` (time = curl's ``time_total``;

@@ -64,7 +64,7 @@ def main() -> int:
         [
             sys.executable,
             "-m",
-            "airflow_provider_orvideo.emulator",
+            "orvideo_emulator",
             "--port",
             str(port),
             "--api-key",

@@ -11,7 +11,7 @@ Run it from the repository root with the project's virtualenv::
 
 What it does
 ------------
-* Starts the emulator (``python -m airflow_provider_orvideo.emulator``) as its own process, with
+* Starts the emulator (``python -m orvideo_emulator``) as its own process, with
   jobs that stay ``in_progress`` for days, and creates ``max(N)`` jobs through the real
   ``POST /api/v1/videos`` before any clock starts.
 * For every N and both patterns it starts a fresh *trigger process* (this script with
@@ -524,8 +524,8 @@ def serve_emulator(argv: list[str]) -> int:
     Only this class attribute is changed, in the benchmark's emulator process; the emulator's code
     is untouched.
     """
-    from airflow_provider_orvideo.emulator import __main__ as emulator_main
-    from airflow_provider_orvideo.emulator import server
+    from orvideo_emulator import __main__ as emulator_main
+    from orvideo_emulator import server
 
     server._HTTPServer.request_queue_size = 4096
     return emulator_main.main(argv)

@@ -13,7 +13,7 @@ GitHub, which an installer cannot always reach, and a free resolution picks toda
 with which an old Airflow's ``dag.test()`` breaks (pydantic/fastapi/cadwyn of 2026 under Airflow
 3.2.2). So the resolver only sees packages published before the release's constraints were cut
 (``--exclude-newer``): the set its constraints file would have pinned, near enough. A venv is
-rebuilt only when ``pyproject.toml`` or this file changed (a stamp file records their digest).
+rebuilt only when a ``pyproject.toml`` or this file changed (a stamp file records their digest).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _uv() -> str:
 
 def _stamp() -> str:
     digest = hashlib.sha256()
-    for path in (ROOT / "pyproject.toml", Path(__file__)):
+    for path in (ROOT / "pyproject.toml", ROOT / "emulator" / "pyproject.toml", Path(__file__)):
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -113,6 +113,8 @@ def venv_for(version: str) -> Path:
         VERSIONS[version],
         *(f"--exclude-newer-package={name}={day}" for name, day in NEWER_ALLOWED.items()),
         f"apache-airflow=={version}",
+        "-e",
+        str(ROOT / "emulator"),
         "-e",
         f"{ROOT}[test]",
     ]

@@ -11,13 +11,17 @@ Steps (each fails loudly, naming what is wrong):
    setuptools pinned through ``constraints.txt``); plus a wheel built straight from the sources,
    which must hold the same files with the same bytes.
 2. ``twine check --strict`` on both.
-3. The wheel holds every file of the package (modules, ``py.typed``, the emulator's MP4), only
-   that package, the ``apache_airflow_provider`` entry point, and metadata whose version is
-   ``__version__``; the sdist holds the changelog and the same version.
-4. ``pip install -c constraints.txt <wheel>`` into a fresh venv; there, with its own
+3. The wheel holds every file of the package (modules, ``py.typed``), only that package (no
+   emulator: it is a distribution of its own), the ``apache_airflow_provider`` entry point, and
+   metadata whose version is ``__version__``; the sdist holds the changelog and the same version.
+4. The emulator's wheel (``emulator/``, distribution ``orvideo-emulator``): its modules, its
+   ``py.typed`` and sample MP4, only its package, the ``orvideo-emulator`` script and the pytest
+   plugin's ``pytest11`` entry point.
+5. ``pip install -c constraints.txt <wheel>`` into a fresh venv; there, with its own
    ``AIRFLOW_HOME``: the provider's modules import from site-packages with the runtime
-   dependencies only, ``airflow providers list`` shows the provider at ``__version__`` and
-   ``airflow providers hooks`` shows the ``openrouter`` connection type.
+   dependencies only, the emulator does not, ``airflow providers list`` shows the provider at
+   ``__version__`` and ``airflow providers hooks`` shows the ``openrouter`` connection type. Then
+   the emulator's wheel goes in beside it and ``python -m orvideo_emulator --help`` runs.
 
 Usage: ``python scripts/check_package.py [--keep]`` (``--keep`` leaves the temporary directory).
 """
@@ -45,6 +49,9 @@ DIST_NAME = "airflow-provider-orvideo"
 CONNECTION_TYPE = "openrouter"
 ENTRY_POINT_GROUP = "apache_airflow_provider"
 ENTRY_POINT_VALUE = f"{PACKAGE}.get_provider_info:get_provider_info"
+EMULATOR_PACKAGE = "orvideo_emulator"
+EMULATOR_DIST_NAME = "orvideo-emulator"
+EMULATOR_DIR = "emulator"
 # Copied only if git is unavailable (a source tarball): everything but these.
 COPY_IGNORE = shutil.ignore_patterns(
     ".git",
@@ -198,16 +205,11 @@ def check_wheel(wheel: Path, tree_wheel: Path, src: Path, version: str) -> None:
     for required in (f"{PACKAGE}/py.typed", f"{PACKAGE}/get_provider_info.py", f"{PACKAGE}/__init__.py"):
         if required not in names:
             problems.append(f"{required} is not in the wheel")
-    mp4s = [
-        name for name in names if name.startswith(f"{PACKAGE}/emulator/assets/") and name.endswith(".mp4")
-    ]
-    if not mp4s:
-        problems.append(f"no emulator MP4 under {PACKAGE}/emulator/assets/ in the wheel")
-    with zipfile.ZipFile(wheel) as archive:
-        for name in mp4s:
-            head = archive.read(name)[:12]
-            if head[4:8] != b"ftyp":
-                problems.append(f"{name} does not start with an MP4 ftyp box")
+    emulator_files = sorted(name for name in names if "emulator" in name or name.endswith(".mp4"))
+    if emulator_files:
+        problems.append(
+            f"the provider wheel carries emulator files (they belong in {EMULATOR_DIST_NAME}): {emulator_files}"
+        )
     strays = sorted({name.split("/")[0] for name in names} - {PACKAGE, dist_info})
     if strays:
         problems.append(
@@ -243,9 +245,65 @@ def check_wheel(wheel: Path, tree_wheel: Path, src: Path, version: str) -> None:
         fail("wheel check failed:\n  - " + "\n  - ".join(problems))
     modules = sum(1 for name in names if name.endswith(".py"))
     print(
-        f"  {len(names)} files ({modules} modules), py.typed, {', '.join(sorted(mp4s))}, "
+        f"  {len(names)} files ({modules} modules), py.typed, no emulator, "
         f"get_provider_info entry point, Version {version}; the sdist builds the same wheel"
     )
+
+
+def emulator_version(src: Path) -> str:
+    text = (src / EMULATOR_DIR / "src" / EMULATOR_PACKAGE / "__init__.py").read_text(encoding="utf-8")
+    match = re.search(r'^__version__\s*=\s*["\']([^"\']+)["\']', text, re.MULTILINE)
+    if match is None:
+        fail(f"no __version__ = '...' line in {EMULATOR_PACKAGE}/__init__.py")
+        raise AssertionError  # unreachable, for type checkers
+    return match.group(1)
+
+
+def check_emulator_wheel(src: Path, out: Path, env: dict[str, str]) -> Path:
+    step(f"emulator wheel ({EMULATOR_DIST_NAME}, built from {EMULATOR_DIR}/)")
+    run(
+        [sys.executable, "-m", "build", "--outdir", out / "emulator-dist", src / EMULATOR_DIR],
+        cwd=src,
+        env=env,
+    )
+    wheel = only(sorted((out / "emulator-dist").glob("*.whl")), "emulator wheel")
+    sdist = only(sorted((out / "emulator-dist").glob("*.tar.gz")), "emulator sdist")
+    run([sys.executable, "-m", "twine", "check", "--strict", sdist, wheel], cwd=out, env=env, capture=True)
+    version = emulator_version(src)
+    files = wheel_files(wheel)
+    names = set(files)
+    dist_info = f"{EMULATOR_DIST_NAME.replace('-', '_')}-{version}.dist-info"
+    package_root = src / EMULATOR_DIR / "src"
+    expected = {
+        path.relative_to(package_root).as_posix()
+        for path in (package_root / EMULATOR_PACKAGE).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    }
+    problems: list[str] = []
+    missing = sorted(expected - names)
+    if missing:
+        problems.append(f"emulator files missing from its wheel: {missing}")
+    mp4s = sorted(name for name in names if name.endswith(".mp4"))
+    if not mp4s:
+        problems.append(f"no sample MP4 in the {EMULATOR_DIST_NAME} wheel")
+    with zipfile.ZipFile(wheel) as archive:
+        problems += [f"{name} is not an MP4" for name in mp4s if archive.read(name)[4:8] != b"ftyp"]
+    if f"{EMULATOR_PACKAGE}/py.typed" not in names:
+        problems.append(f"{EMULATOR_PACKAGE}/py.typed is not in its wheel")
+    strays = sorted({name.split("/")[0] for name in names} - {EMULATOR_PACKAGE, dist_info})
+    if strays:
+        problems.append(f"unexpected top-level entries in the emulator wheel: {strays}")
+    entry_points = read_from_wheel(wheel, f"{dist_info}/entry_points.txt")
+    for group, line in (
+        ("console_scripts", f"orvideo-emulator = {EMULATOR_PACKAGE}.__main__:main"),
+        ("pytest11", f"orvideo_emulator = {EMULATOR_PACKAGE}.pytest_plugin"),
+    ):
+        if f"[{group}]" not in entry_points or line not in entry_points:
+            problems.append(f"entry point [{group}] {line} missing; entry_points.txt:\n{entry_points}")
+    if problems:
+        fail("emulator wheel check failed:\n  - " + "\n  - ".join(problems))
+    print(f"  {len(names)} files, {', '.join(mp4s)}, py.typed, console script and pytest11 entry point")
+    return wheel
 
 
 def check_sdist(sdist: Path, version: str) -> None:
@@ -311,7 +369,7 @@ print(json.dumps({{
 """
 
 
-def check_install(wheel: Path, out: Path, version: str) -> None:
+def check_install(wheel: Path, emulator_wheel: Path, out: Path, version: str) -> None:
     step("install the wheel in a fresh venv (not editable) and ask Airflow")
     venv = out / "venv"
     home = out / "airflow-home"
@@ -361,6 +419,18 @@ def check_install(wheel: Path, out: Path, version: str) -> None:
         f"  {PACKAGE} {report['version']} imported from the venv's site-packages; "
         f"{report['imported']} registered modules/classes import with the runtime dependencies only"
     )
+    absent = run(
+        [
+            python,
+            "-c",
+            f"import importlib.util; print(importlib.util.find_spec({EMULATOR_PACKAGE!r}) is None)",
+        ],
+        cwd=work,
+        env=env,
+        capture=True,
+    )
+    if absent.strip() != "True":
+        fail(f"{EMULATOR_PACKAGE} is importable after installing the provider wheel alone")
 
     airflow = venv / "bin" / "airflow"
     listed = run([airflow, "providers", "list"], cwd=work, env=env, capture=True)
@@ -392,6 +462,12 @@ def check_install(wheel: Path, out: Path, version: str) -> None:
         f"connection type {CONNECTION_TYPE!r} ({connection[0]['class']})"
     )
 
+    run([python, "-m", "pip", "install", "--quiet", "--no-compile", emulator_wheel], cwd=work, env=env)
+    usage = run([python, "-m", EMULATOR_PACKAGE, "--help"], cwd=work, env=env, capture=True)
+    if "--port" not in usage:
+        fail(f"`python -m {EMULATOR_PACKAGE} --help` does not document --port:\n{usage}")
+    print(f"  OK: {EMULATOR_DIST_NAME} installs beside it; `python -m {EMULATOR_PACKAGE} --help` runs")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -413,7 +489,8 @@ def main() -> int:
         check_metadata(sdist, wheel, build_env)
         check_wheel(wheel, tree_wheel, src, version)
         check_sdist(sdist, version)
-        check_install(wheel, out, version)
+        emulator_wheel = check_emulator_wheel(src, out, build_env)
+        check_install(wheel, emulator_wheel, out, version)
         ok = True
     except CheckFailed as error:
         print(f"\nPACKAGE CHECK FAILED: {error}", file=sys.stderr, flush=True)

@@ -25,7 +25,7 @@ EMULATOR_KEY = "emulator-demo-key"
 
 def start_emulator() -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_orvideo.emulator", "--port", "0", "--api-key", EMULATOR_KEY],
+        [sys.executable, "-m", "orvideo_emulator", "--port", "0", "--api-key", EMULATOR_KEY],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from orvideo_emulator import EmulatorControl, EmulatorServer
 
-from airflow_provider_orvideo.emulator import EmulatorControl, EmulatorServer
 from tests.s3 import s3, s3_endpoint  # noqa: F401 - fixtures: a real S3 server (moto) and a bucket
 
 EMULATOR_API_KEY = "test-emulator-key"

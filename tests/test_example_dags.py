@@ -10,10 +10,10 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
+from orvideo_emulator.pytest_plugin import DagRunner, DagRunResult, airflow_env
 
 from tests.helpers import AIRFLOW_VERSION, without_airflow_mask_requests
 
@@ -43,93 +43,64 @@ def test_demo_runs_the_example_dag_against_the_emulator(tmp_path: Path) -> None:
     assert not list(video.parent.glob(".*.part"))
 
 
-def _migrated_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("airflow_home")
+@pytest.fixture
+def own_airflow_home(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """A home of its own: on Airflow 3.1 and 3.2 the asset test found no asset event row when it
+    shared a home with the other example runs (it passed alone); now it is independent of them."""
+    # The plugin's session fixture, called for a second, private home.
+    home = tmp_path_factory.mktemp("own_airflow_home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(airflow_env(home, REPO / "example_dags"))
     subprocess.run(
-        [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
-        env=_airflow_env(home),
-        check=True,
-        capture_output=True,
-        timeout=120,
+        [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True
     )
     return home
 
 
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One migrated SQLite Airflow home shared by the example DAG runs of this module."""
-    return _migrated_home(tmp_path_factory)
+def run_example(runner: DagRunner, dag_id: str) -> DagRunResult:
+    """One example DAG through the emulator's pytest plugin, as a DAG author's test would run it."""
+    result = runner.run(dag_id)
+    result.assert_success()
+    assert runner.emulator.api_key not in without_airflow_mask_requests(result.log)
+    return result
 
 
-@pytest.fixture
-def own_airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home of its own: on Airflow 3.1 and 3.2 the asset test found no asset event row when it
-    shared a home with the other example runs (it passed alone); now it is independent of them."""
-    return _migrated_home(tmp_path_factory)
-
-
-def _airflow_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != "OPENROUTER_API_KEY"}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
-            "ORVIDEO_POLL_INTERVAL": "0.5",
-            # An asset event queues a run only of the unpaused DAGs scheduled on the asset.
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        }
-    )
-    env.update(extra or {})
-    return env
-
-
-def run_example(name: str, airflow_home: Path, emulator: Any, output_dir: Path) -> str:
-    connection = {"conn_type": "openrouter", "host": emulator.base_url, "password": emulator.api_key}
-    env = _airflow_env(
-        airflow_home,
-        {"AIRFLOW_CONN_OPENROUTER_DEFAULT": json.dumps(connection), "ORVIDEO_OUTPUT_DIR": str(output_dir)},
-    )
-    run = subprocess.run(
-        [sys.executable, str(REPO / "example_dags" / name)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output[-6000:]
-    assert "state=success" in output, output[-6000:]
-    assert emulator.api_key not in without_airflow_mask_requests(output)
-    return output
-
-
-def test_image_to_video_sends_the_upstream_still_as_first_frame(
-    airflow_home: Path, emulator: Any, tmp_path: Path
-) -> None:
-    run_example("example_openrouter_image_to_video.py", airflow_home, emulator, tmp_path)
-    (body,) = [r["body"] for r in emulator.control.requests("submit")]
+def test_image_to_video_sends_the_upstream_still_as_first_frame(airflow_dag_runner: DagRunner) -> None:
+    result = run_example(airflow_dag_runner, "openrouter_image_to_video")
+    tmp_path = airflow_dag_runner.output_dir
+    (body,) = result.submitted()
     (frame,) = body["frame_images"]
     assert frame["frame_type"] == "first_frame"
     assert frame["image_url"]["url"].startswith("data:image/png;base64,")
     (video,) = (tmp_path / "products").glob("mug-042-*.mp4")
     assert video.read_bytes()[4:8] == b"ftyp"
+    assert video in result.files
 
 
-def test_mapped_batch_renders_one_video_per_prompt(airflow_home: Path, emulator: Any, tmp_path: Path) -> None:
-    output = run_example("example_openrouter_batch.py", airflow_home, emulator, tmp_path)
-    prompts = sorted(r["body"]["prompt"] for r in emulator.control.requests("submit"))
+def test_mapped_batch_renders_one_video_per_prompt(airflow_dag_runner: DagRunner) -> None:
+    result = run_example(airflow_dag_runner, "openrouter_batch")
+    prompts = sorted(body["prompt"] for body in result.submitted())
     assert len(prompts) == 3
     assert len(set(prompts)) == 3
-    assert "BATCH_READY count=3" in output
-    assert sorted(p.name for p in (tmp_path / "batch").rglob("*.mp4")) == ["0.mp4", "1.mp4", "2.mp4"]
-    assert emulator.control.count("models") <= 1  # cached per process (dag.test runs in one)
+    assert "BATCH_READY count=3" in result.log
+    assert {
+        task: result.task_states[task] for task in ("render[0]", "render[1]", "render[2]", "publish")
+    } == {
+        "render[0]": "success",
+        "render[1]": "success",
+        "render[2]": "success",
+        "publish": "success",
+    }
+    videos = sorted(result.files, key=lambda path: path.name)
+    assert [p.name for p in videos] == ["0.mp4", "1.mp4", "2.mp4"]
+    assert result.xcom("publish") == [str(path) for path in videos]
+    assert sum(1 for r in result.requests if r["endpoint"] == "models") <= 1  # cached per process
 
 
-def test_continuation_chain_extends_each_previous_job(
-    airflow_home: Path, emulator: Any, tmp_path: Path
-) -> None:
-    run_example("example_openrouter_continuation.py", airflow_home, emulator, tmp_path)
+def test_continuation_chain_extends_each_previous_job(airflow_dag_runner: DagRunner) -> None:
+    run_example(airflow_dag_runner, "openrouter_continuation")
+    emulator = airflow_dag_runner.emulator
+    tmp_path = airflow_dag_runner.output_dir
     bodies = [r["body"] for r in emulator.control.requests("submit") if r["status"] == 202]
     jobs = [job["id"] for job in sorted(emulator.control.jobs(), key=lambda j: j["created_at"])]
     assert len(bodies) == 3
@@ -150,11 +121,14 @@ def test_continuation_chain_extends_each_previous_job(
     strict=True,
 )
 def test_asset_producer_event_carries_the_job_and_queues_the_consumer(
-    own_airflow_home: Path, emulator: Any, tmp_path: Path
+    own_airflow_home: Path, airflow_dag_runner: DagRunner
 ) -> None:
     airflow_home = own_airflow_home
-    emulator.control.set_job_defaults(cost=0.4321)
-    run_example("example_openrouter_asset_pipeline.py", airflow_home, emulator, tmp_path)
+    airflow_dag_runner.airflow_home = airflow_home
+    emulator = airflow_dag_runner.emulator
+    tmp_path = airflow_dag_runner.output_dir
+    emulator.control.jobs_cost(0.4321)
+    run_example(airflow_dag_runner, "openrouter_asset_producer")
     (job,) = emulator.control.jobs()
     (video,) = (tmp_path / "clips").glob("balloon-*.mp4")
     with sqlite3.connect(airflow_home / "airflow.db") as db:
@@ -191,11 +165,11 @@ def test_asset_producer_event_carries_the_job_and_queues_the_consumer(
         assert secret not in raw_extra
 
 
-def test_taskflow_decorator_renders_a_str_and_a_dict_task(
-    airflow_home: Path, emulator: Any, tmp_path: Path
-) -> None:
-    output = run_example("example_openrouter_taskflow.py", airflow_home, emulator, tmp_path)
-    bodies = {r["body"]["prompt"]: r["body"] for r in emulator.control.requests("submit")}
+def test_taskflow_decorator_renders_a_str_and_a_dict_task(airflow_dag_runner: DagRunner) -> None:
+    result = run_example(airflow_dag_runner, "openrouter_taskflow")
+    output = result.log
+    tmp_path = airflow_dag_runner.output_dir
+    bodies = {body["prompt"]: body for body in result.submitted()}
     hero = bodies["Slow turntable shot of a hand-thrown ceramic teapot on linen, soft window light"]
     assert (hero["duration"], hero["resolution"]) == (4, "720p")
     social = bodies["a hand-thrown ceramic teapot in a calm kitchen, vertical framing"]

@@ -353,6 +353,7 @@ class OpenRouterVideoOperator(BaseOperator):
         from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
 
         target = output_target(self.output_path, self.output_conn_id)  # fails before any request
+        scale = self._poll_scale()
         request = self._video_request(context)
         model = check_against_model(request, self.hook.list_models())
         check_body_size(request)
@@ -383,10 +384,10 @@ class OpenRouterVideoOperator(BaseOperator):
         poller = JobPoller(
             job_id=job_id,
             deadline=time.time() + self.job_timeout,
-            poll_interval=self.poll_interval,
+            poll_interval=self.poll_interval * scale,
             max_consecutive_poll_failures=self.max_consecutive_poll_failures,
             submitted_at=submitted_at,
-            initial_poll_delays=tuple(self.initial_poll_delays),
+            initial_poll_delays=tuple(delay * scale for delay in self.initial_poll_delays),
         )
         if not self.deferrable:
             return self._finish(context, self._poll_on_worker(poller), facts)
@@ -395,6 +396,24 @@ class OpenRouterVideoOperator(BaseOperator):
             method_name="execute_complete",
             timeout=timedelta(seconds=self.job_timeout + self.poll_interval + DEFERRAL_GRACE_SECONDS),
         )
+
+    def _poll_scale(self) -> float:
+        """``[openrouter] loopback_poll_scale`` for this connection (1 unless it is loopback)."""
+        from airflow.configuration import conf
+
+        from airflow_provider_orvideo.exceptions import NOTHING_SPENT, InvalidSettingError
+        from airflow_provider_orvideo.polling import loopback_poll_scale
+
+        base_url = self.hook.get_settings().base_url
+        try:
+            scale = loopback_poll_scale(
+                base_url, conf.get("openrouter", "loopback_poll_scale", fallback=None)
+            )
+        except ValueError as error:
+            raise InvalidSettingError(f"{error}. {NOTHING_SPENT}") from None
+        if scale != 1.0:
+            self.log.info("Poll delays x %s: the connection points at this machine (%s).", scale, base_url)
+        return scale
 
     def _decide(
         self,

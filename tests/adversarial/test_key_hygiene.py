@@ -31,9 +31,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from orvideo_emulator import EmulatorControl, EmulatorServer
 
 from airflow_provider_orvideo._internal.api import ConnectionSettings
-from airflow_provider_orvideo.emulator import EmulatorControl, EmulatorServer
 from airflow_provider_orvideo.exceptions import (
     InvalidConnectionError,
     OpenRouterAuthError,

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from orvideo_emulator import EmulatorControl, EmulatorServer
 
-from airflow_provider_orvideo.emulator import EmulatorControl, EmulatorServer
 from tests.conftest import EMULATOR_API_KEY
 from tests.distributed.celery_stack import TRIGGERERS, WORKERS, CeleryStack
 from tests.distributed.services import PrivatePostgres, PrivateRedis, postgres_bin_dir, redis_server_path

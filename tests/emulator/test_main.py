@@ -1,4 +1,4 @@
-"""``python -m airflow_provider_orvideo.emulator`` as a real separate process."""
+"""``python -m orvideo_emulator`` as a real separate process."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_module_entry_point(stop_signal: signal.Signals) -> None:
-    command = [sys.executable, "-m", "airflow_provider_orvideo.emulator", "--port", "0", "--api-key", "k"]
+    command = [sys.executable, "-m", "orvideo_emulator", "--port", "0", "--api-key", "k"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -37,3 +37,18 @@ def test_module_entry_point(stop_signal: signal.Signals) -> None:
         process.kill()
     assert process.returncode == 0, stderr
     assert (stdout, stderr) == ("", "")
+
+
+def test_help_documents_every_option_with_its_default() -> None:
+    usage = subprocess.run(
+        [sys.executable, "-m", "orvideo_emulator", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    flat = " ".join(usage.split())
+    for option, default in [
+        ("--port", "0"),
+        ("--host", "127.0.0.1"),
+        ("--api-key", "emulator-key"),
+        ("--pending-seconds", "1.0"),
+        ("--in-progress-seconds", "2.0"),
+    ]:
+        assert re.search(rf"{option} \S+ .*?\(default: {re.escape(default)}\)", flat), (option, usage)

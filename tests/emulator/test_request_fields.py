@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from orvideo_emulator.billing import bill
+from orvideo_emulator.models import MODELS_BY_ID
 
-from airflow_provider_orvideo.emulator.billing import bill
-from airflow_provider_orvideo.emulator.models import MODELS_BY_ID
 from tests.conftest import Emulator
 from tests.emulator.test_server import assert_error
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 from openrouter import OpenRouter, components, errors
+from orvideo_emulator.models import VIDEO_MODELS
+from orvideo_emulator.mp4 import sample_bytes
 
-from airflow_provider_orvideo.emulator.models import VIDEO_MODELS
-from airflow_provider_orvideo.emulator.mp4 import sample_bytes
 from tests.conftest import Emulator
 
 

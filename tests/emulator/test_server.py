@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
+from orvideo_emulator import EmulatorControl, EmulatorServer
+from orvideo_emulator.models import VIDEO_MODELS
+from orvideo_emulator.mp4 import VideoFile, sample_bytes
 
-from airflow_provider_orvideo.emulator import EmulatorControl, EmulatorServer
-from airflow_provider_orvideo.emulator.models import VIDEO_MODELS
-from airflow_provider_orvideo.emulator.mp4 import VideoFile, sample_bytes
 from tests.conftest import Emulator
 
 SAMPLE_SIZE = len(sample_bytes())

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from orvideo_emulator import EmulatorServer
 
-from airflow_provider_orvideo.emulator import EmulatorServer
 from tests.conftest import EMULATOR_API_KEY
 from tests.helpers import AIRFLOW_VERSION
 from tests.system.conftest import StackFactory

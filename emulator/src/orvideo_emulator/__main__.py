@@ -1,23 +1,31 @@
-"""``python -m airflow_provider_orvideo.emulator``: run the emulator until SIGINT or SIGTERM."""
+"""``python -m orvideo_emulator``: run the emulator until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
 import signal
 
-from airflow_provider_orvideo.emulator.server import EmulatorServer
+from orvideo_emulator.server import EmulatorServer
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m airflow_provider_orvideo.emulator",
+        prog="python -m orvideo_emulator",
         description="Serve a local emulator of OpenRouter's video generation API.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--port", type=int, required=True, help="port to listen on; 0 picks a free one")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--api-key", default="emulator-key", help="the only Bearer key accepted")
-    parser.add_argument("--pending-seconds", type=float, default=1.0)
-    parser.add_argument("--in-progress-seconds", type=float, default=2.0)
+    parser.add_argument(
+        "--pending-seconds",
+        type=float,
+        default=1.0,
+        help="how long each job stays pending after its submission",
+    )
+    parser.add_argument(
+        "--in-progress-seconds", type=float, default=2.0, help="how long each job then renders (in_progress)"
+    )
     args = parser.parse_args(argv)
 
     # Blocked before the server threads start, so they inherit the mask and only sigwait

@@ -20,7 +20,7 @@ _MAX_32BIT_BOX = 0xFFFFFFFF
 @cache
 def sample_bytes() -> bytes:
     """The committed sample (H.264, 320x180, 2 s); read once per process."""
-    return files("airflow_provider_orvideo.emulator").joinpath("assets/sample.mp4").read_bytes()
+    return files("orvideo_emulator").joinpath("assets/sample.mp4").read_bytes()
 
 
 def output_size_error(size: int, sample_size: int) -> str | None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+
+Endpoint = Literal["submit", "poll", "content", "models", "any"]
+"""Which API requests a fault hits: ``any`` is every endpoint."""
+JobOutcome = Literal["completed", "failed", "cancelled", "expired"]
 
 
 class EmulatorControl:
@@ -54,6 +58,61 @@ class EmulatorControl:
             "POST", "/faults", json={"endpoint": endpoint, "kind": kind, **fields}
         )["fault"]
         return result
+
+    # -- typed scripting (what a DAG author's test needs; add_fault takes every raw field) --------
+
+    def jobs_take(self, seconds: float, *, pending_share: float = 0.4) -> None:
+        """Jobs submitted from now on finish ``seconds`` after their submission (``pending`` for
+        the first ``pending_share`` of it, then ``in_progress``)."""
+        self.set_job_defaults(
+            pending_seconds=seconds * pending_share, in_progress_seconds=seconds * (1 - pending_share)
+        )
+
+    def jobs_end_as(self, outcome: JobOutcome, *, error: str | None = None) -> None:
+        """Jobs submitted from now on end ``outcome`` (with ``error`` as their message)."""
+        self.set_job_defaults(outcome=outcome, error=error)
+
+    def jobs_cost(self, usd: float | None) -> None:
+        """The ``usage.cost`` of jobs submitted from now on; ``None``: the model's list price."""
+        self.set_job_defaults(cost=usd)
+
+    def fail_requests(
+        self,
+        endpoint: Endpoint,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: float | None = None,
+        message: str | None = None,
+    ) -> None:
+        """The next ``times`` requests to ``endpoint`` get HTTP ``status`` (with ``Retry-After``)."""
+        fields: dict[str, Any] = {"status": status, "times": times}
+        if retry_after is not None:
+            fields["retry_after"] = retry_after
+        if message is not None:
+            fields["message"] = message
+        self.add_fault(endpoint, "status", **fields)
+
+    def rate_limit(self, endpoint: Endpoint = "submit", *, times: int = 1, retry_after: float = 1.0) -> None:
+        """The next ``times`` requests to ``endpoint`` get 429 with ``Retry-After``."""
+        self.fail_requests(endpoint, 429, times=times, retry_after=retry_after, message="Rate limit exceeded")
+
+    def drop_connections(self, endpoint: Endpoint, *, times: int = 1) -> None:
+        """The next ``times`` requests to ``endpoint`` see their connection reset, unanswered."""
+        self.add_fault(endpoint, "reset", times=times)
+
+    def slow_requests(self, endpoint: Endpoint, seconds: float, *, times: int = 1) -> None:
+        """The next ``times`` requests to ``endpoint`` are answered ``seconds`` late."""
+        self.add_fault(endpoint, "delay", seconds=seconds, times=times)
+
+    def truncate_downloads(self, *, at_byte: int | None = None, times: int = 1) -> None:
+        """The next ``times`` downloads stop after ``at_byte`` bytes (default: half the video)."""
+        fields: dict[str, Any] = {"times": times}
+        if at_byte is not None:
+            fields["truncate_at"] = at_byte
+        self.add_fault("content", "truncate", **fields)
+
+    # -- what the emulator saw ------------------------------------------------------------------
 
     def requests(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         """Logged API requests in arrival order, optionally only those for ``endpoint``.

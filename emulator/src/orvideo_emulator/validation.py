@@ -13,9 +13,9 @@ from base64 import b64decode
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_orvideo.emulator.errors import ApiError
-from airflow_provider_orvideo.emulator.jobs import JobStore
-from airflow_provider_orvideo.emulator.models import MODELS_BY_ID
+from orvideo_emulator.errors import ApiError
+from orvideo_emulator.jobs import JobStore
+from orvideo_emulator.models import MODELS_BY_ID
 
 # body field -> model capability listing its allowed values
 _CHOICES = {

@@ -18,9 +18,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from airflow_provider_orvideo.emulator.app import MAX_BODY_BYTES, Emulator, Reply, Request, error_reply
-from airflow_provider_orvideo.emulator.errors import ApiError
-from airflow_provider_orvideo.emulator.jobs import JobSettings
+from orvideo_emulator.app import MAX_BODY_BYTES, Emulator, Reply, Request, error_reply
+from orvideo_emulator.errors import ApiError
+from orvideo_emulator.jobs import JobSettings
 
 _IDLE_CONNECTION_SECONDS = 120.0
 

@@ -6,7 +6,9 @@ outcomes, faults) and reads back what clients sent.
 
 from __future__ import annotations
 
-from airflow_provider_orvideo.emulator.control import EmulatorControl
-from airflow_provider_orvideo.emulator.server import EmulatorServer
+__version__ = "0.1.0"
 
-__all__ = ["EmulatorControl", "EmulatorServer"]
+from orvideo_emulator.control import EmulatorControl
+from orvideo_emulator.server import EmulatorServer
+
+__all__ = ["EmulatorControl", "EmulatorServer", "__version__"]

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_orvideo.emulator.billing import bill
-from airflow_provider_orvideo.emulator.errors import ApiError
-from airflow_provider_orvideo.emulator.models import MODELS_BY_ID
-from airflow_provider_orvideo.emulator.mp4 import output_size_error
+from orvideo_emulator.billing import bill
+from orvideo_emulator.errors import ApiError
+from orvideo_emulator.models import MODELS_BY_ID
+from orvideo_emulator.mp4 import output_size_error
 
 OUTCOMES = ("completed", "failed", "cancelled", "expired")
 DEFAULT_ERRORS = {

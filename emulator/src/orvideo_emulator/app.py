@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from airflow_provider_orvideo.emulator.errors import ApiError, default_metadata
-from airflow_provider_orvideo.emulator.faults import API_ENDPOINTS, Fault, FaultBook, parse_fault
-from airflow_provider_orvideo.emulator.jobs import Job, JobSettings, JobStore
-from airflow_provider_orvideo.emulator.models import VIDEO_MODELS
-from airflow_provider_orvideo.emulator.mp4 import VideoFile, sample_bytes
-from airflow_provider_orvideo.emulator.validation import validate_submit
+from orvideo_emulator.errors import ApiError, default_metadata
+from orvideo_emulator.faults import API_ENDPOINTS, Fault, FaultBook, parse_fault
+from orvideo_emulator.jobs import Job, JobSettings, JobStore
+from orvideo_emulator.models import VIDEO_MODELS
+from orvideo_emulator.mp4 import VideoFile, sample_bytes
+from orvideo_emulator.validation import validate_submit
 
 MAX_BODY_BYTES = 50 * 1024 * 1024
 REQUEST_LOG_LIMIT = 10_000

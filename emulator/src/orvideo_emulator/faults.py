@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_orvideo.emulator.errors import ApiError
+from orvideo_emulator.errors import ApiError
 
 API_ENDPOINTS = ("submit", "poll", "content", "models")
 _ALL = frozenset((*API_ENDPOINTS, "any"))

@@ -1,0 +1,77 @@
+"""The README's "Test your pipeline offline", run as a DAG author would: a fresh project with
+only the README's files (``pyproject.toml`` table, ``dags/product_videos.py``,
+``tests/test_product_videos.py``), ``pytest`` in a process of its own, the plugin loaded through
+its ``pytest11`` entry point."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.test_readme import _readme, _section
+
+pytest_plugins = ["pytester"]
+
+
+def _blocks(language: str) -> list[str]:
+    section = _section(_readme(), "## Test your pipeline offline")
+    return re.findall(rf"^```{language}\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+
+
+def test_the_readme_example_passes_in_a_fresh_project(pytester: pytest.Pytester) -> None:
+    (toml,) = _blocks("toml")
+    dag, test_file = _blocks("python")
+    pytester.makefile(".toml", pyproject=toml)
+    (pytester.path / "dags").mkdir()
+    (pytester.path / "dags" / "product_videos.py").write_text(dag)
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_product_videos.py").write_text(test_file)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", timeout=600)
+    result.assert_outcomes(passed=3)
+    assert "airflow_dag_runner" in test_file
+    assert "openrouter_emulator" in test_file
+
+
+def test_a_dag_that_does_not_exist_is_reported_with_what_the_folder_holds(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", pyproject='[tool.pytest.ini_options]\nairflow_dags_folder = "dags"\n')
+    (pytester.path / "dags").mkdir()
+    (pytester.path / "dags" / "broken.py").write_text(
+        "from airflow.sdk import DAG\nraise RuntimeError('typo')\n"
+    )
+    pytester.makepyfile(
+        test_missing="""
+import pytest
+
+def test_missing(airflow_dag_runner):
+    with pytest.raises(LookupError, match=r"no DAG 'nope'.*found \\[\\].*broken.py.*typo"):
+        airflow_dag_runner.run("nope")
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(passed=1)
+
+
+def test_the_plugin_is_registered_and_documents_its_ini_options(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--help")
+    text = "\n".join(result.outlines)
+    for option in (
+        "airflow_dags_folder",
+        "openrouter_conn_id",
+        "openrouter_poll_scale",
+        "openrouter_job_seconds",
+    ):
+        assert option in text, option
+
+
+def test_plugin_module_imports_neither_airflow_nor_the_provider() -> None:
+    """Loaded in every pytest session of a project that installs it: it must stay cheap."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, orvideo_emulator.pytest_plugin; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'airflow_provider_orvideo')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
