@@ -17,7 +17,7 @@ from airflow_provider_orvideo.media import (
 from tests.helpers import MP3_BYTES, png_bytes
 
 SAMPLE_MP4 = (
-    Path(__file__).resolve().parent.parent / "airflow_provider_orvideo" / "emulator" / "assets" / "sample.mp4"
+    Path(__file__).resolve().parent.parent / "emulator" / "src" / "orvideo_emulator" / "assets" / "sample.mp4"
 )
 
 

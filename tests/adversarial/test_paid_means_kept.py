@@ -99,13 +99,20 @@ FIELDS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
 }
 
 
+def _not_a_valid_timeout(value: Any) -> bool:
+    """Junk such as ``0.0039`` is a valid ``job_timeout``: the task then pays and times out, which
+    a retry recovers (it re-attaches); not the refusal-before-paying this test is about."""
+    return not (isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < math.inf)
+
+
 def draw_arguments(data: st.DataObject, names: list[str]) -> dict[str, Any]:
     """Valid values for ``names``, then up to three of them broken (near miss or junk)."""
     arguments = {name: data.draw(FIELDS[name][0], label=name) for name in names}
     broken = data.draw(st.lists(st.sampled_from(names), max_size=3, unique=True), label="broken")
     for name in broken:
         near = FIELDS[name][1] if name != "output_path" else OUTPUT_SHAPES
-        arguments[name] = data.draw(st.one_of(near, JUNK), label=f"bad {name}")
+        junk = JUNK.filter(_not_a_valid_timeout) if name == "job_timeout" else JUNK
+        arguments[name] = data.draw(st.one_of(near, junk), label=f"bad {name}")
     return arguments
 
 
