@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml emulator/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ./emulator -e ".[test,distributed]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e "./emulator[render]" -e ".[test,distributed]"
 	touch $@
 
 demo: install
@@ -46,7 +46,7 @@ check-package: install
 
 # Benchmarks are not tests: they measure this machine and print tables (see benchmarks/README.md).
 bench: install
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ./emulator -e ".[test,distributed,bench]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e "./emulator[render]" -e ".[test,distributed,bench]"
 	$(BIN)/python benchmarks/dag_parse_cost.py
 	$(BIN)/python benchmarks/completion_detection.py
 	$(BIN)/python benchmarks/download.py

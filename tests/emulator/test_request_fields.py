@@ -101,6 +101,7 @@ IMAGE_URL_ERROR = "frame_images[0].image_url.url must be an https URL or an imag
         ({"trace": ["trace_id"]}, "trace must be an object"),
         ({"trace": {"trace_id": 7}}, "trace.trace_id must be a string"),
         ({"callback_url": "http://example.test/hook"}, "callback_url must be an https URL"),
+        ({"callback_url": "http://10.0.0.1/hook"}, "callback_url must be an https URL"),
         ({"callback_url": 1}, "callback_url must be an https URL"),
         ({"provider": "google-vertex"}, "provider.options must be an object"),
         (
@@ -135,7 +136,7 @@ def test_valid_media_urls_and_metadata_are_accepted(emulator: Emulator, api: htt
         "session_id": "s" * 256,
         "user": "user-1",
         "trace": {"trace_id": "t1", "span_name": "render", "cost_center": 7, "tags": ["a"]},
-        "callback_url": "https://example.test/hook",
+        "callback_url": "http://127.0.0.1:9/hook",  # nothing listens: deliveries fail locally
     }
     response = api.post("/videos", json=body)
     assert response.status_code == 202, response.text
@@ -176,7 +177,7 @@ def billed(emulator: Emulator, api: httpx.Client, body: dict[str, Any]) -> Any:
         ({"model": "kwaivgi/kling-v3.0-pro", "duration": 10}, 1.12),
         ({"model": "kwaivgi/kling-v3.0-pro", "duration": 5, "resolution": "1080p"}, 0.84),
         ({"model": "kwaivgi/kling-v3.0-pro", "duration": 5, "size": "1080x1920"}, 0.84),
-        ({"model": "openai/sora-2-pro", "duration": 12, "size": "1792x1024"}, 6.0),
+        ({"model": "openai/sora-2-pro", "duration": 12, "size": "1080x1920"}, 6.0),
         ({"model": "openai/sora-2-pro"}, 1.2),
         ({"model": "alibaba/wan-2.6", "duration": 15, "resolution": "1080p"}, 2.25),
         # per-video[-<resolution>]: flat
@@ -186,8 +187,7 @@ def billed(emulator: Emulator, api: httpx.Client, body: dict[str, Any]) -> Any:
         # nothing to bill by: the emulator's default cost
         ({"model": "bytedance/seedance-2.0", "duration": 12}, 0.5),  # per-million-video-tokens
         ({"model": "alibaba/wan-2.2"}, 0.5),  # no pricing_skus
-        ({"model": "openai/sora-2-pro", "resolution": "1080p"}, 0.5),  # no SKU for 1080p
-        ({"model": "alibaba/wan-2.6", "resolution": "480p"}, 0.5),
+        ({"model": "alibaba/wan-2.6", "resolution": "480p"}, 0.5),  # no SKU for 480p
     ],
 )
 def test_cost_is_billed_from_pricing_skus(

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 from openrouter import OpenRouter, components, errors
 from orvideo_emulator.models import VIDEO_MODELS
-from orvideo_emulator.mp4 import sample_bytes
 
 from tests.conftest import Emulator
 
@@ -63,7 +64,12 @@ def test_generate_poll_download(emulator: Emulator, sdk: OpenRouter) -> None:
     assert job.generation_id is not None
 
     response = sdk.video_generation.get_video_content(job_id=job.id, index=0)
-    assert response.read() == sample_bytes()
+    direct = httpx.get(
+        f"{emulator.base_url}/videos/{job.id}/content",
+        params={"index": 0},
+        headers={"Authorization": f"Bearer {emulator.api_key}"},
+    )
+    assert response.read() == direct.content
     assert response.content[4:8] == b"ftyp"
 
     (logged,) = emulator.control.requests("submit")
@@ -140,3 +146,25 @@ async def test_async_client(emulator: Emulator) -> None:
         assert len(job.unsigned_urls) == 2
         response = await videos.get_video_content_async(job_id=job.id, index=1)
         assert (await response.aread())[4:8] == b"ftyp"
+
+
+def test_the_model_catalogue_uses_only_values_of_the_api_enums() -> None:
+    """Every capability value is one the official SDK's enums know (not an UnrecognizedStr)."""
+    from typing import get_args
+
+    from openrouter.components import videomodel
+    from orvideo_emulator.models import VIDEO_MODELS
+
+    def known(alias: Any) -> set[str]:
+        literal = next(arg for arg in get_args(alias) if get_args(arg) and isinstance(get_args(arg)[0], str))
+        return set(get_args(literal))
+
+    enums = {
+        "supported_sizes": known(videomodel.SupportedSize),
+        "supported_resolutions": known(videomodel.SupportedResolution),
+        "supported_aspect_ratios": known(videomodel.SupportedAspectRatio),
+    }
+    for model in VIDEO_MODELS:
+        for field, allowed in enums.items():
+            outside = set(model[field] or ()) - allowed
+            assert not outside, f"{model['id']} {field}: {sorted(outside)} are not in the API's enum"

@@ -105,9 +105,11 @@ def test_submit_poll_download(emulator: Emulator, api: httpx.Client) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "video/mp4"
     assert response.headers["accept-ranges"] == "bytes"
-    assert int(response.headers["content-length"]) == len(response.content) == SAMPLE_SIZE
+    assert int(response.headers["content-length"]) == len(response.content)
     assert response.content[4:8] == b"ftyp"
-    assert [kind for kind, _ in top_level_boxes(response.content)] == ["ftyp", "moov", "free", "mdat"]
+    kinds = [kind for kind, _ in top_level_boxes(response.content)]
+    assert kinds[0] == "ftyp"
+    assert kinds.index("moov") < kinds.index("mdat")  # playable while it streams
     assert b"avc1" in response.content  # H.264
 
 
@@ -298,7 +300,7 @@ def test_full_sdk_style_body_is_accepted(emulator: Emulator, api: httpx.Client) 
     body = {
         "model": "google/veo-3.1",
         "aspect_ratio": "16:9",
-        "callback_url": "https://example.test/hook",
+        "callback_url": "http://127.0.0.1:9/hook",  # nothing listens: deliveries fail locally
         "duration": 8,
         "frame_images": [
             {
@@ -416,7 +418,7 @@ def test_models_catalogue(emulator: Emulator) -> None:
 
 
 def test_byte_ranges(emulator: Emulator, api: httpx.Client) -> None:
-    url = completed_job(emulator, api)["unsigned_urls"][0]
+    url = completed_job(emulator, api, render=False)["unsigned_urls"][0]  # the sample: known size
     full = api.get(url).content
 
     def fetch(range_header: str) -> httpx.Response:
@@ -598,7 +600,7 @@ def test_unknown_status_fault(emulator: Emulator, api: httpx.Client) -> None:
 
 
 def test_truncate_fault(emulator: Emulator, api: httpx.Client) -> None:
-    url = completed_job(emulator, api)["unsigned_urls"][0]
+    url = completed_job(emulator, api, render=False)["unsigned_urls"][0]  # the sample: known size
     emulator.control.add_fault("content", "truncate")
     emulator.control.add_fault("content", "truncate", truncate_at=100)
     received = bytearray()

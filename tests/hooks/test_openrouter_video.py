@@ -5,6 +5,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from airflow_provider_orvideo.exceptions import (
@@ -163,18 +164,28 @@ def test_download_before_completion_is_conflict_and_leaves_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("honour_range", [True, False], ids=["server honours Range", "server ignores Range"])
 def test_truncated_download_resumes_with_range(
-    hook: OpenRouterVideoHook, emulator: Any, tmp_path: Path
+    hook: OpenRouterVideoHook, emulator: Any, tmp_path: Path, honour_range: bool
 ) -> None:
-    emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0, output_size=3 * 1024 * 1024)
+    """A cut download asks for the rest; a server that answers 200 with the whole video instead
+    (the published spec promises no Range support) makes it start again from byte 0."""
+    emulator.control.set_job_defaults(
+        pending_seconds=0, in_progress_seconds=0, output_size=3 * 1024 * 1024, honour_range=honour_range
+    )
     job = hook.submit(BODY)
     emulator.control.add_fault("content", "truncate", truncate_at=1024 * 1024 + 17, times=1)
     target = tmp_path / "out.mp4"
     assert hook.download_output(job.id, 0, str(target)) == 3 * 1024 * 1024
-    assert target.stat().st_size == 3 * 1024 * 1024
+    whole = httpx.get(
+        f"{emulator.base_url}/videos/{job.id}/content?index=0",
+        headers={"Authorization": f"Bearer {emulator.api_key}"},
+    ).content
+    assert target.read_bytes() == whole
     downloads = emulator.control.requests("content")
-    assert len(downloads) == 2
+    assert len(downloads) == 3  # cut, resumed, and the check above
     assert downloads[1]["headers"].get("range") == f"bytes={1024 * 1024 + 17}-"
+    assert downloads[1]["status"] == (206 if honour_range else 200)
 
 
 def test_download_that_keeps_failing_leaves_nothing(

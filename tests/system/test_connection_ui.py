@@ -127,41 +127,6 @@ def _input_labelled(driver: WebDriver, label: str) -> WebElement:
     return control
 
 
-def test_hook_meta_endpoint_serves_the_openrouter_form(stack: AirflowStack) -> None:
-    """What the UI builds the form from: ``GET /ui/connections/hook_meta`` on the api-server."""
-    response = stack.api("GET", "/ui/connections/hook_meta")
-    assert response.status_code == 200, response.text
-    entries = {entry["connection_type"]: entry for entry in response.json()}
-    meta = entries["openrouter"]
-    assert meta["hook_name"] == "OpenRouter"
-    assert meta["hook_class_name"] == "airflow_provider_orvideo.hooks.openrouter_video.OpenRouterVideoHook"
-    fields = meta["standard_fields"]
-    if AIRFLOW_VERSION < (3, 2):
-        # Documented (README, "Airflow versions"): before 3.2 the form fields come only from a hook's
-        # WTForms widgets, which need Flask-AppBuilder; the provider declares them the 3.2 way.
-        assert fields is None, fields
-        assert not meta["extra_fields"], meta["extra_fields"]
-        return
-    assert fields["password"] == {"hidden": False, "title": "API key", "placeholder": "sk-or-v1-..."}
-    assert fields["host"] == {
-        "hidden": False,
-        "title": "Base URL",
-        "placeholder": "https://openrouter.ai/api/v1",
-    }
-    assert {name for name in ("login", "port", "url_schema") if fields[name]["hidden"]} == {
-        "login",
-        "port",
-        "url_schema",
-    }
-    extras = meta["extra_fields"]
-    assert set(extras) == {"timeout", "http_referer", "app_title"}
-    assert extras["timeout"]["value"] == 30
-    assert extras["timeout"]["schema"]["type"] == ["number", "null"]
-    assert all(extras[name]["description"] for name in extras), extras
-    assert "HTTP-Referer" in extras["http_referer"]["schema"]["title"]
-    assert "X-OpenRouter-Title" in extras["app_title"]["schema"]["title"]
-
-
 @pytest.mark.skipif(
     AIRFLOW_VERSION < (3, 2), reason="before Airflow 3.2 the form is Airflow's standard one (README)"
 )

@@ -1,7 +1,9 @@
-"""Process death on a real Airflow stack: nothing is paid twice, nothing is lost, nothing leaks.
+"""The operator on a real Airflow stack, in health and through process death: nothing is paid
+twice, nothing is lost, nothing leaks.
 
 One stack (api-server, scheduler, dag-processor, triggerer; SQLite, LocalExecutor) serves the
-module. The emulator runs in the test process; its request log counts the POSTs.
+module (one start-up, not one per test). The emulator runs in the test process; its request log
+counts the POSTs.
 """
 
 from __future__ import annotations
@@ -103,6 +105,29 @@ def stack(
     stack.wait_for_dag("orvideo_triggerer_death", timeout=60)
     stack.wait_for_dag("orvideo_worker_death", timeout=60)
     return stack
+
+
+def test_task_defers_then_succeeds_with_the_video_on_disk(stack: AirflowStack, emulator: Any) -> None:
+    # Long enough that the task is seen deferred while the job renders (and clear of the
+    # quick-trigger race documented in stack.py).
+    emulator.control.set_job_defaults(pending_seconds=3, in_progress_seconds=5)
+    run_id = stack.trigger("orvideo_triggerer_death")
+    states = stack.wait_for_task_state(
+        "orvideo_triggerer_death", run_id, "render", {"success", "failed"}, timeout=120
+    )
+    assert states[-1] == "success", states
+    assert "queued" in states, states
+    assert "deferred" in states, states
+    assert states.index("queued") < states.index("deferred") < len(states) - 1, states
+
+    video = Path(stack.xcom("orvideo_triggerer_death", run_id, "render"))
+    assert video.parent == Path(stack.env["ORVIDEO_OUTPUT_DIR"])
+    assert video.read_bytes()[4:8] == b"ftyp"
+    assert not list(video.parent.glob(".*.part"))
+    job_id = stack.xcom("orvideo_triggerer_death", run_id, "render", key="job_id")
+    assert [job["id"] for job in emulator.control.jobs()] == [job_id]
+    assert emulator.control.count("submit", "POST") == 1
+    assert stack.xcom("orvideo_triggerer_death", run_id, "render", key="usage")["cost"] is not None
 
 
 def test_triggerer_sigkill_while_deferred_completes_with_one_post(stack: AirflowStack, emulator: Any) -> None:

@@ -26,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--in-progress-seconds", type=float, default=2.0, help="how long each job then renders (in_progress)"
     )
+    parser.add_argument(
+        "--webhook-secret",
+        default=None,
+        help="sign webhooks sent to a job's callback_url with this secret (X-OpenRouter-Signature); "
+        "without it they are sent unsigned",
+    )
     args = parser.parse_args(argv)
 
     # Blocked before the server threads start, so they inherit the mask and only sigwait
@@ -38,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key,
         pending_seconds=args.pending_seconds,
         in_progress_seconds=args.in_progress_seconds,
+        webhook_secret=args.webhook_secret,
     ).start()
     print(f"OpenRouter emulator listening on {server.base_url}", flush=True)
     signal.sigwait(stop_signals)

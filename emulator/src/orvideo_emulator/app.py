@@ -23,7 +23,9 @@ from orvideo_emulator.faults import API_ENDPOINTS, Fault, FaultBook, parse_fault
 from orvideo_emulator.jobs import Job, JobSettings, JobStore
 from orvideo_emulator.models import VIDEO_MODELS
 from orvideo_emulator.mp4 import VideoFile, sample_bytes
+from orvideo_emulator.render import render_clip
 from orvideo_emulator.validation import validate_submit
+from orvideo_emulator.webhooks import WebhookSender
 
 MAX_BODY_BYTES = 50 * 1024 * 1024
 REQUEST_LOG_LIMIT = 10_000
@@ -127,8 +129,16 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
 class Emulator:
     """OpenRouter's video API plus the ``/_emulator`` control API, over shared state."""
 
-    def __init__(self, *, api_key: str, defaults: JobSettings, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        defaults: JobSettings,
+        clock: Callable[[], float],
+        webhook_secret: str | None = None,
+    ) -> None:
         self._api_key = api_key
+        self._webhooks = WebhookSender(webhook_secret, clock)
         self._initial_defaults = defaults
         self._defaults = defaults
         self._clock = clock
@@ -219,6 +229,7 @@ class Emulator:
         now = self._clock()
         validate_submit(body, self._jobs, now)
         job = self._jobs.create(body, self._defaults, now)
+        self._webhooks.schedule(job, request.origin)
         url = f"{request.origin}/api/v1/videos/{job.id}"
         return Reply(202, json={"id": job.id, "polling_url": url, "status": "pending"})
 
@@ -240,7 +251,10 @@ class Emulator:
             raise ApiError(404, f"Job {job.id} has no output {index}")
         if job.settings.gone:
             raise ApiError(410, f"Output {index} of job {job.id} is no longer available")
-        video = VideoFile(sample_bytes(), job.settings.output_size)
+        clip = render_clip(job.request) if job.settings.render and job.settings.output_size is None else None
+        video = VideoFile(clip or sample_bytes(), job.settings.output_size)
+        if not job.settings.honour_range:
+            return Reply(200, content_type="video/mp4", video=(video, 0, video.size))
         span = _byte_range(request.headers.get("range"), video.size)
         headers = {"Accept-Ranges": "bytes"}
         if span is None:
@@ -305,6 +319,7 @@ class Emulator:
         if route == ("POST", "/reset"):
             self._jobs.clear()
             self._faults.clear()
+            self._webhooks.reset()
             with self._log_lock:
                 self._log.clear()
                 self._epoch += 1
@@ -325,6 +340,8 @@ class Emulator:
             with self._log_lock:
                 entries = [dict(e) for e in self._log if wanted is None or e["endpoint"] == wanted]
             return Reply(200, json={"requests": entries})
+        if route == ("GET", "/webhooks"):
+            return Reply(200, json={"webhooks": self._webhooks.deliveries()})
         if route == ("GET", "/jobs"):
             now = self._clock()
             return Reply(200, json={"jobs": [job.summary(now) for job in self._jobs.all()]})

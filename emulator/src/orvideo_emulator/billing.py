@@ -12,8 +12,8 @@ bill is never an upper bound: every choice is settled by the time the video exis
 What the request leaves out is rendered (and billed) at the model's default:
 
 - duration: the request's, else the model's first supported duration;
-- resolution: the request's ``resolution``, else its ``size`` (short side, ``1792x1024`` is
-  ``1024p``), else the model's first supported resolution;
+- resolution: the request's ``resolution``, else its ``size`` (short side, ``1080x1920`` is
+  ``1080p``), else the model's first supported resolution;
 - audio: the request's ``generate_audio``, else the model's ``generate_audio`` capability.
 
 A SKU applies when its resolution (if any) is the rendered one, and its ``-audio`` suffix only

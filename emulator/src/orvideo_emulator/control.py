@@ -76,6 +76,24 @@ class EmulatorControl:
         """The ``usage.cost`` of jobs submitted from now on; ``None``: the model's list price."""
         self.set_job_defaults(cost=usd)
 
+    def jobs_without_cost(self) -> None:
+        """Jobs submitted from now on report ``usage.cost: null``."""
+        self.set_job_defaults(cost_reported=False)
+
+    def webhook_copies(self, copies: int) -> None:
+        """How many times each webhook event of jobs submitted from now on is delivered: 0 loses
+        it, 2 sends a duplicate (same idempotency key)."""
+        self.set_job_defaults(webhook_copies=copies)
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        """Every webhook delivery attempt since the last reset (job, type, url, attempt, status)."""
+        result: list[dict[str, Any]] = self._call("GET", "/webhooks")["webhooks"]
+        return result
+
+    def ignore_ranges(self) -> None:
+        """Downloads of jobs submitted from now on ignore ``Range``: always 200, the whole video."""
+        self.set_job_defaults(honour_range=False)
+
     def fail_requests(
         self,
         endpoint: Endpoint,

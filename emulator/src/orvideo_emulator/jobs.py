@@ -56,6 +56,16 @@ class JobSettings:
     cost: float | None = None
     output_size: int | None = None
     gone: bool = False
+    render: bool = True
+    cost_reported: bool = True
+    """False: ``usage.cost`` is ``null`` (the API does not promise a cost)."""
+    webhook_copies: int = 1
+    """Deliveries of each webhook event to the job's ``callback_url``: 0 loses it, 2 duplicates it."""
+    honour_range: bool = True
+    """False: the content endpoint ignores ``Range`` and always answers 200 with the whole video
+    (the published spec declares only that; the real API may behave so)."""
+    """Serve a clip rendered for the request (``render.py``; needs PyAV) rather than the fixed
+    sample. A scripted ``output_size`` always serves the (padded) sample."""
 
     def updated(self, fields: Mapping[str, Any], sample_size: int) -> JobSettings:
         """A copy with ``fields`` applied; 400 on an unknown field or a bad value."""
@@ -81,8 +91,11 @@ class JobSettings:
                     if size_error := output_size_error(value, sample_size):
                         raise ApiError(400, size_error)
                 changes[name] = value
-            elif name == "gone":
-                _require(isinstance(value, bool), "gone must be a boolean")
+            elif name == "webhook_copies":
+                _require(_is_int(value) and 0 <= value <= 5, "webhook_copies must be 0 to 5")
+                changes[name] = value
+            elif name in ("gone", "render", "cost_reported", "honour_range"):
+                _require(isinstance(value, bool), f"{name} must be a boolean")
                 changes[name] = value
             else:
                 raise ApiError(400, f"Unknown job default {name!r}")
@@ -154,7 +167,7 @@ class Job:
                 view["error"] = self.settings.error or DEFAULT_ERRORS[status]
             return view
         view["unsigned_urls"] = [f"{url}/content?index={i}" for i in range(self.settings.outputs)]
-        view["usage"] = {"cost": self.cost, "is_byok": False}
+        view["usage"] = {"cost": self.cost if self.settings.cost_reported else None, "is_byok": False}
         if not self.settings.gone:
             view["urls"] = [
                 f"{url}/content?index={i}&sig={sig}&exp={self.expires_at}"

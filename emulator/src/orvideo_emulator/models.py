@@ -98,8 +98,8 @@ VIDEO_MODELS: list[dict[str, Any]] = [
         "supported_resolutions": ["480p", "720p", "1080p"],
         "supported_aspect_ratios": ["16:9", "9:16", "1:1", "4:3", "3:4", "21:9"],
         "supported_sizes": [
-            "864x480",
-            "480x864",
+            "854x480",
+            "480x854",
             "640x640",
             "1280x720",
             "720x1280",
@@ -126,7 +126,7 @@ VIDEO_MODELS: list[dict[str, Any]] = [
         "created": 1759708800,
         "supported_resolutions": ["720p", "1080p"],
         "supported_aspect_ratios": ["16:9", "9:16"],
-        "supported_sizes": ["1280x720", "720x1280", "1792x1024", "1024x1792"],
+        "supported_sizes": ["1280x720", "720x1280", "1920x1080", "1080x1920"],
         "supported_durations": [4, 8, 12],
         "supported_frame_images": ["first_frame"],
         "generate_audio": True,
@@ -135,7 +135,7 @@ VIDEO_MODELS: list[dict[str, Any]] = [
         "creativity": None,
         "allowed_passthrough_parameters": [],
         "hugging_face_id": None,
-        "pricing_skus": {"per-video-second-720p": "0.30", "per-video-second-1024p": "0.50"},
+        "pricing_skus": {"per-video-second-720p": "0.30", "per-video-second-1080p": "0.50"},
     },
     {
         "id": "minimax/hailuo-2.3",
@@ -193,6 +193,28 @@ VIDEO_MODELS: list[dict[str, Any]] = [
         "allowed_passthrough_parameters": [],
         "hugging_face_id": "Wan-AI/Wan2.2-T2V-A14B",
         "pricing_skus": None,
+    },
+    {
+        "id": "emulator/video-upscaler",
+        "canonical_slug": "emulator/video-upscaler",
+        "name": "Emulator: video upscaler",
+        "description": (
+            "A synthetic upscaling model (the public catalogue documents the fields, not a model): "
+            "takes a video in input_references and accepts upscale_factor and creativity."
+        ),
+        "created": 1780000000,
+        "supported_resolutions": ["1080p", "4K"],
+        "supported_aspect_ratios": None,
+        "supported_sizes": None,
+        "supported_durations": None,
+        "supported_frame_images": None,
+        "generate_audio": None,
+        "seed": None,
+        "upscale_factor": {"min": 1.5, "max": 4.0},
+        "creativity": [1, 2, 3, 4, 5],
+        "allowed_passthrough_parameters": [],
+        "hugging_face_id": None,
+        "pricing_skus": {"per-video-second": "0.08"},
     },
 ]
 

@@ -165,11 +165,12 @@ class EmulatorServer:
         pending_seconds: float = 1.0,
         in_progress_seconds: float = 2.0,
         clock: Callable[[], float] = time.time,
+        webhook_secret: str | None = None,
     ) -> None:
         self.api_key = api_key
         self._address = (host, port)
         defaults = JobSettings(pending_seconds=pending_seconds, in_progress_seconds=in_progress_seconds)
-        self._app = Emulator(api_key=api_key, defaults=defaults, clock=clock)
+        self._app = Emulator(api_key=api_key, defaults=defaults, clock=clock, webhook_secret=webhook_secret)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 

@@ -98,6 +98,13 @@ def _is_https_url(url: str) -> bool:
         return False
 
 
+def _is_loopback_http_url(url: str) -> bool:
+    """``http://`` to this machine: accepted by the emulator only (OpenRouter requires https), so
+    a receiver in a test or on a developer's machine needs no certificate."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and (parts.hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
 def _is_data_url(url: str, major: str) -> bool:
     """Whether ``url`` is ``data:<major>/<subtype>[;params];base64,<non-empty valid base64>``."""
     match = _DATA_URL.fullmatch(url)
@@ -176,6 +183,18 @@ def _check_capabilities(body: dict[str, Any], model: dict[str, Any]) -> None:
     for field in _UPSCALING_ONLY:
         if field in body and model[field] is None:
             raise _bad(f"{field} is only supported by video upscaling models, not {model['id']}")
+    if "upscale_factor" in body:
+        factor, bounds = body["upscale_factor"], model["upscale_factor"]
+        low, high = bounds.get("min"), bounds.get("max")
+        if not isinstance(factor, int | float) or isinstance(factor, bool) or not factor > 0:
+            raise _bad("upscale_factor must be a number > 0")
+        if (low is not None and factor < low) or (high is not None and factor > high):
+            raise _bad(f"Invalid upscale_factor {factor} for model {model['id']}. Supported: {low} to {high}")
+    if "creativity" in body:
+        creativity = body["creativity"]
+        if not _is_int(creativity) or creativity not in model["creativity"]:
+            listed = ", ".join(str(level) for level in model["creativity"])
+            raise _bad(f"Invalid creativity {creativity} for model {model['id']}. Supported: {listed}")
 
 
 def _check_provider(body: dict[str, Any], model: dict[str, Any]) -> None:
@@ -203,7 +222,7 @@ def _check_metadata(body: dict[str, Any]) -> None:
     """Fields OpenRouter keeps for itself (webhooks, observability), never sent to the provider."""
     if "callback_url" in body:
         url = body["callback_url"]
-        if not isinstance(url, str) or not _is_https_url(url):
+        if not isinstance(url, str) or not (_is_https_url(url) or _is_loopback_http_url(url)):
             raise _bad("callback_url must be an https URL")
     if "session_id" in body:
         session_id = body["session_id"]
