@@ -408,9 +408,13 @@ def test_models_catalogue(emulator: Emulator) -> None:
     } <= ids
     for model in models:
         assert set(model) == VIDEO_MODEL_KEYS, model["id"]
-    assert {model["seed"] for model in models} == {True, False}
-    assert {model["generate_audio"] for model in models} == {True, False}
-    assert len({tuple(model["supported_durations"]) for model in models}) >= 4
+    # null: the upscaling model declares neither (the SDK types both as nullable)
+    assert {model["seed"] for model in models} == {True, False, None}
+    assert {model["generate_audio"] for model in models} == {True, False, None}
+    (upscaler,) = [model for model in models if model["upscale_factor"] is not None]
+    assert upscaler["creativity"]
+    assert upscaler["upscale_factor"]["min"] < upscaler["upscale_factor"]["max"]
+    assert len({tuple(model["supported_durations"] or ()) for model in models}) >= 4
     assert len({key for model in models for key in model["pricing_skus"] or {}}) >= 5
 
 
