@@ -10,7 +10,7 @@ event, and it reads the clip's URI from ``triggering_asset_events`` rather than 
 from another DAG.
 
 Settings come from the environment, as in ``example_openrouter_text_to_video.py``:
-``ORVIDEO_OUTPUT_DIR`` (default ``/tmp/orvideo``), ``ORVIDEO_MODEL``, ``ORVIDEO_POLL_INTERVAL``.
+``ORVIDEO_OUTPUT_DIR`` (default ``/tmp/orvideo``), ``ORVIDEO_MODEL``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ with DAG(
         output_path=CLIPS_LOCATION + "/balloon-{{ dag_run.run_after | ts_nodash }}.mp4",
         duration=4,
         resolution="720p",
-        poll_interval=float(os.environ.get("ORVIDEO_POLL_INTERVAL", "30")),
         outlets=[CLIPS],
     )
 

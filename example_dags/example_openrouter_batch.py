@@ -38,7 +38,6 @@ with DAG(
         generate_audio=False,
         max_cost_usd=1.0,
         output_path=OUTPUT_DIR + "/batch/{{ dag_run.run_after | ts_nodash }}/{{ ti.map_index }}.mp4",
-        poll_interval=float(os.environ.get("ORVIDEO_POLL_INTERVAL", "30")),
     ).expand(prompt=PROMPTS)
 
     @task

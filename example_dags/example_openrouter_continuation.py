@@ -42,7 +42,6 @@ with DAG(
                 else f"{{{{ ti.xcom_pull(task_ids='{previous.task_id}', key='job_id') }}}}"
             ),
             output_path=OUTPUT_DIR + f"/saga/{{{{ dag_run.run_after | ts_nodash }}}}/act_{number}.mp4",
-            poll_interval=float(os.environ.get("ORVIDEO_POLL_INTERVAL", "30")),
         )
         if previous is not None:
             previous >> act

@@ -60,7 +60,6 @@ with DAG(
         aspect_ratio="16:9",
         generate_audio=False,
         output_path=OUTPUT_DIR + "/products/{{ params.sku }}-{{ dag_run.run_after | ts_nodash }}.mp4",
-        poll_interval=float(os.environ.get("ORVIDEO_POLL_INTERVAL", "30")),
         max_cost_usd=2.0,
     )
 

@@ -19,7 +19,6 @@ from airflow.sdk import DAG, task
 
 OUTPUT_DIR = os.environ.get("ORVIDEO_OUTPUT_DIR", "/tmp/orvideo")
 MODEL = os.environ.get("ORVIDEO_MODEL", "google/veo-3.1-fast")
-POLL_INTERVAL = float(os.environ.get("ORVIDEO_POLL_INTERVAL", "30"))
 
 with DAG(
     dag_id="openrouter_taskflow",
@@ -39,13 +38,12 @@ with DAG(
         output_path=OUTPUT_DIR + "/taskflow/{{ dag_run.run_after | ts_nodash }}/hero.mp4",
         duration=4,
         resolution="720p",
-        poll_interval=POLL_INTERVAL,
     )
     def hero_clip(product: dict[str, str]) -> str:
         """A ``str`` is the prompt; everything else comes from the decorator."""
         return f"Slow turntable shot of {product['name']} on linen, soft window light"
 
-    @task.openrouter_video(model=MODEL, poll_interval=POLL_INTERVAL)
+    @task.openrouter_video(model=MODEL)
     def social_clip(product: dict[str, str], dag_run: Any = None) -> dict[str, Any]:
         """A dict sets request fields per run, here also where the file goes (one file per run:
         an existing file this task did not write stops it before it pays)."""

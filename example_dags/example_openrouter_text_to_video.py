@@ -9,7 +9,7 @@ tests) and against OpenRouter:
 
 * ``ORVIDEO_OUTPUT_DIR``: where videos go (default ``/tmp/orvideo``); a URI such as
   ``s3://bucket/videos`` works too with the matching Airflow provider installed.
-* ``ORVIDEO_MODEL`` (default ``google/veo-3.1-fast``), ``ORVIDEO_POLL_INTERVAL`` (default 30 s).
+* ``ORVIDEO_MODEL`` (default ``google/veo-3.1-fast``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ with DAG(
         duration=4,
         resolution="720p",
         aspect_ratio="16:9",
-        poll_interval=float(os.environ.get("ORVIDEO_POLL_INTERVAL", "30")),
     )
 
     @task

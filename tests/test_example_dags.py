@@ -44,7 +44,7 @@ def test_demo_runs_the_example_dag_against_the_emulator(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def own_airflow_home(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+def own_airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home of its own: on Airflow 3.1 and 3.2 the asset test found no asset event row when it
     shared a home with the other example runs (it passed alone); now it is independent of them."""
     # The plugin's session fixture, called for a second, private home.

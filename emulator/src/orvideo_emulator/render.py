@@ -163,10 +163,8 @@ def _render(duration: int, width: int, height: int, audio: bool, prompt: str) ->
         for index in range(duration * FPS):
             frame.pts = index
             frame.time_base = Fraction(1, FPS)
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())  # flush
         if sound is not None:
             samples, chunk = duration * AUDIO_RATE, 1024
             for start in range(0, samples, chunk):
@@ -175,10 +173,8 @@ def _render(duration: int, width: int, height: int, audio: bool, prompt: str) ->
                 silence.sample_rate = AUDIO_RATE
                 silence.pts = start
                 silence.time_base = Fraction(1, AUDIO_RATE)
-                for packet in sound.encode(silence):
-                    container.mux(packet)
-            for packet in sound.encode():
-                container.mux(packet)
+                container.mux(sound.encode(silence))
+            container.mux(sound.encode())  # flush
         container.close()
         return path.read_bytes()
 
