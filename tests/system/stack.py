@@ -640,7 +640,13 @@ class AirflowStack:
         self._api_json(
             "POST",
             f"/api/v2/dags/{_q(dag_id)}/clearTaskInstances",
-            json={"dag_run_id": run_id, "task_ids": [task_id], "dry_run": False, "only_failed": False},
+            json={
+                "dag_run_id": run_id,
+                "task_ids": [task_id],
+                "dry_run": False,
+                "only_failed": False,
+                "reset_dag_runs": True,  # the run goes back to queued, so the scheduler runs the task
+            },
         )
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:

@@ -167,6 +167,9 @@ def test_task_killed_right_after_its_post_reattaches_on_retry(stack: AirflowStac
         # fixed in 3.1.0; README, "Airflow versions"). Cleared by hand, its next try must still
         # re-attach to the job the killed try paid for.
         assert states[-1] == "failed", states
+        # Clear only once the scheduler has also failed the run: a clear in between is undone
+        # when the scheduler then marks the run failed, leaving the task never scheduled.
+        stack.wait_for_run_state("orvideo_worker_death", run_id, {"failed"}, timeout=60)
         stack.clear_task("orvideo_worker_death", run_id, "render")
         states = stack.wait_for_task_state(
             "orvideo_worker_death", run_id, "render", {"success", "failed"}, timeout=150
