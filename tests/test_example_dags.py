@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from orvideo_emulator.pytest_plugin import DagRunner, DagRunResult, airflow_env
+from orvideo_emulator.pytest_plugin import DagRunner, DagRunResult, migrate_airflow_home
 
 from tests.helpers import AIRFLOW_VERSION, without_airflow_mask_requests
 
@@ -47,14 +47,7 @@ def test_demo_runs_the_example_dag_against_the_emulator(tmp_path: Path) -> None:
 def own_airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home of its own: on Airflow 3.1 and 3.2 the asset test found no asset event row when it
     shared a home with the other example runs (it passed alone); now it is independent of them."""
-    # The plugin's session fixture, called for a second, private home.
-    home = tmp_path_factory.mktemp("own_airflow_home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(airflow_env(home, REPO / "example_dags"))
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True
-    )
-    return home
+    return migrate_airflow_home(tmp_path_factory.mktemp("own_airflow_home"), REPO / "example_dags")
 
 
 def run_example(runner: DagRunner, dag_id: str) -> DagRunResult:

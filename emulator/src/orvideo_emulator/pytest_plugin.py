@@ -50,7 +50,7 @@ import pytest
 from orvideo_emulator.control import EmulatorControl
 from orvideo_emulator.server import EmulatorServer
 
-__all__ = ["DagRunResult", "DagRunner", "Emulator"]
+__all__ = ["DagRunResult", "DagRunner", "Emulator", "airflow_env", "migrate_airflow_home"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -153,8 +153,7 @@ class DagRunner:
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment of a run: the developer's, minus every ``AIRFLOW*`` variable, plus the
         throw-away home, the DAGs folder, the connection and the poll scale."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-        env.update(airflow_env(self.airflow_home, self.dags_folder))
+        env = airflow_env(self.airflow_home, self.dags_folder)
         env.update(self.emulator.connection_env())
         env["AIRFLOW__OPENROUTER__LOOPBACK_POLL_SCALE"] = self.poll_scale
         env["ORVIDEO_OUTPUT_DIR"] = str(self.output_dir)
@@ -217,8 +216,10 @@ class DagRunner:
 
 
 def airflow_env(home: Path, dags_folder: Path) -> dict[str, str]:
-    """A throw-away Airflow: SQLite in ``home``, no examples, DAGs unpaused at creation."""
-    return {
+    """The environment of a throw-away Airflow's process: this process's environment without any
+    ``AIRFLOW*`` variable, plus SQLite in ``home``, no examples, DAGs unpaused at creation."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    return env | {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
@@ -269,12 +270,14 @@ def openrouter_emulator(
 @pytest.fixture(scope="session")
 def airflow_test_home(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
     """A migrated throw-away Airflow home (SQLite), shared by the session's DAG runs."""
-    home = tmp_path_factory.mktemp("airflow_home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(airflow_env(home, _dags_folder(pytestconfig)))
+    return migrate_airflow_home(tmp_path_factory.mktemp("airflow_home"), _dags_folder(pytestconfig))
+
+
+def migrate_airflow_home(home: Path, dags_folder: Path) -> Path:
+    """Run ``airflow db migrate`` for a throw-away home (see :func:`airflow_env`); returns it."""
     migrate = subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
-        env=env,
+        env=airflow_env(home, dags_folder),
         capture_output=True,
         text=True,
         timeout=300,
