@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_JOB_TIMEOUT_SECONDS",
     "DEFAULT_MAX_CONSECUTIVE_FAILURES",
     "DEFAULT_POLL_INTERVAL_SECONDS",
+    "DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS",
     "DEFERRABLE_ENV_VAR",
     "default_deferrable",
 ]
@@ -25,6 +26,10 @@ DEFAULT_INITIAL_POLL_DELAYS = (30.0, 10.0, 20.0)
 Videos take 30 s to minutes. Against a fixed 30 s interval this finds a 30 s job about 5 s after
 it completes instead of about 24 s, with the same number of polls; longer jobs cost one extra
 poll (measured in ``benchmarks/completion_detection.py``)."""
+DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS = 600.0
+"""With webhooks on, the trigger's own safety checks: every 10 minutes, plus one at the deadline.
+A job of up to 10 minutes then costs at most one poll (target of ``benchmarks/completion_detection.py``
+``--webhooks``); a lost webhook delays its task by at most 10 minutes, never loses it."""
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
 DEFAULT_JOB_TIMEOUT_SECONDS = 3600.0
 

@@ -44,6 +44,7 @@ Hierarchy::
         |   +-- FutureWebhookTimestampError
         +-- WebhookSignatureMismatchError (no ``v1`` matches: wrong secret or altered body)
         +-- InvalidWebhookPayloadError    (the body is not a documented video event)
+        +-- InvalidCallbackTargetError    (the receiver URL's query names no task it could have)
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from airflow_provider_orvideo._internal.compat import AirflowException, AirflowF
 
 __all__ = [
     "FutureWebhookTimestampError",
+    "InvalidCallbackTargetError",
     "InvalidConnectionError",
     "InvalidOperatorArgumentError",
     "InvalidOutputPathError",
@@ -333,3 +335,8 @@ class WebhookSignatureMismatchError(WebhookVerificationError):
 
 class InvalidWebhookPayloadError(WebhookVerificationError, ValueError):
     """The body is not JSON, or not a documented ``video.generation.*`` event."""
+
+
+class InvalidCallbackTargetError(WebhookVerificationError):
+    """The query of the receiver's URL (which connection, which task instance) is not one the
+    operator writes: a parameter twice or empty, or a partial task identity. Answered with 400."""

@@ -77,6 +77,18 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Your app's name, sent as X-OpenRouter-Title (shown in OpenRouter's rankings).",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "callback_url": {
+                        "label": "Webhook URL (optional)",
+                        "description": "Public https URL of this Airflow's /orvideo/webhook endpoint: OpenRouter's "
+                        "webhooks then resume the tasks instead of polling.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "webhook_secret": {
+                        "label": "Webhook signing secret",
+                        "description": "The signing secret of OpenRouter's workspace settings; webhooks signed "
+                        "otherwise are refused.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
                 },
             }
         ],

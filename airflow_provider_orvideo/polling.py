@@ -36,6 +36,7 @@ __all__ = [
     "PollSchedule",
     "VideoJobEvent",
     "loopback_poll_scale",
+    "terminal_event",
 ]
 
 EVENT_VERSION = 1
@@ -102,14 +103,23 @@ class VideoJobEvent:
     message: str
     remote_error: str | None = None
     """OpenRouter's ``error`` string verbatim, for failed/cancelled/expired jobs."""
+    source: str = "poll"
+    """``poll`` (the trigger saw the job end) or ``webhook`` (the receiver resumed the task on a
+    signed webhook: ``execute_complete`` confirms the job's state with one GET before acting)."""
+
+    @property
+    def from_webhook(self) -> bool:
+        return self.source == "webhook"
 
     def to_payload(self) -> dict[str, Any]:
+        # ``source`` was added without a version bump: releases before it ignore unknown keys.
         return {
             "version": EVENT_VERSION,
             "status": self.status.value,
             "job_id": self.job_id,
             "message": self.message,
             "remote_error": self.remote_error,
+            "source": self.source,
         }
 
     @classmethod
@@ -135,11 +145,17 @@ class VideoJobEvent:
         if not isinstance(job_id, str) or not job_id:
             raise TriggerEventError(f"The trigger event (status {status!r}) carries no job_id.")
         remote_error = payload.get("remote_error")
+        source = payload.get("source", "poll")
+        if source not in ("poll", "webhook"):
+            raise TriggerEventError(
+                f"The trigger event for job {job_id} has source {source!r}; expected 'poll' or 'webhook'."
+            )
         return cls(
             status=EventStatus(status),
             job_id=job_id,
             message=str(payload.get("message") or ""),
             remote_error=remote_error if isinstance(remote_error, str) else None,
+            source=source,
         )
 
 
@@ -174,6 +190,28 @@ _REMOTE_TERMINAL = {
     JobStatus.CANCELLED: EventStatus.CANCELLED,
     JobStatus.EXPIRED: EventStatus.EXPIRED,
 }
+
+
+def terminal_event(
+    job_id: str, status: str, error: str | None, *, source: str = "poll"
+) -> VideoJobEvent | None:
+    """The event for a job in ``status``, or ``None`` while it is not finished (or unknown).
+
+    One mapping for the trigger's polls, the receiver's webhooks and ``execute_complete``'s
+    confirmation of a webhook, so the three cannot word or classify an ending differently.
+    """
+    try:
+        known: JobStatus | None = JobStatus(status)
+    except ValueError:
+        known = None
+    if known not in _REMOTE_TERMINAL:
+        return None
+    event_status = _REMOTE_TERMINAL[known]
+    if event_status is EventStatus.COMPLETED:
+        message = f"OpenRouter video job {job_id} completed."
+    else:
+        message = f"OpenRouter video job {job_id} ended {status}: {(error or 'no reason given').rstrip('.')}."
+    return VideoJobEvent(event_status, job_id, message, remote_error=error, source=source)
 
 
 @dataclass(frozen=True)
@@ -258,23 +296,14 @@ class JobPoller:
         changed = job.status != state.last_status
         new_state = PollState(last_status=job.status, consecutive_failures=0, polls=state.polls + 1)
         log_message = f"OpenRouter video job {self.job_id} is {job.status}." if changed else None
-        known = job.known_status
         warning = None
-        if known is None and changed:
+        if job.known_status is None and changed:
             warning = (
                 f"OpenRouter video job {self.job_id} reports status {job.status!r}, which this provider "
                 "does not know; treating it as not finished and polling on until the deadline."
             )
-        if known in _REMOTE_TERMINAL:
-            status = _REMOTE_TERMINAL[known]
-            if status is EventStatus.COMPLETED:
-                message = f"OpenRouter video job {self.job_id} completed."
-            else:
-                message = (
-                    f"OpenRouter video job {self.job_id} ended {job.status}: "
-                    f"{(job.error or 'no reason given').rstrip('.')}."
-                )
-            event = VideoJobEvent(status, self.job_id, message, remote_error=job.error)
+        event = terminal_event(self.job_id, job.status, job.error)
+        if event is not None:
             return PollStep(new_state, event=event, log_message=log_message, warning=warning)
         if now >= self.deadline:
             return PollStep(

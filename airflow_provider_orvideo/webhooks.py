@@ -36,19 +36,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import math
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from airflow_provider_orvideo._internal.api import JobStatus
 from airflow_provider_orvideo.exceptions import (
     FutureWebhookTimestampError,
+    InvalidCallbackTargetError,
     InvalidWebhookPayloadError,
     MalformedWebhookSignatureError,
     MissingWebhookSignatureError,
@@ -60,9 +63,11 @@ __all__ = [
     "DEFAULT_TOLERANCE_SECONDS",
     "IDEMPOTENCY_KEY_HEADER",
     "SIGNATURE_HEADER",
+    "CallbackTarget",
     "VideoWebhookEvent",
     "WebhookDeduplicator",
     "build_signature_header",
+    "check_callback_url",
     "idempotency_key",
     "parse_event",
     "verify_and_parse",
@@ -160,17 +165,24 @@ def verify_signature(
     *,
     now: float | None = None,
     tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
+    future_tolerance_seconds: float | None = None,
 ) -> int:
     """Check an ``X-OpenRouter-Signature`` value against the raw body; return its timestamp.
 
     ``now`` (Unix seconds) defaults to ``time.time()``; pass it to test or to share one clock.
+    ``future_tolerance_seconds`` (default: ``tolerance_seconds``, as OpenRouter's cookbook has it)
+    bounds how far ahead of ``now`` a timestamp may be: a receiver can allow only clock skew.
     Raises a :class:`~airflow_provider_orvideo.exceptions.WebhookVerificationError` subclass
     per failure; see the module docstring for the algorithm.
     """
     _check_secret(secret)
     _check_body(raw_body)
-    if not tolerance_seconds >= 0:
-        raise ValueError(f"tolerance_seconds must be >= 0, got {tolerance_seconds!r}.")
+    ahead = tolerance_seconds if future_tolerance_seconds is None else future_tolerance_seconds
+    if not tolerance_seconds >= 0 or not ahead >= 0:
+        raise ValueError(
+            f"tolerance_seconds and future_tolerance_seconds must be >= 0, got {tolerance_seconds!r} "
+            f"and {future_tolerance_seconds!r}."
+        )
     if signature_header is None or not signature_header.strip():
         raise MissingWebhookSignatureError(
             f"The webhook has no {SIGNATURE_HEADER} header, so it cannot be trusted. OpenRouter "
@@ -201,10 +213,10 @@ def verify_signature(
             timestamp=timestamp,
             skew_seconds=skew,
         )
-    if -skew > tolerance_seconds:
+    if -skew > ahead:
         raise FutureWebhookTimestampError(
             f"The webhook's signature is valid but dated {-skew:.0f} s ahead of this host's clock "
-            f"(t={timestamp}), more than the {tolerance_seconds:g} s allowed: this host's clock is "
+            f"(t={timestamp}), more than the {ahead:g} s allowed: this host's clock is "
             "probably slow. Rejected; check the host's clock (NTP).",
             timestamp=timestamp,
             skew_seconds=skew,
@@ -324,6 +336,7 @@ def verify_and_parse(
     *,
     now: float | None = None,
     tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
+    future_tolerance_seconds: float | None = None,
 ) -> VideoWebhookEvent:
     """Verify the signature header (looked up case-insensitively), then parse the body."""
     values = _header_values(headers, SIGNATURE_HEADER)
@@ -333,7 +346,12 @@ def verify_and_parse(
             "allowed. Rejected."
         )
     verify_signature(
-        raw_body, values.pop() if values else None, secret, now=now, tolerance_seconds=tolerance_seconds
+        raw_body,
+        values.pop() if values else None,
+        secret,
+        now=now,
+        tolerance_seconds=tolerance_seconds,
+        future_tolerance_seconds=future_tolerance_seconds,
     )
     return parse_event(raw_body)
 
@@ -392,3 +410,140 @@ class WebhookDeduplicator:
     def __len__(self) -> int:
         with self._lock:
             return len(self._seen)
+
+
+# -- where a webhook goes, and which task it wakes --------------------------------------------
+
+MAX_CALLBACK_URL_LENGTH = 2048
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_callback_url(url: str) -> str:
+    """The receiver URL OpenRouter will POST to, checked; ``ValueError`` saying what is wrong.
+
+    OpenRouter delivers to ``https://`` URLs only; ``http://`` is allowed to this machine alone
+    (a local emulator). No user name or password (the URL is sent to OpenRouter and shown in its
+    logs) and no fragment; the provider adds its own query parameters (see :class:`CallbackTarget`).
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("the callback URL is empty")
+    url = url.strip()
+    if len(url) > MAX_CALLBACK_URL_LENGTH:
+        raise ValueError(
+            f"the callback URL is {len(url)} characters long, more than {MAX_CALLBACK_URL_LENGTH}"
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError as error:
+        raise ValueError(f"the callback URL {url[:80]!r} is not a URL ({error})") from None
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise ValueError(
+            f"the callback URL {url[:80]!r} is not an absolute https:// URL "
+            "(e.g. https://airflow.example.com/orvideo/webhook)"
+        )
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ValueError(
+            f"the callback URL {url[:80]!r} uses http:// to {host!r}: OpenRouter delivers webhooks "
+            "to https:// URLs only (http:// is accepted for this machine alone, e.g. an emulator)"
+        )
+    if parts.username or parts.password:
+        raise ValueError(
+            "the callback URL carries a user name or password: it is sent to OpenRouter and shown "
+            "in its logs; the receiver authenticates webhooks by their signature instead"
+        )
+    if parts.fragment:
+        raise ValueError(f"the callback URL {url[:80]!r} has a fragment (#...), which is never sent")
+    if any(key in CallbackTarget.QUERY_FIELDS for key, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        raise ValueError(
+            f"the callback URL {url[:80]!r} already has one of the query parameters the provider adds "
+            f"({', '.join(CallbackTarget.QUERY_FIELDS)})"
+        )
+    return url
+
+
+@dataclass(frozen=True)
+class CallbackTarget:
+    """Which connection signs a webhook and which task instance waits for it.
+
+    The operator appends these as query parameters to the callback URL it submits, so the
+    receiver finds the waiting task instance with one indexed lookup instead of scanning every
+    deferred task. They name what is stable across tries (never the try number), so a retry that
+    re-attaches to the job is still woken by the job's webhook. They are not signed: the receiver
+    trusts only the signed job id, and wakes a task only if its trigger waits on that very job
+    through that connection.
+    """
+
+    conn_id: str
+    dag_id: str | None = None
+    task_id: str | None = None
+    run_id: str | None = None
+    map_index: int = -1
+
+    QUERY_FIELDS = ("conn_id", "dag_id", "task_id", "run_id", "map_index")
+
+    @property
+    def names_task(self) -> bool:
+        return self.dag_id is not None
+
+    def url(self, base_url: str) -> str:
+        """``base_url`` (checked by :func:`check_callback_url`) with this target as query parameters."""
+        parts = urlsplit(check_callback_url(base_url))
+        ours: dict[str, str] = {"conn_id": self.conn_id}
+        if self.names_task:
+            ours.update(
+                dag_id=self.dag_id or "",
+                task_id=self.task_id or "",
+                run_id=self.run_id or "",
+                map_index=str(self.map_index),
+            )
+        query = "&".join(q for q in (parts.query, urlencode(ours)) if q)
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+    @classmethod
+    def from_query(cls, pairs: Iterable[tuple[str, str]], default_conn_id: str) -> CallbackTarget:
+        """Read the target back from a request's query; :class:`InvalidCallbackTargetError` if it is
+        not one the operator could have written (a parameter twice, a partial task identity)."""
+        values: dict[str, str] = {}
+        for key, value in pairs:
+            if key not in cls.QUERY_FIELDS:
+                continue
+            if key in values:
+                raise InvalidCallbackTargetError(f"The webhook URL names {key!r} more than once. Rejected.")
+            if not value or len(value) > 512:
+                raise InvalidCallbackTargetError(
+                    f"The webhook URL's {key!r} is empty or longer than 512 characters. Rejected."
+                )
+            values[key] = value
+        task_keys = cls.QUERY_FIELDS[1:]
+        given = [key for key in task_keys if key in values]
+        if given and len(given) != len(task_keys):
+            missing = ", ".join(key for key in task_keys if key not in values)
+            raise InvalidCallbackTargetError(
+                f"The webhook URL names a task instance but lacks {missing}. Rejected."
+            )
+        map_index = -1
+        if given:
+            try:
+                map_index = int(values["map_index"])
+            except ValueError:
+                raise InvalidCallbackTargetError(
+                    "The webhook URL's map_index is not an integer. Rejected."
+                ) from None
+        return cls(
+            conn_id=values.get("conn_id", default_conn_id),
+            dag_id=values.get("dag_id"),
+            task_id=values.get("task_id"),
+            run_id=values.get("run_id"),
+            map_index=map_index,
+        )

@@ -72,10 +72,11 @@ def wait_quiet(max_wait: float = 900.0, poll: float = 20.0) -> tuple[bool, float
 class Emulator:
     """``python -m orvideo_emulator`` in its own process (own session)."""
 
-    def __init__(self, api_key: str = "bench-key") -> None:
+    def __init__(self, api_key: str = "bench-key", webhook_secret: str | None = None) -> None:
         self.api_key = api_key
+        secret = ["--webhook-secret", webhook_secret] if webhook_secret else []
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "orvideo_emulator", "--port", "0", "--api-key", api_key],
+            [PYTHON, "-m", "orvideo_emulator", "--port", "0", "--api-key", api_key, *secret],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -49,6 +49,8 @@ DIST_NAME = "airflow-provider-orvideo"
 CONNECTION_TYPE = "openrouter"
 ENTRY_POINT_GROUP = "apache_airflow_provider"
 ENTRY_POINT_VALUE = f"{PACKAGE}.get_provider_info:get_provider_info"
+PLUGIN_ENTRY_POINT_VALUE = f"{PACKAGE}.plugins.openrouter_video:OpenRouterVideoPlugin"
+"""Airflow loads provider-info plugins only with ``lazy_load_providers = False``: the receiver needs the entry point."""
 EMULATOR_PACKAGE = "orvideo_emulator"
 EMULATOR_DIST_NAME = "orvideo-emulator"
 EMULATOR_DIR = "emulator"
@@ -229,6 +231,10 @@ def check_wheel(wheel: Path, tree_wheel: Path, src: Path, version: str) -> None:
         problems.append(
             f"entry point [{ENTRY_POINT_GROUP}] provider_info = {ENTRY_POINT_VALUE} missing; entry_points.txt:\n"
             f"{entry_points}"
+        )
+    if f"[airflow.plugins]\nopenrouter_video = {PLUGIN_ENTRY_POINT_VALUE}" not in entry_points:
+        problems.append(
+            f"entry point [airflow.plugins] openrouter_video missing; entry_points.txt:\n{entry_points}"
         )
 
     tree_files = wheel_files(tree_wheel)

@@ -49,6 +49,17 @@ def test_pyproject_registers_provider_entry_point() -> None:
     assert entry_points == {"provider_info": "airflow_provider_orvideo.get_provider_info:get_provider_info"}
 
 
+def test_the_plugin_is_registered_once_by_entry_point() -> None:
+    """Airflow loads the ``airflow.plugins`` entry point on every install. A ``plugins`` entry in
+    ``provider-info`` would load only with ``lazy_load_providers = False``, and then a second time
+    under the same name, which Airflow reports as a plugin import error: so there is none."""
+    project = _pyproject()["project"]
+    assert isinstance(project, dict)
+    plugin = "airflow_provider_orvideo.plugins.openrouter_video:OpenRouterVideoPlugin"
+    assert project["entry-points"]["airflow.plugins"] == {"openrouter_video": plugin}
+    assert "plugins" not in get_provider_info()
+
+
 def test_changelog_has_current_version_and_unreleased() -> None:
     changelog = (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
     headings = re.findall(r"^## \[([^\]]+)\]", changelog, re.MULTILINE)

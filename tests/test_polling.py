@@ -18,6 +18,7 @@ from airflow_provider_orvideo.polling import (
     PollSchedule,
     PollState,
     VideoJobEvent,
+    terminal_event,
 )
 
 JOB_ID = "gen-vid-1-abc"
@@ -154,8 +155,29 @@ def test_event_round_trip_is_json_primitives_only() -> None:
         "job_id": JOB_ID,
         "message": "it failed",
         "remote_error": "Content policy violation",
+        "source": "poll",
     }
     assert VideoJobEvent.from_payload(payload) == event
+    # An event written by a release before ``source`` existed reads as a poll's.
+    del payload["source"]
+    assert VideoJobEvent.from_payload(payload) == event
+    webhook = VideoJobEvent(EventStatus.COMPLETED, JOB_ID, "done", source="webhook")
+    assert VideoJobEvent.from_payload(webhook.to_payload()).from_webhook
+
+
+@pytest.mark.parametrize("status", ["completed", "failed", "cancelled", "expired"])
+def test_terminal_event_is_the_same_for_polls_and_webhooks(status: str) -> None:
+    polled = terminal_event(JOB_ID, status, None if status == "completed" else "nope")
+    hooked = terminal_event(JOB_ID, status, None if status == "completed" else "nope", source="webhook")
+    assert polled is not None
+    assert hooked is not None
+    assert (polled.status.value, polled.message) == (status, hooked.message)
+    assert (polled.source, hooked.source) == ("poll", "webhook")
+
+
+@pytest.mark.parametrize("status", ["pending", "in_progress", "rendering", ""])
+def test_terminal_event_is_none_while_running_or_unknown(status: str) -> None:
+    assert terminal_event(JOB_ID, status, None) is None
 
 
 @pytest.mark.parametrize(
@@ -166,6 +188,7 @@ def test_event_round_trip_is_json_primitives_only() -> None:
         ({"status": "success", "job_id": JOB_ID}, "expected one of"),
         ({"status": "completed"}, "carries no job_id"),
         ({"status": "completed", "job_id": JOB_ID, "version": 99}, "newer than this provider"),
+        ({"status": "completed", "job_id": JOB_ID, "source": "email"}, "expected 'poll' or 'webhook'"),
     ],
 )
 def test_untrustworthy_events_are_rejected(payload: object, fragment: str) -> None:

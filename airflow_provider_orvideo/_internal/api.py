@@ -64,6 +64,8 @@ class ConnectionSettings:
     api_key: str = field(repr=False)
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     extra_headers: Mapping[str, str] = field(default_factory=dict)
+    callback_url: str | None = None
+    """Where OpenRouter should POST each job's webhook (the connection's ``callback_url`` extra)."""
 
     def headers(self) -> dict[str, str]:
         """Request headers, including the bearer token (never log the result)."""
@@ -238,7 +240,22 @@ def settings_from_connection(
         api_key=api_key,
         timeout=_timeout_from_extra(conn_id, extra.get("timeout")),
         extra_headers=headers,
+        callback_url=_callback_url_from_extra(conn_id, extra.get("callback_url")),
     )
+
+
+def _callback_url_from_extra(conn_id: str, value: Any) -> str | None:
+    from airflow_provider_orvideo.webhooks import check_callback_url
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        return check_callback_url(value if isinstance(value, str) else repr(value))
+    except ValueError as error:
+        raise InvalidConnectionError(
+            f"The OpenRouter connection {conn_id!r} cannot be used: its extra field 'callback_url' is "
+            f"wrong: {error}. No request was sent."
+        ) from None
 
 
 class Endpoint(str, enum.Enum):

@@ -29,6 +29,7 @@ from datetime import timedelta
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_orvideo.defaults import DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS
 from airflow_provider_orvideo.exceptions import NOTHING_SPENT
 
 if TYPE_CHECKING:
@@ -579,6 +580,21 @@ def _orphan_policy(value: Any, problems: list[str]) -> str:
     return policies[0]
 
 
+def _callback_url(value: Any, problems: list[str]) -> str | None:
+    from airflow_provider_orvideo.webhooks import check_callback_url
+
+    if value is None or value == "":
+        return None if value is None else ""  # None: the connection's; "": no webhooks for this task
+    if not isinstance(value, str):
+        problems.append(f"{_item('callback_url', value)} must be None, '' or a https:// URL (a str)")
+        return None
+    try:
+        return check_callback_url(value)
+    except ValueError as error:
+        problems.append(f"callback_url is not usable: {error}")
+        return None
+
+
 def _conn_id(value: Any, problems: list[str]) -> str:
     if isinstance(value, str) and value.strip():
         return value
@@ -603,6 +619,8 @@ class OperatorArguments:
     deferrable: bool
     overwrite: bool
     openrouter_conn_id: str
+    callback_url: str | None = None
+    webhook_poll_interval: float = DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS
 
 
 def argument_error(header: str, problems: Sequence[str]) -> InvalidOperatorArgumentError:
@@ -627,6 +645,8 @@ def check_operator_arguments(
     deferrable: Any,
     overwrite: Any,
     openrouter_conn_id: Any,
+    callback_url: Any = None,
+    webhook_poll_interval: Any = DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,
     request_fields: Mapping[str, Any] | None = None,
     jinja_environment_kwargs: Mapping[str, Any] | None = None,
     template_ext: Sequence[str] = (),
@@ -664,6 +684,8 @@ def check_operator_arguments(
         max_consecutive_poll_failures=_whole(
             "max_consecutive_poll_failures", max_consecutive_poll_failures, problems
         ),
+        callback_url=_callback_url(callback_url, problems),
+        webhook_poll_interval=_wait("webhook_poll_interval", webhook_poll_interval, problems),
     )
     if request_fields:
         _, field_problems = check_request_fields(

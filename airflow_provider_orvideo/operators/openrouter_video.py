@@ -17,6 +17,7 @@ from airflow_provider_orvideo.defaults import (
     DEFAULT_JOB_TIMEOUT_SECONDS,
     DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_POLL_INTERVAL_SECONDS,
+    DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,
     default_deferrable,
 )
 
@@ -25,6 +26,7 @@ from airflow_provider_orvideo.defaults import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_orvideo._internal.api import VideoJob
     from airflow_provider_orvideo._internal.output_paths import OutputTarget
     from airflow_provider_orvideo._internal.submission import Decision, SubmissionLedger, SubmissionRecord
     from airflow_provider_orvideo._internal.validation import VideoRequest
@@ -135,6 +137,15 @@ class OpenRouterVideoOperator(BaseOperator):
     :param job_timeout: How long to wait for the job before failing (``timedelta`` or seconds).
         Default one hour. The job is not cancelled (OpenRouter has no cancel endpoint).
     :param max_consecutive_poll_failures: Transient poll failures tolerated in a row.
+    :param callback_url: The public URL of the provider's webhook receiver in the api-server,
+        e.g. ``https://airflow.example.com/orvideo/webhook`` (default: the connection's
+        ``callback_url`` extra; None there too means no webhooks; ``""`` turns them off for this
+        task whatever the connection says). With it, OpenRouter's signed
+        webhook resumes the deferred task within about a second of the job's end, and the
+        trigger only checks the job every ``webhook_poll_interval`` as a safety net. Not
+        templated; not sent when ``deferrable=False`` (nothing would wait for it).
+    :param webhook_poll_interval: With webhooks, seconds between the trigger's own checks
+        (default 600), plus one at the deadline: a lost webhook delays the task, never loses it.
     """
 
     template_fields: Sequence[str] = (
@@ -191,6 +202,8 @@ class OpenRouterVideoOperator(BaseOperator):
         initial_poll_delays: Sequence[float] = DEFAULT_INITIAL_POLL_DELAYS,
         job_timeout: timedelta | float = DEFAULT_JOB_TIMEOUT_SECONDS,
         max_consecutive_poll_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        callback_url: str | None = None,
+        webhook_poll_interval: float = DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -229,6 +242,8 @@ class OpenRouterVideoOperator(BaseOperator):
             deferrable=default_deferrable() if deferrable is None else deferrable,
             overwrite=overwrite,
             openrouter_conn_id=openrouter_conn_id,
+            callback_url=callback_url,
+            webhook_poll_interval=webhook_poll_interval,
             request_fields={name: getattr(self, name) for name in REQUEST_FIELDS},
             jinja_environment_kwargs=getattr(self.get_dag(), "jinja_environment_kwargs", None),
             template_ext=self.template_ext,
@@ -246,6 +261,8 @@ class OpenRouterVideoOperator(BaseOperator):
         self.initial_poll_delays = list(checked.initial_poll_delays)
         self.job_timeout = checked.job_timeout
         self.max_consecutive_poll_failures = checked.max_consecutive_poll_failures
+        self.callback_url = checked.callback_url
+        self.webhook_poll_interval = checked.webhook_poll_interval
         self._saved: tuple[str, Any, float | None, str, tuple[str, ...]] | None = None
         """What this process saved (job id, model, cost, host, locations): for OpenLineage."""
 
@@ -361,6 +378,7 @@ class OpenRouterVideoOperator(BaseOperator):
         ledger = SubmissionLedger(task_state_store(context))
         record = ledger.load()
         decision, superseded = self._decide(context, ledger, record, body)
+        callback = self._callback_url(context)
         if decision.action is Action.SUBMIT:
             self._check_output_free(context, target, record, superseded)
             self._check_cost(
@@ -371,7 +389,7 @@ class OpenRouterVideoOperator(BaseOperator):
                     generate_audio=request.generate_audio,
                 )
             )
-            job_id = self._submit(ledger, body, record, superseded)
+            job_id = self._submit(ledger, body, record, superseded, callback)
             submitted_at: float | None = time.time()
         else:
             job_id = decision.job_id or ""
@@ -381,21 +399,50 @@ class OpenRouterVideoOperator(BaseOperator):
         context["ti"].xcom_push(key=REQUEST_XCOM_KEY, value=facts)
         if decision.action is Action.DOWNLOAD:
             return self._download(context, job_id, facts)
+        # With a webhook on its way, the trigger's polls are only a safety net (at most one for
+        # a job of up to webhook_poll_interval, plus one at the deadline). A re-attaching try
+        # keeps the normal schedule: it cannot know whether its job was submitted with a callback
+        # (and its webhook may have come while nobody waited); it checks at once, then as usual.
+        webhook_on_its_way = callback is not None and submitted_at is not None
+        interval, delays = (
+            (self.webhook_poll_interval, (self.webhook_poll_interval,))
+            if webhook_on_its_way
+            else (self.poll_interval, tuple(self.initial_poll_delays))
+        )
         poller = JobPoller(
             job_id=job_id,
             deadline=time.time() + self.job_timeout,
-            poll_interval=self.poll_interval * scale,
+            poll_interval=interval * scale,
             max_consecutive_poll_failures=self.max_consecutive_poll_failures,
             submitted_at=submitted_at,
-            initial_poll_delays=tuple(delay * scale for delay in self.initial_poll_delays),
+            initial_poll_delays=tuple(delay * scale for delay in delays),
         )
         if not self.deferrable:
             return self._finish(context, self._poll_on_worker(poller), facts)
         self.defer(
             trigger=OpenRouterVideoTrigger.for_poller(poller, self.openrouter_conn_id),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.job_timeout + self.poll_interval + DEFERRAL_GRACE_SECONDS),
+            timeout=timedelta(seconds=self.job_timeout + interval + DEFERRAL_GRACE_SECONDS),
         )
+
+    def _callback_url(self, context: Context) -> str | None:
+        """The webhook URL for this task instance, or None: no receiver configured, or nothing
+        would wait for the webhook (``deferrable=False``)."""
+        from airflow_provider_orvideo.webhooks import CallbackTarget
+
+        base = self.hook.get_settings().callback_url if self.callback_url is None else self.callback_url
+        if not base or not self.deferrable:
+            return None
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", -1)
+        target = CallbackTarget(
+            conn_id=self.openrouter_conn_id,
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=ti.run_id,
+            map_index=-1 if map_index is None else map_index,
+        )
+        return target.url(base)
 
     def _poll_scale(self) -> float:
         """``[openrouter] loopback_poll_scale`` for this connection (1 unless it is loopback)."""
@@ -553,14 +600,18 @@ class OpenRouterVideoOperator(BaseOperator):
         body: dict[str, Any],
         previous: SubmissionRecord | None,
         superseded: tuple[dict[str, Any], ...],
+        callback_url: str | None,
     ) -> str:
-        """POST the job between an intent record and a submitted record."""
+        """POST the job between an intent record and a submitted record.
+
+        The callback URL goes into the POST only, never into the record's fingerprint: turning
+        webhooks on between tries must not make a retry pay for the same video again."""
         from airflow_provider_orvideo._internal.submission import SubmissionRecord, submit_created_nothing
 
         intent = SubmissionRecord.intent(body, superseded)
         ledger.save(intent)
         try:
-            job = self.hook.submit(body)
+            job = self.hook.submit(body if callback_url is None else {**body, "callback_url": callback_url})
         except Exception as error:
             # Proof that OpenRouter created nothing: the next try may submit freely, and the earlier
             # record comes back (superseded jobs stay on record). Otherwise the intent stays.
@@ -581,10 +632,42 @@ class OpenRouterVideoOperator(BaseOperator):
         return job.id
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
-        """Resume on a worker after the trigger's one event: download, or fail with the reason."""
+        """Resume on a worker after the trigger's one event: download, or fail with the reason.
+
+        An event from a webhook is confirmed first with one GET of the job: OpenRouter's answer,
+        not the webhook, decides whether to download or fail (and which error the task gets).
+        """
         from airflow_provider_orvideo.polling import VideoJobEvent
 
-        return self._finish(context, VideoJobEvent.from_payload(event), None)
+        resumed = VideoJobEvent.from_payload(event)
+        if not resumed.from_webhook:
+            return self._finish(context, resumed, None)
+        job = self.hook.get_job(resumed.job_id)
+        confirmed = self._confirm_webhook(resumed, job)
+        return self._finish(context, confirmed, None, job=job)
+
+    def _confirm_webhook(self, event: VideoJobEvent, job: VideoJob) -> VideoJobEvent:
+        """The event OpenRouter's GET supports; a job that is somehow not finished is an error
+        (a retry re-attaches to it and polls)."""
+        from airflow_provider_orvideo.polling import EventStatus, VideoJobEvent, terminal_event
+
+        confirmed = terminal_event(job.id, job.status, job.error)
+        if confirmed is None:
+            return VideoJobEvent(
+                EventStatus.ERROR,
+                job.id,
+                f"A signed webhook said OpenRouter video job {job.id} is {event.status}, but OpenRouter "
+                f"reports it as {job.status}.",
+            )
+        if confirmed.status is not event.status:
+            self.log.warning(
+                "A webhook said job %s is %s; OpenRouter reports %s, which decides.",
+                job.id,
+                event.status,
+                confirmed.status,
+            )
+        self.log.info("Resumed by OpenRouter's webhook; job %s confirmed %s.", job.id, confirmed.status)
+        return confirmed
 
     def _submitted_request(self, context: Context) -> dict[str, Any]:
         """The request facts ``execute`` recorded in XCom before deferring (same try).
@@ -625,8 +708,16 @@ class OpenRouterVideoOperator(BaseOperator):
 
     # -- after the job ends -------------------------------------------------------------------
 
-    def _finish(self, context: Context, event: VideoJobEvent, request: dict[str, Any] | None) -> str:
-        """End the task on the job's final event; ``request`` is None after a deferral (read from XCom)."""
+    def _finish(
+        self,
+        context: Context,
+        event: VideoJobEvent,
+        request: dict[str, Any] | None,
+        *,
+        job: VideoJob | None = None,
+    ) -> str:
+        """End the task on the job's final event; ``request`` is None after a deferral (read from
+        XCom); ``job`` is the job as just fetched, if it was (saves the download its GET)."""
         from airflow_provider_orvideo import exceptions
         from airflow_provider_orvideo.polling import EventStatus
 
@@ -640,7 +731,7 @@ class OpenRouterVideoOperator(BaseOperator):
         if event.status is EventStatus.COMPLETED:
             if request is None:
                 request = self._submitted_request(context)
-            return self._download(context, event.job_id, request)
+            return self._download(context, event.job_id, request, job=job)
         if event.status is EventStatus.TIMEOUT:
             retry = _RETRY_REATTACHES
         elif event.status is EventStatus.ERROR:
@@ -651,7 +742,9 @@ class OpenRouterVideoOperator(BaseOperator):
             f"{event.message} {retry}", job_id=event.job_id, remote_error=event.remote_error
         )
 
-    def _download(self, context: Context, job_id: str, request: dict[str, Any]) -> str:
+    def _download(
+        self, context: Context, job_id: str, request: dict[str, Any], *, job: VideoJob | None = None
+    ) -> str:
         """Fetch the finished job (URLs never cross the trigger boundary) and save every output.
 
         Outputs an earlier try already saved completely (recorded size, MP4 signature) are kept.
@@ -673,7 +766,8 @@ class OpenRouterVideoOperator(BaseOperator):
             VideoOutputGoneError,
         )
 
-        job = self.hook.get_job(job_id)
+        if job is None:
+            job = self.hook.get_job(job_id)
         ledger = SubmissionLedger(task_state_store(context))
         record = ledger.load()
         own = dict(record.outputs) if record is not None and record.job_id == job.id else {}

@@ -147,9 +147,11 @@ class OpenRouterVideoTrigger(BaseTrigger):
             await hook.aclose()
 
     async def on_kill(self) -> None:
-        """A user marked the deferred task failed/success or cleared it: say what happens to the job."""
+        """The task stopped waiting on this trigger: a webhook resumed it, or a user marked it
+        failed/success or cleared it. Airflow 3.3 calls this in both cases and cannot tell which."""
         self.log.warning(
-            "The task waiting on OpenRouter video job %s was stopped by a user. OpenRouter has no cancel "
-            "endpoint, so the job keeps rendering and will be billed if it completes.",
+            "Stopped waiting on OpenRouter video job %s: either its webhook resumed the task (then the "
+            "task downloads the video), or a user stopped or cleared the task. In that case the job "
+            "keeps rendering (OpenRouter has no cancel endpoint) and is billed if it completes.",
             self.job_id,
         )

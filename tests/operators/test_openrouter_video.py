@@ -237,3 +237,114 @@ def test_after_deferral_the_submitted_request_is_read_not_parsed_again(emulator:
     assert resumed.execute_complete(context, event) == str(tmp_path / "out.mp4")
     assert outlet_event.extra["model"] == "google/veo-3.1"
     assert outlet_event.extra["duration"] == 4
+
+
+# -- webhooks (issue 14) ------------------------------------------------------------------------
+
+RECEIVER = "https://airflow.example.com/orvideo/webhook"
+
+
+def _with_callback_extra(monkeypatch: pytest.MonkeyPatch, emulator: Any, url: str) -> None:
+    import json
+
+    from tests.conftest import EMULATOR_API_KEY
+
+    connection = {
+        "conn_type": "openrouter",
+        "host": emulator.server.base_url,
+        "password": EMULATOR_API_KEY,
+        "extra": {"callback_url": url, "webhook_secret": "whsec-op"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_OPENROUTER_DEFAULT", json.dumps(connection))
+
+
+def test_the_connections_callback_url_is_submitted_with_the_task_identity(
+    emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    _with_callback_extra(monkeypatch, emulator, RECEIVER)
+    operator = make_operator(tmp_path, webhook_poll_interval=420)
+    ti = RecordingTaskInstance()
+    with pytest.raises(TaskDeferred) as info:
+        operator.execute(context_with(ti))
+    body = emulator.control.requests("submit")[0]["body"]
+    url = urlsplit(body["callback_url"])
+    assert f"{url.scheme}://{url.netloc}{url.path}" == RECEIVER
+    assert dict(parse_qsl(url.query)) == {
+        "conn_id": "openrouter_default",
+        "dag_id": "pipeline",
+        "task_id": "render",
+        "run_id": "manual__1",
+        "map_index": "-1",
+    }
+    assert "callback_url" not in ti.xcom["video_request"]  # not part of what the video is
+    # The trigger only keeps a safety poll: first check after webhook_poll_interval, then every it.
+    trigger = info.value.trigger
+    assert (trigger.poll_interval, trigger.initial_delays) == (420, [420])
+    assert info.value.timeout > timedelta(seconds=3600 + 420)
+    assert "whsec-op" not in repr(trigger.serialize())
+
+
+@pytest.mark.parametrize("kwargs", [{"callback_url": ""}, {"deferrable": False, "poll_interval": 0.05}])
+def test_no_callback_when_opted_out_or_nothing_would_wait(
+    emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any]
+) -> None:
+    _with_callback_extra(monkeypatch, emulator, RECEIVER)
+    emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0)
+    operator = make_operator(tmp_path, **kwargs)
+    deferred: list[Any] = []
+    try:
+        operator.execute(context_with(RecordingTaskInstance()))
+    except TaskDeferred as error:
+        deferred.append(error.trigger)
+    assert [trigger.poll_interval for trigger in deferred] == ([] if "deferrable" in kwargs else [0.05])
+    assert "callback_url" not in emulator.control.requests("submit")[0]["body"]
+
+
+def test_the_operators_own_callback_url_wins(emulator: Any, tmp_path: Path) -> None:
+    operator = make_operator(tmp_path, callback_url="http://127.0.0.1:9/orvideo/webhook?tenant=a")
+    with pytest.raises(TaskDeferred):
+        operator.execute(context_with(RecordingTaskInstance()))
+    sent = emulator.control.requests("submit")[0]["body"]["callback_url"]
+    assert sent.startswith(
+        "http://127.0.0.1:9/orvideo/webhook?tenant=a&conn_id=openrouter_default&dag_id=pipeline"
+    )
+
+
+def test_a_connection_with_an_unusable_callback_url_fails_before_paying(
+    emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_orvideo.exceptions import InvalidConnectionError
+
+    _with_callback_extra(monkeypatch, emulator, "http://airflow.example.com/orvideo/webhook")
+    with pytest.raises(InvalidConnectionError, match=r"extra field 'callback_url'.*https:// URLs only"):
+        make_operator(tmp_path).execute(context_with(RecordingTaskInstance()))
+    assert emulator.control.count("submit", "POST") == 0
+
+
+@pytest.mark.parametrize(
+    ("remote", "expected"),
+    [("completed", "completed"), ("failed", "failed"), ("in_progress", "error")],
+)
+def test_a_webhook_event_is_confirmed_by_one_get(
+    emulator: Any, tmp_path: Path, remote: str, expected: str
+) -> None:
+    """OpenRouter's GET, not the webhook, decides: a webhook saying "completed" for a job that
+    failed fails the task; one for a job still rendering is an error (a retry re-attaches)."""
+    from airflow_provider_orvideo.exceptions import VideoJobFailedError, VideoJobPollingError
+
+    outcomes = {"completed": "completed", "failed": "failed", "in_progress": "completed"}
+    timing = {"in_progress_seconds": 60} if remote == "in_progress" else {"in_progress_seconds": 0}
+    emulator.control.set_job_defaults(pending_seconds=0, outcome=outcomes[remote], **timing)
+    job_id = OpenRouterVideoHook().submit({"model": "google/veo-3.1", "prompt": "p"}).id
+    polls_before = emulator.control.count("poll")
+    event = {"version": 1, "status": "completed", "job_id": job_id, "message": "m", "source": "webhook"}
+    operator = make_operator(tmp_path)
+    if expected == "completed":
+        assert operator.execute_complete(context_with(RecordingTaskInstance()), event).endswith("out.mp4")
+    else:
+        error = VideoJobFailedError if expected == "failed" else VideoJobPollingError
+        with pytest.raises(error):
+            operator.execute_complete(context_with(RecordingTaskInstance()), event)
+    assert emulator.control.count("poll") - polls_before == 1  # one GET confirms and feeds the download

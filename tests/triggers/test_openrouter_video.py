@@ -86,7 +86,8 @@ async def test_completed_job_yields_exactly_one_completed_event(emulator: Any) -
     payload = events[0].payload
     assert payload["status"] == "completed"
     assert payload["job_id"] == job_id
-    assert set(payload) == {"version", "status", "job_id", "message", "remote_error"}
+    assert set(payload) == {"version", "status", "job_id", "message", "remote_error", "source"}
+    assert payload["source"] == "poll"
     assert emulator.control.count("submit") == 1  # the trigger never submits
 
 
@@ -195,8 +196,8 @@ async def test_on_kill_and_cleanup_never_touch_the_job(
     logs = caplog.text + captured.out + captured.err
     # Seen once under xdist on Airflow 3.2.2 with the sentence present but not matching: the
     # whole text is shown on failure to tell what differed.
-    assert f"The task waiting on OpenRouter video job {job_id} was stopped by a user" in logs, logs
-    assert "keeps rendering and will be billed" in logs, logs
+    assert f"Stopped waiting on OpenRouter video job {job_id}: either its webhook resumed" in logs, logs
+    assert "the job keeps rendering (OpenRouter has no cancel endpoint) and is billed" in logs, logs
     assert len(emulator.control.requests()) == requests_before
 
 

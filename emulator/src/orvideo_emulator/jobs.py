@@ -190,6 +190,7 @@ class Job:
             "model": self.model,
             "request": self.request,
             "created_at": self.created_at,
+            "finished_at": self.finished_at,
             "outcome": self.settings.outcome,
             "status": self.status(now),
             "settings": self.settings.to_dict(),

@@ -1,0 +1,364 @@
+"""The webhook receiver's decision (``receive``) and its HTTP driver (``build_app``).
+
+The database step (``resume_waiting_task``) runs against a real Airflow stack in
+``tests/system/test_webhooks.py``; here it is replaced by a recorder, so every answer the
+receiver can give is pinned down without a scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_orvideo.plugins.webhook_receiver import (
+    FUTURE_SKEW_SECONDS,
+    MAX_BODY_BYTES,
+    WEBHOOK_PATH,
+    ResumeOutcome,
+    build_app,
+    receive,
+)
+from airflow_provider_orvideo.webhooks import (
+    CallbackTarget,
+    VideoWebhookEvent,
+    WebhookDeduplicator,
+    build_signature_header,
+    check_callback_url,
+)
+
+SECRET = "whsec-receiver-9b2d41"
+JOB = "vid-job-7Hq2"
+TARGET = CallbackTarget("openrouter_default", "dag", "render", "manual__2026-11-30T00:00:00+00:00", 2)
+
+
+def body_for(status: str = "completed", job: str = JOB) -> bytes:
+    data: dict[str, Any] = {"id": job, "status": status, "generation_id": "gen-1", "model": "google/veo-3.1"}
+    if status == "completed":
+        data |= {
+            "unsigned_urls": [f"https://openrouter.ai/api/v1/videos/{job}/content?index=0"],
+            "usage": {"cost": 0.5},
+        }
+    else:
+        data["error"] = "boom"
+    return json.dumps(
+        {"type": f"video.generation.{status}", "created_at": "2026-11-30T00:00:00.000Z", "data": data}
+    ).encode()
+
+
+def signed(body: bytes, *, t: float | None = None, secret: str = SECRET) -> dict[str, str]:
+    stamp = int(time.time() if t is None else t)
+    status = json.loads(body)["data"]["status"]
+    return {
+        "X-OpenRouter-Signature": build_signature_header(body, secret, stamp),
+        "X-OpenRouter-Idempotency-Key": f"{JOB}-{status}",
+    }
+
+
+def query(target: CallbackTarget = TARGET) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    return parse_qsl(urlsplit(target.url("https://airflow.example.com/orvideo/webhook")).query)
+
+
+class Recorder:
+    """Stands in for the database step and counts what reached it."""
+
+    def __init__(
+        self, outcome: ResumeOutcome = ResumeOutcome.RESUMED, error: Exception | None = None
+    ) -> None:
+        self.outcome = outcome
+        self.error = error
+        self.calls: list[tuple[VideoWebhookEvent, CallbackTarget]] = []
+
+    async def __call__(self, event: VideoWebhookEvent, target: CallbackTarget) -> ResumeOutcome:
+        self.calls.append((event, target))
+        if self.error is not None:
+            raise self.error
+        return self.outcome
+
+
+async def secrets(conn_id: str) -> str | None:
+    return SECRET if conn_id == "openrouter_default" else None
+
+
+def run(
+    body: bytes,
+    headers: dict[str, str],
+    q: Any = None,
+    *,
+    resume: Recorder | None = None,
+    dedup: WebhookDeduplicator | None = None,
+    now: float | None = None,
+) -> Any:
+    return asyncio.run(
+        receive(
+            body,
+            headers,
+            query() if q is None else q,
+            load_secret=secrets,
+            resume=Recorder() if resume is None else resume,
+            deduplicator=WebhookDeduplicator() if dedup is None else dedup,
+            now=now,
+        )
+    )
+
+
+@pytest.mark.parametrize("status", ["completed", "failed", "cancelled", "expired"])
+def test_a_signed_event_resumes_the_named_task_once(status: str) -> None:
+    resume, dedup = Recorder(), WebhookDeduplicator()
+    body = body_for(status)
+    first = run(body, signed(body), resume=resume, dedup=dedup)
+    again = run(body, signed(body), resume=resume, dedup=dedup)
+    assert (first.status, first.outcome) == (200, "resumed")
+    assert (again.status, again.outcome) == (200, "duplicate")
+    assert len(resume.calls) == 1
+    event, target = resume.calls[0]
+    assert (event.job_id, event.status, target) == (JOB, status, TARGET)
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        ({}, "MissingWebhookSignatureError"),
+        ({"X-OpenRouter-Signature": "t=1,v1=zz"}, "MalformedWebhookSignatureError"),
+        ("other-secret", "WebhookSignatureMismatchError"),
+        ("stale", "StaleWebhookTimestampError"),
+        ("future", "FutureWebhookTimestampError"),
+    ],
+)
+def test_unverified_deliveries_are_refused_and_never_reach_the_task(
+    headers: Any, why: str, caplog: Any
+) -> None:
+    body = body_for()
+    now = time.time()
+    if headers == "other-secret":
+        headers = signed(body, secret="whsec-forged")
+    elif headers == "stale":
+        headers = signed(body, t=now - 301)
+    elif headers == "future":
+        headers = signed(body, t=now + FUTURE_SKEW_SECONDS + 5)
+    resume = Recorder()
+    with caplog.at_level(logging.WARNING):
+        reply = run(body, headers, resume=resume, now=now)
+    assert (reply.status, reply.outcome, reply.detail) == (401, "unverified", why)
+    assert resume.calls == []
+    assert SECRET not in caplog.text
+
+
+def test_small_clock_skew_ahead_is_accepted() -> None:
+    body = body_for()
+    now = time.time()
+    assert run(body, signed(body, t=now + FUTURE_SKEW_SECONDS - 2), now=now).status == 200
+    assert run(body, signed(body, t=now - 299), now=now).status == 200
+
+
+def test_a_replayed_body_with_an_altered_job_id_fails_the_signature() -> None:
+    body = body_for()
+    headers = signed(body)
+    tampered = body.replace(JOB.encode(), b"vid-job-other")
+    reply = run(tampered, headers)
+    assert reply.status == 401
+
+
+def test_no_secret_configured_refuses_everything_with_a_log_line(caplog: Any) -> None:
+    body = body_for()
+    q = query(CallbackTarget("openrouter_without_secret", "dag", "render", "r", -1))
+    resume = Recorder()
+    with caplog.at_level(logging.WARNING):
+        reply = run(body, signed(body), q, resume=resume)
+    assert (reply.status, reply.outcome) == (503, "not_configured")
+    assert resume.calls == []
+    assert "connection 'openrouter_without_secret' has no 'webhook_secret' extra" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        [("conn_id", "openrouter_default"), ("conn_id", "other")],
+        [("dag_id", "dag"), ("task_id", "render")],
+        [("dag_id", "dag"), ("task_id", "t"), ("run_id", "r"), ("map_index", "x")],
+        [("conn_id", "")],
+    ],
+)
+def test_a_url_the_operator_could_not_have_written_is_400(q: list[tuple[str, str]]) -> None:
+    body = body_for()
+    assert run(body, signed(body), q).status == 400
+
+
+def test_a_header_key_that_contradicts_the_signed_body_is_400() -> None:
+    body = body_for()
+    headers = signed(body) | {"X-OpenRouter-Idempotency-Key": f"{JOB}-failed"}
+    assert run(body, headers).status == 400
+
+
+def test_a_signed_event_without_a_task_in_its_url_is_acknowledged() -> None:
+    body = body_for()
+    resume = Recorder()
+    reply = run(body, signed(body), [], resume=resume)
+    assert (reply.status, reply.outcome) == (200, "no_task_named")
+    assert resume.calls == []
+
+
+def test_a_task_that_has_not_deferred_yet_gets_the_event_again_later() -> None:
+    body = body_for()
+    dedup = WebhookDeduplicator()
+    waiting = Recorder(ResumeOutcome.NOT_DEFERRED_YET)
+    reply = run(body, signed(body), resume=waiting, dedup=dedup)
+    assert (reply.status, reply.retry_after) == (503, 1)
+    resumed = Recorder()
+    assert run(body, signed(body), resume=resumed, dedup=dedup).outcome == "resumed"
+    assert len(resumed.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "outcome", [ResumeOutcome.NOT_WAITING, ResumeOutcome.OTHER_JOB, ResumeOutcome.NO_TASK]
+)
+def test_nothing_to_resume_is_acknowledged(outcome: ResumeOutcome) -> None:
+    body = body_for()
+    reply = run(body, signed(body), resume=Recorder(outcome))
+    assert (reply.status, reply.outcome) == (200, outcome.value)
+
+
+def test_a_database_failure_is_503_and_the_redelivery_is_processed(caplog: Any) -> None:
+    body = body_for()
+    dedup = WebhookDeduplicator()
+    reply = run(body, signed(body), resume=Recorder(error=RuntimeError("db down")), dedup=dedup)
+    assert (reply.status, reply.outcome) == (503, "error")
+    assert run(body, signed(body), dedup=dedup).outcome == "resumed"
+
+
+# -- the HTTP driver ------------------------------------------------------------------------
+
+
+def client(resume: Any = None) -> TestClient:
+    calls: list[Any] = []
+
+    def record(event: VideoWebhookEvent, target: CallbackTarget) -> ResumeOutcome:
+        calls.append((event, target))
+        return ResumeOutcome.RESUMED
+
+    app = build_app(
+        load_secret=lambda conn_id: SECRET if conn_id == "openrouter_default" else None,
+        resume=resume or record,
+    )
+    test_client = TestClient(app)
+    test_client.calls = calls  # type: ignore[attr-defined]
+    return test_client
+
+
+def test_http_round_trip() -> None:
+    c = client()
+    body = body_for()
+    url = TARGET.url(f"https://testserver/orvideo{WEBHOOK_PATH}").removeprefix("https://testserver/orvideo")
+    answer = c.post(url, content=body, headers=signed(body))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outcome"] == "resumed"
+    assert c.calls[0][1] == TARGET  # type: ignore[attr-defined]
+
+
+def test_http_refuses_large_bodies_unread() -> None:
+    c = client()
+    big = b"{" + b" " * MAX_BODY_BYTES + b"}"
+    assert c.post(WEBHOOK_PATH, content=big, headers=signed(body_for())).status_code == 413
+
+    def chunks() -> Any:  # no Content-Length: counted while read
+        for _ in range(MAX_BODY_BYTES // 1024 + 2):
+            yield b" " * 1024
+
+    assert c.post(WEBHOOK_PATH, content=chunks()).status_code == 413
+    assert c.post(WEBHOOK_PATH, content=b"{}", headers={"content-length": "abc"}).status_code in (400, 413)
+
+
+def test_http_503_carries_retry_after() -> None:
+    c = client(resume=lambda event, target: ResumeOutcome.NOT_DEFERRED_YET)
+    body = body_for()
+    url = TARGET.url("https://x/orvideo/webhook").removeprefix("https://x/orvideo")
+    answer = c.post(url, content=body, headers=signed(body))
+    assert (answer.status_code, answer.headers["retry-after"]) == (503, "1")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        st.builds(
+            lambda d: json.dumps(d).encode(),
+            st.dictionaries(
+                st.text(max_size=8),
+                st.recursive(
+                    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+                    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+                    max_leaves=8,
+                ),
+                max_size=4,
+            ),
+        ),
+    ),
+    sign_it=st.booleans(),
+    extra_query=st.lists(
+        st.tuples(st.sampled_from((*CallbackTarget.QUERY_FIELDS, "x")), st.text(max_size=10)), max_size=4
+    ),
+    header=st.text(max_size=80),
+)
+def test_http_never_answers_500_to_any_input(
+    body: bytes, sign_it: bool, extra_query: list[tuple[str, str]], header: str
+) -> None:
+    from urllib.parse import urlencode
+
+    c = client()
+    headers = (
+        {"X-OpenRouter-Signature": build_signature_header(body, SECRET, int(time.time()))} if sign_it else {}
+    )
+    if header.isascii() and header.isprintable():
+        headers["X-OpenRouter-Idempotency-Key"] = header
+    answer = c.post(f"{WEBHOOK_PATH}?{urlencode(extra_query)}", content=body, headers=headers)
+    assert answer.status_code in (200, 400, 401, 503), answer.text
+    if answer.status_code == 200:
+        assert answer.json()["outcome"] in ("resumed", "duplicate", "no_task_named")
+
+
+# -- the callback URL -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://airflow.example.com/orvideo/webhook",
+        "ftp://airflow.example.com/x",
+        "https://user:pw@airflow.example.com/orvideo/webhook",
+        "https://airflow.example.com/orvideo/webhook#frag",
+        "https://airflow.example.com/orvideo/webhook?dag_id=x",
+        "/orvideo/webhook",
+        "",
+    ],
+)
+def test_unusable_callback_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="callback URL"):
+        check_callback_url(url)
+
+
+@given(
+    dag_id=st.text(min_size=1, max_size=40),
+    task_id=st.text(min_size=1, max_size=40),
+    run_id=st.text(min_size=1, max_size=60),
+    map_index=st.integers(-1, 10_000),
+    conn_id=st.text(min_size=1, max_size=30),
+)
+def test_the_target_survives_the_url_round_trip(
+    dag_id: str, task_id: str, run_id: str, map_index: int, conn_id: str
+) -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    target = CallbackTarget(conn_id, dag_id, task_id, run_id, map_index)
+    url = target.url("https://airflow.example.com/orvideo/webhook?tenant=a")
+    parsed = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    assert ("tenant", "a") in parsed
+    assert CallbackTarget.from_query(parsed, "openrouter_default") == target

@@ -1,0 +1,254 @@
+"""OpenRouter's webhooks resume deferred tasks on a real stack (issue 14).
+
+One stack (api-server with the provider's plugin, scheduler, dag-processor, triggerer; SQLite,
+LocalExecutor) and one emulator that signs and delivers webhooks to the callback URL the operator
+submits. The connection (callback URL and signing secret as extras) lives in the metadata
+database, as a platform engineer would set it up, so the api-server reads the secret from there.
+
+Each test names the path it proves: on time, lost (the safety poll finds the job), duplicated,
+forged / stale / replayed (refused, the task unaffected), and the api-server restarted between
+submit and webhook.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import pytest
+from orvideo_emulator import EmulatorControl, EmulatorServer
+
+from airflow_provider_orvideo.webhooks import build_signature_header
+from tests.conftest import EMULATOR_API_KEY
+from tests.system.conftest import StackFactory
+from tests.system.stack import AirflowStack
+
+pytestmark = pytest.mark.system
+
+SECRET = "whsec-system-test-3c9f"
+DAG_ID = "orvideo_webhooks"
+SAFETY_DAG_ID = "orvideo_webhooks_safety"
+
+DAG = """
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
+
+for dag_id, safety in (("orvideo_webhooks", 600), ("orvideo_webhooks_safety", 3)):
+    with DAG(dag_id=dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+        OpenRouterVideoOperator(
+            task_id="render",
+            prompt="A paper boat drifting down a rain gutter",
+            model="google/veo-3.1",
+            duration=4,
+            output_path=os.environ["ORVIDEO_OUTPUT_DIR"] + "/" + dag_id + "-{{ run_id | replace(':', '') }}.mp4",
+            webhook_poll_interval=safety,
+        )
+"""
+
+
+@pytest.fixture(scope="module")
+def hooked_emulator() -> Iterator[tuple[EmulatorServer, EmulatorControl]]:
+    with (
+        EmulatorServer(api_key=EMULATOR_API_KEY, webhook_secret=SECRET) as server,
+        EmulatorControl(server.origin) as control,
+    ):
+        yield server, control
+
+
+@pytest.fixture(scope="module")
+def stack(
+    module_airflow_stack_factory: StackFactory,
+    hooked_emulator: tuple[EmulatorServer, EmulatorControl],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AirflowStack:
+    server, _ = hooked_emulator
+    out = tmp_path_factory.mktemp("videos")
+    stack = module_airflow_stack_factory(
+        dags={"webhooks.py": DAG}, env={"ORVIDEO_OUTPUT_DIR": str(out)}, name="webhooks", start=False
+    )
+    stack.start()
+    stack._api_json(
+        "POST",
+        "/api/v2/connections",
+        ok=(201,),
+        json={
+            "connection_id": "openrouter_default",
+            "conn_type": "openrouter",
+            "host": server.base_url,
+            "password": EMULATOR_API_KEY,
+            "extra": json.dumps(
+                {"callback_url": f"{stack.base_url}/orvideo/webhook", "webhook_secret": SECRET}
+            ),
+        },
+    )
+    stack.wait_for_dag(DAG_ID, timeout=60)
+    stack.wait_for_dag(SAFETY_DAG_ID, timeout=60)
+    return stack
+
+
+@pytest.fixture
+def control(hooked_emulator: tuple[EmulatorServer, EmulatorControl]) -> EmulatorControl:
+    _, control = hooked_emulator
+    control.reset()
+    return control
+
+
+def _run(stack: AirflowStack, dag_id: str = DAG_ID) -> tuple[str, list[str]]:
+    run_id = stack.trigger(dag_id)
+    states = stack.wait_for_task_state(dag_id, run_id, "render", {"success", "failed"}, timeout=120)
+    return run_id, states
+
+
+def _only_job(control: EmulatorControl) -> dict[str, Any]:
+    jobs = control.jobs()
+    assert len(jobs) == 1, jobs
+    return jobs[0]
+
+
+def _trigger_polls(control: EmulatorControl, job: dict[str, Any]) -> int:
+    """GETs of the job before the worker's confirmation: the trigger's (one GET confirms)."""
+    return control.count("poll") - 1
+
+
+def test_webhook_on_time_resumes_the_task_without_trigger_polls(
+    stack: AirflowStack, control: EmulatorControl
+) -> None:
+    control.jobs_take(4)
+    run_id, states = _run(stack)
+    assert states[-1] == "success", [*states, stack.all_log_tails()]
+    assert "deferred" in states, states
+    job = _only_job(control)
+    callback = job["request"]["callback_url"]
+    target = dict(parse_qsl(urlsplit(callback).query))
+    assert target == {
+        "conn_id": "openrouter_default",
+        "dag_id": DAG_ID,
+        "task_id": "render",
+        "run_id": run_id,
+        "map_index": "-1",
+    }
+    deliveries = control.webhooks()
+    assert [(d["status"], d["signed"]) for d in deliveries] == [(200, True)], deliveries
+    assert control.count("submit", "POST") == 1
+    assert _trigger_polls(control, job) == 0  # the webhook, not a poll, resumed it
+    assert Path(stack.xcom(DAG_ID, run_id, "render")).read_bytes()[4:8] == b"ftyp"
+    # The worker started the download within seconds of the job's end (benchmarks/ measures it).
+    download = min(r["time"] for r in control.requests("content"))
+    assert download - job["finished_at"] < 10, download - job["finished_at"]
+
+
+def test_lost_webhook_the_safety_poll_finds_the_job(stack: AirflowStack, control: EmulatorControl) -> None:
+    control.jobs_take(2)
+    control.webhook_copies(0)
+    run_id, states = _run(stack, SAFETY_DAG_ID)
+    assert states[-1] == "success", states
+    assert control.webhooks() == []
+    job = _only_job(control)
+    assert control.count("submit", "POST") == 1
+    assert control.count("poll") >= 1  # the trigger's safety poll (every 3 s in this DAG)
+    assert Path(stack.xcom(SAFETY_DAG_ID, run_id, "render")).exists()
+    assert job["status"] == "completed"
+
+
+def test_duplicated_webhook_resumes_once(stack: AirflowStack, control: EmulatorControl) -> None:
+    control.jobs_take(5)
+    control.webhook_copies(3)
+    run_id, states = _run(stack)
+    assert states[-1] == "success", states
+    # Every copy is acknowledged (200): a copy that meets another api-server worker process
+    # than the first finds the task no longer deferred; none is asked to come again.
+    deliveries = control.webhooks()
+    assert [d["status"] for d in deliveries] == [200, 200, 200], deliveries
+    ti = stack.task_instance(DAG_ID, run_id, "render")
+    assert ti is not None
+    assert ti["try_number"] == 1
+    assert control.count("submit", "POST") == 1
+    assert control.count("content") >= 1
+
+
+def _post(stack: AirflowStack, callback: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    return httpx.post(
+        callback, content=body, headers={"Content-Type": "application/json", **headers}, timeout=10
+    )
+
+
+def _event(job_id: str, status: str = "completed") -> bytes:
+    data: dict[str, Any] = {"id": job_id, "status": status, "generation_id": None, "model": "google/veo-3.1"}
+    if status == "completed":
+        data |= {"unsigned_urls": [], "usage": {"cost": 1.0}}
+    return json.dumps(
+        {"type": f"video.generation.{status}", "created_at": "2026-11-30T00:00:00.000Z", "data": data}
+    ).encode()
+
+
+def test_forged_stale_and_replayed_webhooks_leave_the_task_waiting(
+    stack: AirflowStack, control: EmulatorControl
+) -> None:
+    control.jobs_take(12)
+    run_id = stack.trigger(DAG_ID)
+    stack.wait_for_task_state(DAG_ID, run_id, "render", {"deferred"}, timeout=90)
+    job = _only_job(control)
+    callback = job["request"]["callback_url"]
+    body = _event(job["id"])
+    now = int(time.time())
+    forged = _post(
+        stack, callback, body, {"X-OpenRouter-Signature": build_signature_header(body, "whsec-guess", now)}
+    )
+    stale = _post(
+        stack, callback, body, {"X-OpenRouter-Signature": build_signature_header(body, SECRET, now - 400)}
+    )
+    future = _post(
+        stack, callback, body, {"X-OpenRouter-Signature": build_signature_header(body, SECRET, now + 400)}
+    )
+    unsigned = _post(stack, callback, body, {})
+    assert [r.status_code for r in (forged, stale, future, unsigned)] == [401, 401, 401, 401]
+    # A genuine event of another job (a replay of an earlier run's delivery) does not wake this task.
+    other = _event("vid-some-other-job")
+    replay = _post(
+        stack, callback, other, {"X-OpenRouter-Signature": build_signature_header(other, SECRET, now)}
+    )
+    assert (replay.status_code, replay.json()["outcome"]) == (200, "other_job"), replay.text
+    failed_claim = _event(job["id"], "failed")
+    tampered = _post(
+        stack,
+        callback,
+        failed_claim,
+        {"X-OpenRouter-Signature": forged.request.headers["X-OpenRouter-Signature"]},
+    )
+    assert tampered.status_code == 401
+    time.sleep(1)
+    ti = stack.task_instance(DAG_ID, run_id, "render")
+    assert ti is not None
+    assert ti["state"] == "deferred", ti
+    # The real webhook then resumes it; a replay of that delivery afterwards changes nothing.
+    states = stack.wait_for_task_state(DAG_ID, run_id, "render", {"success", "failed"}, timeout=90)
+    assert states[-1] == "success", states
+    delivered = control.webhooks()
+    assert [d["status"] for d in delivered] == [200], delivered
+    assert control.count("submit", "POST") == 1
+
+
+def test_api_server_restart_between_submit_and_webhook(stack: AirflowStack, control: EmulatorControl) -> None:
+    control.jobs_take(25)
+    run_id = stack.trigger(DAG_ID)
+    stack.wait_for_task_state(DAG_ID, run_id, "render", {"deferred"}, timeout=90)
+    stack.restart("api-server")
+    stack.wait_healthy(timeout=90)
+    states = stack.wait_for_task_state(DAG_ID, run_id, "render", {"success", "failed"}, timeout=120)
+    assert states[-1] == "success", states
+    job = _only_job(control)
+    # Delivered by the restarted api-server (earlier attempts may have met it still starting).
+    assert control.webhooks()[-1]["status"] == 200, control.webhooks()
+    assert _trigger_polls(control, job) == 0
+    assert control.count("submit", "POST") == 1
