@@ -83,6 +83,12 @@ def get_provider_info() -> dict[str, Any]:
                         "webhooks then resume the tasks instead of polling.",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "webhook_asset": {
+                        "label": "Asset per completed job (optional)",
+                        "description": "An asset URI or name a DAG declares: each completed job that reaches "
+                        "the webhook receiver becomes one event on it.",
+                        "schema": {"type": ["string", "null"]},
+                    },
                     "webhook_secret": {
                         "label": "Webhook signing secret",
                         "description": "The signing secret of OpenRouter's workspace settings; webhooks signed "

@@ -415,6 +415,9 @@ class WebhookDeduplicator:
 # -- where a webhook goes, and which task it wakes --------------------------------------------
 
 MAX_CALLBACK_URL_LENGTH = 2048
+_CONN_ID = re.compile(r"[\w#!()\-.:/\\]{1,250}")
+"""What Airflow accepts as a connection id (``RE_SANITIZE_CONN_ID``, at most 250 characters):
+the receiver looks up nothing else."""
 
 
 def _is_loopback(host: str) -> bool:
@@ -523,6 +526,10 @@ class CallbackTarget:
             if not value or len(value) > 512:
                 raise InvalidCallbackTargetError(
                     f"The webhook URL's {key!r} is empty or longer than 512 characters. Rejected."
+                )
+            if key == "conn_id" and not _CONN_ID.fullmatch(value):
+                raise InvalidCallbackTargetError(
+                    "The webhook URL's 'conn_id' is not an Airflow connection id. Rejected."
                 )
             values[key] = value
         task_keys = cls.QUERY_FIELDS[1:]

@@ -11,7 +11,8 @@ worker-side loop run):
   the trigger's event time minus the job's completion time at the emulator, and polls are
   counted from the emulator's request log.
 
-Schedules compared: the default (checks 30 s and 40 s after submission, then at 60, 90, ... s), a fixed 30 s interval, and a fixed 10 s interval.
+Schedules compared: the default (checks 30 s and 40 s after submission, then at 60, 90, ... s), a fixed 30 s interval, a fixed 10 s interval, and the safety schedule a task keeps when webhooks
+are on, as it behaves when the webhook is lost (``webhook_completion.py`` measures the webhook).
 
     python benchmarks/completion_detection.py            # model, ~1 s
     python benchmarks/completion_detection.py --real     # + real triggers, ~2.5 min
@@ -33,13 +34,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from airflow_provider_orvideo._internal.api import VideoJob
-from airflow_provider_orvideo.defaults import DEFAULT_INITIAL_POLL_DELAYS
+from airflow_provider_orvideo.defaults import (
+    DEFAULT_INITIAL_POLL_DELAYS,
+    DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,
+)
 from airflow_provider_orvideo.polling import JobPoller, PollState
 
 SCHEDULES: dict[str, tuple[float, tuple[float, ...]]] = {
     "default (30 s, 40 s, then every 30 s)": (30.0, DEFAULT_INITIAL_POLL_DELAYS),
     "fixed 30 s": (30.0, (30.0,)),
     "fixed 10 s": (10.0, (10.0,)),
+    "webhook lost: safety poll every 600 s": (
+        DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,
+        (DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,),
+    ),
 }
 LENGTHS = (30.0, 120.0, 600.0)
 API_KEY = "bench-key"
@@ -47,7 +55,9 @@ API_KEY = "bench-key"
 
 def model_one(interval: float, delays: tuple[float, ...], duration: float) -> tuple[float, int]:
     """(delay from completion to detection, polls) for one job, on an injected clock."""
-    poller = JobPoller("job", deadline=1e9, poll_interval=interval, submitted_at=0.0, initial_delays=delays)
+    poller = JobPoller(
+        "job", deadline=1e9, poll_interval=interval, submitted_at=0.0, initial_poll_delays=delays
+    )
     now = poller.first_delay(0.0)
     state = PollState()
     while True:

@@ -29,7 +29,6 @@ Figures per job, from the emulator's records only (no Airflow clock involved):
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 import sys
@@ -92,19 +91,12 @@ def main() -> None:
         stack.env["AIRFLOW__CORE__PARALLELISM"] = "8"
         stack.start()
         try:
-            stack._api_json(
-                "POST",
-                "/api/v2/connections",
-                ok=(201,),
-                json={
-                    "connection_id": "openrouter_default",
-                    "conn_type": "openrouter",
-                    "host": emulator.base_url,
-                    "password": emulator.api_key,
-                    "extra": json.dumps(
-                        {"callback_url": f"{stack.base_url}/orvideo/webhook", "webhook_secret": SECRET}
-                    ),
-                },
+            stack.add_connection(
+                "openrouter_default",
+                "openrouter",
+                host=emulator.base_url,
+                password=emulator.api_key,
+                extra={"callback_url": f"{stack.base_url}/orvideo/webhook", "webhook_secret": SECRET},
             )
             for dag_id in ("bench_polled", "bench_webhook"):
                 stack.wait_for_dag(dag_id, timeout=90)

@@ -104,10 +104,10 @@ class TimedOpenRouterVideoOperator(OpenRouterVideoOperator):
         finally:
             _note(context, "execute_complete_end", outcome=outcome)
 
-    def _download(self, context, job_id):
+    def _download(self, context, job_id, *args, **kwargs):
         t0, c0 = time.time(), time.process_time()
         try:
-            return super()._download(context, job_id)
+            return super()._download(context, job_id, *args, **kwargs)
         finally:
             _note(context, "download", seconds=time.time() - t0, cpu_seconds=time.process_time() - c0)
 

@@ -15,7 +15,10 @@ at ``/orvideo/webhook``. One request is handled in three steps, each of which ex
    for the signed job id through the same connection, hand it the event with Airflow's own
    ``handle_event_submit``: exactly what the triggerer does when a trigger fires. The task goes
    back to the scheduler; the trigger, now unused, is removed by the triggerer.
-3. :func:`build_app`: the HTTP driver (body size limit, status codes).
+3. :func:`announce_completed_job` (optional, the connection's ``webhook_asset`` extra): each
+   completed job becomes one asset event with the job's facts, so a DAG scheduled on that asset
+   runs per generated video, whether or not a deferred task waited for it.
+4. :func:`build_app`: the HTTP driver (body size limit, status codes).
 
 Why this is safe with several api-server replicas, triggerers and restarts: the only state is
 the task instance row, changed under a row lock and only while it is ``deferred`` on the right
@@ -29,8 +32,9 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_orvideo.defaults import DEFAULT_CONN_ID
@@ -55,14 +59,19 @@ if TYPE_CHECKING:
 __all__ = [
     "FUTURE_SKEW_SECONDS",
     "MAX_BODY_BYTES",
+    "WEBHOOK_ASSET_EXTRA",
     "WEBHOOK_PATH",
     "WEBHOOK_SECRET_EXTRA",
+    "AnnounceOutcome",
+    "ReceiverSettings",
     "Reply",
     "ResumeOutcome",
+    "announce_completed_job",
+    "asset_event_extra",
     "build_app",
     "receive",
+    "receiver_settings",
     "resume_waiting_task",
-    "webhook_secret",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,12 +80,38 @@ WEBHOOK_PATH = "/webhook"
 """Below the plugin's ``/orvideo`` prefix: ``https://<api-server>/orvideo/webhook``."""
 WEBHOOK_SECRET_EXTRA = "webhook_secret"
 """The connection extra holding OpenRouter's webhook signing secret (masked by Airflow: "secret")."""
+WEBHOOK_ASSET_EXTRA = "webhook_asset"
+"""The connection extra naming an asset (URI or name) that gets one event per completed job."""
+RECENT_ASSET_EVENTS_CHECKED = 500
+"""How many of the asset's latest events are searched for the job before announcing it again."""
 MAX_BODY_BYTES = 64 * 1024
 """A documented event is a few hundred bytes; anything past 64 KiB is refused unread (413)."""
 FUTURE_SKEW_SECONDS = 30.0
 """How far ahead of this host's clock a signature may be dated: clock skew, nothing more."""
 TRIGGER_CLASSPATH = "airflow_provider_orvideo.triggers.openrouter_video.OpenRouterVideoTrigger"
 RETRY_AFTER_SECONDS = 1
+SETTINGS_TTL_SECONDS = 30.0
+"""How long the receiver reuses a connection's settings: a flood of forged requests costs no
+database or secrets-backend lookups beyond one per connection id per 30 s; a changed secret
+applies within 30 s."""
+SETTINGS_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    """What the receiver reads from a connection: the signing secret, and the asset to announce on."""
+
+    secret: str | None = field(default=None, repr=False)
+    asset: str | None = None
+
+
+class AnnounceOutcome(str, enum.Enum):
+    """What :func:`announce_completed_job` did (its value is the answer's ``asset_event``)."""
+
+    REGISTERED = "registered"
+    ALREADY_REGISTERED = "already_registered"
+    UNKNOWN_ASSET = "unknown_asset"
+    """No active asset with that URI or name: no DAG declares it (logged on the api-server)."""
 
 
 class ResumeOutcome(str, enum.Enum):
@@ -100,9 +135,13 @@ class Reply:
     outcome: str
     detail: str
     retry_after: int | None = None
+    asset_event: str | None = None
 
     def body(self) -> dict[str, str]:
-        return {"outcome": self.outcome, "detail": self.detail}
+        body = {"outcome": self.outcome, "detail": self.detail}
+        if self.asset_event is not None:
+            body["asset_event"] = self.asset_event
+        return body
 
 
 _ANSWERS: Mapping[ResumeOutcome, int] = {
@@ -120,8 +159,9 @@ async def receive(
     headers: Mapping[str, str],
     query: Iterable[tuple[str, str]],
     *,
-    load_secret: Callable[[str], Awaitable[str | None]],
+    load_settings: Callable[[str], Awaitable[ReceiverSettings]],
     resume: Callable[[VideoWebhookEvent, CallbackTarget], Awaitable[ResumeOutcome]],
+    announce: Callable[[VideoWebhookEvent, CallbackTarget, str], Awaitable[AnnounceOutcome]],
     deduplicator: WebhookDeduplicator,
     now: float | None = None,
 ) -> Reply:
@@ -130,7 +170,8 @@ async def receive(
         target = CallbackTarget.from_query(query, DEFAULT_CONN_ID)
     except InvalidCallbackTargetError as error:
         return Reply(400, "bad_target", str(error))
-    secret = await load_secret(target.conn_id)
+    settings = await load_settings(target.conn_id)
+    secret = settings.secret
     if not secret:
         log.warning(
             "Refusing an OpenRouter webhook: connection %r has no %r extra, so no webhook can be "
@@ -158,14 +199,23 @@ async def receive(
         return Reply(400, "bad_payload", "The idempotency key header does not match the signed body.")
     if not deduplicator.first_delivery(event.idempotency_key):
         return Reply(200, "duplicate", f"Delivery {event.idempotency_key} was already handled.")
-    if not target.names_task:
-        return Reply(200, "no_task_named", f"Job {event.job_id} is {event.status}; the URL names no task.")
     try:
-        outcome = await resume(event, target)
+        outcome = await resume(event, target) if target.names_task else None
+        announced = None
+        if settings.asset and event.succeeded:
+            announced = await announce(event, target, settings.asset)
     except Exception:
         deduplicator.forget(event.idempotency_key)
-        log.exception("Could not resume the task waiting on OpenRouter video job %s", event.job_id)
-        return Reply(503, "error", "The task could not be resumed now.", RETRY_AFTER_SECONDS)
+        log.exception("Could not act on the webhook of OpenRouter video job %s", event.job_id)
+        return Reply(503, "error", "The webhook could not be handled now.", RETRY_AFTER_SECONDS)
+    asset_event = None if announced is None else announced.value
+    if outcome is None:
+        return Reply(
+            200,
+            "no_task_named",
+            f"Job {event.job_id} is {event.status}; the URL names no task.",
+            asset_event=asset_event,
+        )
     if outcome is not ResumeOutcome.RESUMED:
         deduplicator.forget(event.idempotency_key)  # a later delivery may find the task deferred
     task = f"{target.dag_id}.{target.task_id}[{target.map_index}] of run {target.run_id}"
@@ -178,24 +228,93 @@ async def receive(
         outcome.value,
         f"Job {event.job_id} is {event.status}: {outcome.value.replace('_', ' ')} ({task}).",
         RETRY_AFTER_SECONDS if status == 503 else None,
+        asset_event=asset_event,
     )
 
 
-def webhook_secret(conn_id: str) -> str | None:
-    """The connection's signing secret, or ``None`` (missing connection, no extra). Blocking."""
+def receiver_settings(conn_id: str) -> ReceiverSettings:
+    """The connection's ``webhook_secret`` and ``webhook_asset`` extras (empty settings for a
+    missing connection or extra: then every webhook is refused). Blocking."""
     from airflow.models.connection import Connection
 
     try:
         conn = Connection.get_connection_from_secrets(conn_id)
-    except Exception:  # AirflowNotFoundException, or a secrets backend that is down
-        log.warning("Cannot read connection %r for OpenRouter webhooks.", conn_id, exc_info=True)
-        return None
+    except Exception as error:  # AirflowNotFoundException, or a secrets backend that is down
+        log.warning("Cannot read connection %r for OpenRouter webhooks: %s", conn_id, type(error).__name__)
+        return ReceiverSettings()
     try:
         extra = conn.extra_dejson
     except Exception:
-        return None
-    value = extra.get(WEBHOOK_SECRET_EXTRA) if isinstance(extra, Mapping) else None
-    return value.strip() if isinstance(value, str) and value.strip() else None
+        return ReceiverSettings()
+    if not isinstance(extra, Mapping):
+        return ReceiverSettings()
+
+    def text(name: str) -> str | None:
+        value = extra.get(name)
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    return ReceiverSettings(secret=text(WEBHOOK_SECRET_EXTRA), asset=text(WEBHOOK_ASSET_EXTRA))
+
+
+def asset_event_extra(event: VideoWebhookEvent, target: CallbackTarget) -> dict[str, Any]:
+    """The facts of a completed job an asset event carries (JSON; no signed URL, no secret)."""
+    facts: dict[str, Any] = {
+        "source": "openrouter_webhook",
+        "job_id": event.job_id,
+        "status": event.status,
+        "generation_id": event.generation_id,
+        "model": event.model,
+        "cost": event.cost,
+        "is_byok": event.is_byok,
+        "unsigned_urls": list(event.unsigned_urls),
+        "created_at": event.created_at,
+        "openrouter_conn_id": target.conn_id,
+    }
+    if target.names_task:
+        facts.update(
+            dag_id=target.dag_id, task_id=target.task_id, run_id=target.run_id, map_index=target.map_index
+        )
+    return facts
+
+
+def announce_completed_job(
+    event: VideoWebhookEvent, target: CallbackTarget, asset_ref: str
+) -> AnnounceOutcome:
+    """One asset event on ``asset_ref`` (URI or name) per completed job, at most once. Blocking.
+
+    The asset's row is locked while its latest events are searched for the job, so replicas and
+    redeliveries announce a job once.
+    """
+    from airflow.assets.manager import AssetManager
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from airflow.utils.sqlalchemy import with_row_locks
+    from sqlalchemy import or_, select
+
+    with create_session() as session:
+        query = select(AssetModel).where(or_(AssetModel.uri == asset_ref, AssetModel.name == asset_ref))
+        asset = session.scalars(with_row_locks(query, session=session, of=AssetModel)).first()
+        if asset is None:
+            log.warning(
+                "OpenRouter webhooks: no asset %r (the connection's %r extra); no DAG declares it, so "
+                "job %s is not announced.",
+                asset_ref,
+                WEBHOOK_ASSET_EXTRA,
+                event.job_id,
+            )
+            return AnnounceOutcome.UNKNOWN_ASSET
+        recent = session.scalars(
+            select(AssetEvent.extra)
+            .where(AssetEvent.asset_id == asset.id)
+            .order_by(AssetEvent.id.desc())
+            .limit(RECENT_ASSET_EVENTS_CHECKED)
+        )
+        if any(isinstance(extra, Mapping) and extra.get("job_id") == event.job_id for extra in recent):
+            return AnnounceOutcome.ALREADY_REGISTERED
+        registered = AssetManager.register_asset_change(
+            asset=asset, extra=asset_event_extra(event, target), session=session
+        )
+    return AnnounceOutcome.REGISTERED if registered is not None else AnnounceOutcome.UNKNOWN_ASSET
 
 
 def resume_waiting_task(event: VideoWebhookEvent, target: CallbackTarget) -> ResumeOutcome:
@@ -255,8 +374,9 @@ async def _read_limited(request: Any, limit: int) -> bytes | None:
 
 def build_app(
     *,
-    load_secret: Callable[[str], str | None] = webhook_secret,
+    load_settings: Callable[[str], ReceiverSettings] = receiver_settings,
     resume: Callable[[VideoWebhookEvent, CallbackTarget], ResumeOutcome] = resume_waiting_task,
+    announce: Callable[[VideoWebhookEvent, CallbackTarget, str], AnnounceOutcome] = announce_completed_job,
 ) -> FastAPI:
     """The receiver's FastAPI app (the blocking lookups run in the thread pool)."""
     from fastapi import FastAPI
@@ -265,12 +385,27 @@ def build_app(
 
     app = FastAPI(title="OpenRouter video webhooks", openapi_url=None, docs_url=None, redoc_url=None)
     deduplicator = WebhookDeduplicator()
+    cache: OrderedDict[str, tuple[float, ReceiverSettings]] = OrderedDict()
 
-    async def secret_of(conn_id: str) -> str | None:
-        return await run_in_threadpool(load_secret, conn_id)
+    async def settings_of(conn_id: str) -> ReceiverSettings:
+        now = time.monotonic()
+        cached = cache.get(conn_id)
+        if cached is not None and now - cached[0] < SETTINGS_TTL_SECONDS:
+            return cached[1]
+        settings = await run_in_threadpool(load_settings, conn_id)
+        cache[conn_id] = (now, settings)
+        cache.move_to_end(conn_id)
+        while len(cache) > SETTINGS_CACHE_SIZE:
+            cache.popitem(last=False)
+        return settings
 
     async def resume_task(event: VideoWebhookEvent, target: CallbackTarget) -> ResumeOutcome:
         return await run_in_threadpool(resume, event, target)
+
+    async def announce_job(
+        event: VideoWebhookEvent, target: CallbackTarget, asset_ref: str
+    ) -> AnnounceOutcome:
+        return await run_in_threadpool(announce, event, target, asset_ref)
 
     async def openrouter_webhook(request: Any) -> JSONResponse:
         raw_body = await _read_limited(request, MAX_BODY_BYTES)
@@ -281,8 +416,9 @@ def build_app(
                 raw_body,
                 request.headers,
                 request.query_params.multi_items(),
-                load_secret=secret_of,
+                load_settings=settings_of,
                 resume=resume_task,
+                announce=announce_job,
                 deduplicator=deduplicator,
             )
         headers = {"Retry-After": str(reply.retry_after)} if reply.retry_after else None

@@ -40,7 +40,14 @@ def test_the_hook_metadata_describes_the_openrouter_form() -> None:
         "url_schema",
     }
     extras = meta["extra_fields"]
-    assert set(extras) == {"timeout", "http_referer", "app_title", "callback_url", "webhook_secret"}
+    assert set(extras) == {
+        "timeout",
+        "http_referer",
+        "app_title",
+        "callback_url",
+        "webhook_asset",
+        "webhook_secret",
+    }
     assert extras["webhook_secret"]["schema"]["format"] == "password"  # masked in the form
     assert extras["timeout"]["value"] == 30
     assert extras["timeout"]["schema"]["type"] == ["number", "null"]

@@ -22,7 +22,10 @@ from airflow_provider_orvideo.plugins.webhook_receiver import (
     FUTURE_SKEW_SECONDS,
     MAX_BODY_BYTES,
     WEBHOOK_PATH,
+    AnnounceOutcome,
+    ReceiverSettings,
     ResumeOutcome,
+    asset_event_extra,
     build_app,
     receive,
 )
@@ -85,8 +88,27 @@ class Recorder:
         return self.outcome
 
 
-async def secrets(conn_id: str) -> str | None:
-    return SECRET if conn_id == "openrouter_default" else None
+ASSET = "openrouter://videos/completed"
+
+
+async def settings_for(conn_id: str) -> ReceiverSettings:
+    if conn_id == "openrouter_default":
+        return ReceiverSettings(secret=SECRET)
+    if conn_id == "openrouter_announcing":
+        return ReceiverSettings(secret=SECRET, asset=ASSET)
+    return ReceiverSettings()
+
+
+class Announcer:
+    """Stands in for the asset step and records what it was asked to announce."""
+
+    def __init__(self, outcome: AnnounceOutcome = AnnounceOutcome.REGISTERED) -> None:
+        self.outcome = outcome
+        self.calls: list[tuple[str, CallbackTarget, str]] = []
+
+    async def __call__(self, event: VideoWebhookEvent, target: CallbackTarget, asset: str) -> AnnounceOutcome:
+        self.calls.append((event.job_id, target, asset))
+        return self.outcome
 
 
 def run(
@@ -95,6 +117,7 @@ def run(
     q: Any = None,
     *,
     resume: Recorder | None = None,
+    announce: Announcer | None = None,
     dedup: WebhookDeduplicator | None = None,
     now: float | None = None,
 ) -> Any:
@@ -103,8 +126,9 @@ def run(
             body,
             headers,
             query() if q is None else q,
-            load_secret=secrets,
+            load_settings=settings_for,
             resume=Recorder() if resume is None else resume,
+            announce=Announcer() if announce is None else announce,
             deduplicator=WebhookDeduplicator() if dedup is None else dedup,
             now=now,
         )
@@ -186,6 +210,8 @@ def test_no_secret_configured_refuses_everything_with_a_log_line(caplog: Any) ->
         [("dag_id", "dag"), ("task_id", "render")],
         [("dag_id", "dag"), ("task_id", "t"), ("run_id", "r"), ("map_index", "x")],
         [("conn_id", "")],
+        [("conn_id", "open router")],
+        [("conn_id", "x" * 251)],
     ],
 )
 def test_a_url_the_operator_could_not_have_written_is_400(q: list[tuple[str, str]]) -> None:
@@ -246,8 +272,11 @@ def client(resume: Any = None) -> TestClient:
         return ResumeOutcome.RESUMED
 
     app = build_app(
-        load_secret=lambda conn_id: SECRET if conn_id == "openrouter_default" else None,
+        load_settings=lambda conn_id: ReceiverSettings(
+            secret=SECRET if conn_id == "openrouter_default" else None
+        ),
         resume=resume or record,
+        announce=lambda event, target, asset: AnnounceOutcome.REGISTERED,
     )
     test_client = TestClient(app)
     test_client.calls = calls  # type: ignore[attr-defined]
@@ -350,7 +379,7 @@ def test_unusable_callback_urls_are_refused(url: str) -> None:
     task_id=st.text(min_size=1, max_size=40),
     run_id=st.text(min_size=1, max_size=60),
     map_index=st.integers(-1, 10_000),
-    conn_id=st.text(min_size=1, max_size=30),
+    conn_id=st.from_regex(r"[\w#!()\-.:/\\]{1,30}", fullmatch=True),
 )
 def test_the_target_survives_the_url_round_trip(
     dag_id: str, task_id: str, run_id: str, map_index: int, conn_id: str
@@ -362,3 +391,72 @@ def test_the_target_survives_the_url_round_trip(
     parsed = parse_qsl(urlsplit(url).query, keep_blank_values=True)
     assert ("tenant", "a") in parsed
     assert CallbackTarget.from_query(parsed, "openrouter_default") == target
+
+
+# -- asset events ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_a_completed_job_is_announced_once_when_the_connection_names_an_asset(named: bool) -> None:
+    announcing = CallbackTarget("openrouter_announcing", *(("dag", "render", "r1", 0) if named else ()))
+    body = body_for()
+    announcer, dedup = Announcer(), WebhookDeduplicator()
+    reply = run(body, signed(body), query(announcing), announce=announcer, dedup=dedup)
+    assert reply.asset_event == "registered"
+    assert reply.body()["asset_event"] == "registered"
+    assert reply.outcome == ("resumed" if named else "no_task_named")
+    assert announcer.calls == [(JOB, announcing, ASSET)]
+    assert run(body, signed(body), query(announcing), announce=announcer, dedup=dedup).outcome == "duplicate"
+    assert len(announcer.calls) == 1
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled", "expired"])
+def test_a_job_that_did_not_complete_is_not_announced(status: str) -> None:
+    announcer = Announcer()
+    body = body_for(status)
+    reply = run(body, signed(body), query(CallbackTarget("openrouter_announcing")), announce=announcer)
+    assert reply.asset_event is None
+    assert announcer.calls == []
+
+
+def test_without_an_asset_setting_nothing_is_announced() -> None:
+    announcer = Announcer()
+    body = body_for()
+    assert run(body, signed(body), announce=announcer).asset_event is None
+    assert announcer.calls == []
+
+
+def test_the_asset_event_extra_holds_the_jobs_facts_and_no_secret() -> None:
+    body = body_for()
+    from airflow_provider_orvideo.webhooks import parse_event
+
+    extra = asset_event_extra(parse_event(body), TARGET)
+    assert json.loads(json.dumps(extra)) == extra
+    assert extra["job_id"] == JOB
+    assert extra["cost"] == 0.5
+    assert extra["model"] == "google/veo-3.1"
+    assert (extra["dag_id"], extra["task_id"], extra["run_id"], extra["map_index"]) == (
+        TARGET.dag_id,
+        TARGET.task_id,
+        TARGET.run_id,
+        TARGET.map_index,
+    )
+    assert SECRET not in json.dumps(extra)
+
+
+def test_a_flood_of_forged_requests_reads_the_connection_once() -> None:
+    lookups: list[str] = []
+
+    def load(conn_id: str) -> ReceiverSettings:
+        lookups.append(conn_id)
+        return ReceiverSettings(secret=SECRET)
+
+    c = TestClient(build_app(load_settings=load, resume=lambda e, t: ResumeOutcome.RESUMED))
+    body = body_for()
+    forged = {"X-OpenRouter-Signature": build_signature_header(body, "whsec-guess", int(time.time()))}
+    answers = {
+        c.post(f"{WEBHOOK_PATH}?conn_id=openrouter_default", content=body, headers=forged).status_code
+        for _ in range(20)
+    }
+    assert answers == {401}
+    assert lookups == ["openrouter_default"]

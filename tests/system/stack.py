@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import secrets
 import signal
@@ -609,6 +610,16 @@ class AirflowStack:
                     + self.all_log_tails(task_logs=False)
                 )
             time.sleep(0.5)
+
+    def add_connection(
+        self, connection_id: str, conn_type: str, *, extra: Mapping[str, Any] | None = None, **fields: Any
+    ) -> None:
+        """Store a connection in the metadata database over REST (``fields``: host, password, ...),
+        as a platform engineer would: every component then reads it from there."""
+        body = {"connection_id": connection_id, "conn_type": conn_type, **fields}
+        if extra is not None:
+            body["extra"] = json.dumps(dict(extra))
+        self._api_json("POST", "/api/v2/connections", ok=(201,), json=body)
 
     def unpause(self, dag_id: str) -> None:
         self._api_json("PATCH", f"/api/v2/dags/{_q(dag_id)}", json={"is_paused": False})

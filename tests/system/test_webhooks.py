@@ -7,7 +7,7 @@ database, as a platform engineer would set it up, so the api-server reads the se
 
 Each test names the path it proves: on time, lost (the safety poll finds the job), duplicated,
 forged / stale / replayed (refused, the task unaffected), and the api-server restarted between
-submit and webhook.
+submit and webhook; and each completed job as an asset event that schedules a DAG.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 import pytest
@@ -33,6 +33,8 @@ pytestmark = pytest.mark.system
 SECRET = "whsec-system-test-3c9f"
 DAG_ID = "orvideo_webhooks"
 SAFETY_DAG_ID = "orvideo_webhooks_safety"
+ASSET_URI = "openrouter://videos/completed"
+CONSUMER_DAG_ID = "orvideo_generated_videos"
 
 DAG = """
 from __future__ import annotations
@@ -56,6 +58,21 @@ for dag_id, safety in (("orvideo_webhooks", 600), ("orvideo_webhooks_safety", 3)
         )
 """
 
+CONSUMER_DAG = """
+from __future__ import annotations
+
+import pendulum
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG, Asset
+
+with DAG(
+    dag_id="orvideo_generated_videos",
+    schedule=[Asset("openrouter://videos/completed")],
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+):
+    EmptyOperator(task_id="publish")
+"""
+
 
 @pytest.fixture(scope="module")
 def hooked_emulator() -> Iterator[tuple[EmulatorServer, EmulatorControl]]:
@@ -75,25 +92,27 @@ def stack(
     server, _ = hooked_emulator
     out = tmp_path_factory.mktemp("videos")
     stack = module_airflow_stack_factory(
-        dags={"webhooks.py": DAG}, env={"ORVIDEO_OUTPUT_DIR": str(out)}, name="webhooks", start=False
+        dags={"webhooks.py": DAG, "consumer.py": CONSUMER_DAG},
+        env={"ORVIDEO_OUTPUT_DIR": str(out)},
+        name="webhooks",
+        start=False,
     )
     stack.start()
-    stack._api_json(
-        "POST",
-        "/api/v2/connections",
-        ok=(201,),
-        json={
-            "connection_id": "openrouter_default",
-            "conn_type": "openrouter",
-            "host": server.base_url,
-            "password": EMULATOR_API_KEY,
-            "extra": json.dumps(
-                {"callback_url": f"{stack.base_url}/orvideo/webhook", "webhook_secret": SECRET}
-            ),
+    stack.add_connection(
+        "openrouter_default",
+        "openrouter",
+        host=server.base_url,
+        password=EMULATOR_API_KEY,
+        extra={
+            "callback_url": f"{stack.base_url}/orvideo/webhook",
+            "webhook_secret": SECRET,
+            "webhook_asset": ASSET_URI,
         },
     )
     stack.wait_for_dag(DAG_ID, timeout=60)
     stack.wait_for_dag(SAFETY_DAG_ID, timeout=60)
+    stack.wait_for_dag(CONSUMER_DAG_ID, timeout=60)
+    stack.unpause(CONSUMER_DAG_ID)
     return stack
 
 
@@ -252,3 +271,52 @@ def test_api_server_restart_between_submit_and_webhook(stack: AirflowStack, cont
     assert control.webhooks()[-1]["status"] == 200, control.webhooks()
     assert _trigger_polls(control, job) == 0
     assert control.count("submit", "POST") == 1
+
+
+def _asset_events(stack: AirflowStack) -> list[dict[str, Any]]:
+    assets = stack._api_json("GET", "/api/v2/assets", params={"uri_pattern": "openrouter://videos"})["assets"]
+    (asset,) = [a for a in assets if a["uri"] == ASSET_URI]
+    events: list[dict[str, Any]] = stack._api_json(
+        "GET", "/api/v2/assets/events", params={"asset_id": asset["id"], "limit": 100}
+    )["asset_events"]
+    return events
+
+
+def test_completed_jobs_become_asset_events_that_schedule_a_dag(
+    stack: AirflowStack, control: EmulatorControl
+) -> None:
+    control.jobs_take(3)
+    run_id, states = _run(stack)
+    assert states[-1] == "success", states
+    job = _only_job(control)
+    (announced,) = [e for e in _asset_events(stack) if e["extra"].get("job_id") == job["id"]]
+    assert announced["extra"]["dag_id"] == DAG_ID
+    assert announced["extra"]["run_id"] == run_id
+    assert announced["extra"]["model"] == "google/veo-3.1"
+    assert SECRET not in json.dumps(announced)
+    # A job submitted outside any task (a script, with the receiver URL and no task in it) is
+    # announced too: the DAG scheduled on the asset runs without a deferred task waiting.
+    callback = f"{stack.base_url}/orvideo/webhook?conn_id=openrouter_default"
+    body = _event("vid-from-a-script")
+    headers = {"X-OpenRouter-Signature": build_signature_header(body, SECRET, int(time.time()))}
+    first = _post(stack, callback, body, headers)
+    again = _post(stack, callback, body, headers)
+    assert first.json() == {
+        "outcome": "no_task_named",
+        "detail": first.json()["detail"],
+        "asset_event": "registered",
+    }
+    assert again.json()["outcome"] == "duplicate"
+    events = [e for e in _asset_events(stack) if e["extra"].get("job_id") == "vid-from-a-script"]
+    assert len(events) == 1
+    deadline = time.monotonic() + 60
+    consumed: set[str] = set()
+    while time.monotonic() < deadline and "vid-from-a-script" not in consumed:
+        time.sleep(1)
+        for run in stack._api_json("GET", f"/api/v2/dags/{CONSUMER_DAG_ID}/dagRuns")["dag_runs"]:
+            upstream = stack._api_json(
+                "GET",
+                f"/api/v2/dags/{CONSUMER_DAG_ID}/dagRuns/{quote(run['dag_run_id'], safe='')}/upstreamAssetEvents",
+            )["asset_events"]
+            consumed |= {e["extra"].get("job_id") for e in upstream}
+    assert {"vid-from-a-script", job["id"]} <= consumed, consumed
