@@ -75,11 +75,14 @@ SYSTEM_SUITE = [
     "tests/system",
     "--ignore=tests/system/test_stack_smoke.py",
     "--ignore=tests/system/test_connection_ui.py",
+    "--ignore=tests/system/test_webhooks.py",
 ]
 """With ``--system``: the real multi-process stacks (``make test`` runs them on the oldest version
-too). On the newest only: the harness's own smoke test (a core sensor, no provider code) and the
-browser test of the connection form, which the older versions do not have (README, "Airflow
-versions"; ``tests/hooks/test_connection_form.py`` checks what they show instead)."""
+too). Not the browser test of the connection form, which the older versions do not have (README,
+"Airflow versions"; ``tests/hooks/test_connection_form.py`` checks what they show instead), nor
+the harness's own smoke test (a core sensor, no provider code). The webhook suite (two minutes) is
+left out for the CI time budget; it passed on 3.0.6 when written (issue 14): run it with
+``python scripts/airflow_versions.py --system 3.0.6 -- tests/system/test_webhooks.py``."""
 
 DEFAULT_PYTEST_ARGS = ["-n", "2", "-p", "no:cacheprovider"]
 SYSTEM_PYTEST_ARGS = ["-p", "no:cacheprovider"]
@@ -160,8 +163,9 @@ def main() -> int:
         parser.error(f"not a tested Airflow version: {', '.join(unknown)}; choose from {', '.join(VERSIONS)}")
     failed = []
     for version in args.versions or list(VERSIONS):
-        if args.system:
-            pytest_args = [*SYSTEM_PYTEST_ARGS, *SYSTEM_SUITE]
+        named_paths = any(arg.startswith("tests/") for arg in extra)
+        if args.system:  # test paths after "--" replace the suite (its --ignore would drop them)
+            pytest_args = [*SYSTEM_PYTEST_ARGS, *([] if named_paths else SYSTEM_SUITE)]
         elif args.all:
             pytest_args = [
                 *DEFAULT_PYTEST_ARGS,
