@@ -63,6 +63,7 @@ __all__ = [
     "WEBHOOK_PATH",
     "WEBHOOK_SECRET_EXTRA",
     "AnnounceOutcome",
+    "LogThrottle",
     "ReceiverSettings",
     "Reply",
     "ResumeOutcome",
@@ -144,6 +145,31 @@ class Reply:
         return body
 
 
+class LogThrottle:
+    """At most one log line per key per ``interval`` seconds, saying how many were held back.
+
+    A refused delivery is logged so an operator can see a misconfiguration, but anyone can POST to
+    the endpoint: without a throttle a flood of forged requests would flood the api-server's log.
+    """
+
+    def __init__(self, interval: float = 60.0, max_keys: int = 256) -> None:
+        self.interval = interval
+        self.max_keys = max_keys
+        self._last: OrderedDict[str, tuple[float, int]] = OrderedDict()
+
+    def allow(self, key: str, now: float) -> tuple[bool, int]:
+        """``(log it?, lines held back since the last one logged for key)``."""
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.interval:
+            self._last[key] = (last[0], last[1] + 1)
+            return False, 0
+        self._last[key] = (now, 0)
+        self._last.move_to_end(key)
+        while len(self._last) > self.max_keys:
+            self._last.popitem(last=False)
+        return True, 0 if last is None else last[1]
+
+
 _ANSWERS: Mapping[ResumeOutcome, int] = {
     ResumeOutcome.RESUMED: 200,
     ResumeOutcome.NOT_DEFERRED_YET: 503,
@@ -163,6 +189,7 @@ async def receive(
     resume: Callable[[VideoWebhookEvent, CallbackTarget], Awaitable[ResumeOutcome]],
     announce: Callable[[VideoWebhookEvent, CallbackTarget, str], Awaitable[AnnounceOutcome]],
     deduplicator: WebhookDeduplicator,
+    throttle: LogThrottle,
     now: float | None = None,
 ) -> Reply:
     """Decide the answer to one delivery; see the module docstring. Never raises for bad input."""
@@ -170,29 +197,42 @@ async def receive(
         target = CallbackTarget.from_query(query, DEFAULT_CONN_ID)
     except InvalidCallbackTargetError as error:
         return Reply(400, "bad_target", str(error))
+    clock = time.time() if now is None else now
     settings = await load_settings(target.conn_id)
     secret = settings.secret
     if not secret:
-        log.warning(
-            "Refusing an OpenRouter webhook: connection %r has no %r extra, so no webhook can be "
-            "verified. Set it to the signing secret of OpenRouter's workspace settings.",
-            target.conn_id,
-            WEBHOOK_SECRET_EXTRA,
-        )
+        logged, held_back = throttle.allow(f"not_configured:{target.conn_id}", clock)
+        if logged:
+            log.warning(
+                "Refusing an OpenRouter webhook: connection %r has no %r extra, so no webhook can be "
+                "verified. Set it to the signing secret of OpenRouter's workspace settings. (%d more "
+                "refused since the last line.)",
+                target.conn_id,
+                WEBHOOK_SECRET_EXTRA,
+                held_back,
+            )
         return Reply(503, "not_configured", "This receiver has no signing secret for the connection.")
     try:
         event = verify_and_parse(
             raw_body,
             headers,
             secret,
-            now=time.time() if now is None else now,
+            now=clock,
             tolerance_seconds=DEFAULT_TOLERANCE_SECONDS,
             future_tolerance_seconds=FUTURE_SKEW_SECONDS,
         )
     except InvalidWebhookPayloadError as error:
         return Reply(400, "bad_payload", str(error))
     except WebhookVerificationError as error:
-        log.warning("Refusing an OpenRouter webhook for connection %r: %s", target.conn_id, error)
+        logged, held_back = throttle.allow(f"{type(error).__name__}:{target.conn_id}", clock)
+        if logged:
+            log.warning(
+                "Refusing an OpenRouter webhook for connection %r: %s (%d more refused the same way "
+                "since the last line.)",
+                target.conn_id,
+                error,
+                held_back,
+            )
         return Reply(401, "unverified", type(error).__name__)
     header_key = idempotency_key(headers)
     if header_key is not None and header_key != event.idempotency_key:
@@ -385,6 +425,7 @@ def build_app(
 
     app = FastAPI(title="OpenRouter video webhooks", openapi_url=None, docs_url=None, redoc_url=None)
     deduplicator = WebhookDeduplicator()
+    throttle = LogThrottle()
     cache: OrderedDict[str, tuple[float, ReceiverSettings]] = OrderedDict()
 
     async def settings_of(conn_id: str) -> ReceiverSettings:
@@ -420,6 +461,7 @@ def build_app(
                 resume=resume_task,
                 announce=announce_job,
                 deduplicator=deduplicator,
+                throttle=throttle,
             )
         headers = {"Retry-After": str(reply.retry_after)} if reply.retry_after else None
         return JSONResponse(reply.body(), status_code=reply.status, headers=headers)

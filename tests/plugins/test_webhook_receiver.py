@@ -23,6 +23,7 @@ from airflow_provider_orvideo.plugins.webhook_receiver import (
     MAX_BODY_BYTES,
     WEBHOOK_PATH,
     AnnounceOutcome,
+    LogThrottle,
     ReceiverSettings,
     ResumeOutcome,
     asset_event_extra,
@@ -119,6 +120,7 @@ def run(
     resume: Recorder | None = None,
     announce: Announcer | None = None,
     dedup: WebhookDeduplicator | None = None,
+    throttle: LogThrottle | None = None,
     now: float | None = None,
 ) -> Any:
     return asyncio.run(
@@ -130,6 +132,7 @@ def run(
             resume=Recorder() if resume is None else resume,
             announce=Announcer() if announce is None else announce,
             deduplicator=WebhookDeduplicator() if dedup is None else dedup,
+            throttle=LogThrottle() if throttle is None else throttle,
             now=now,
         )
     )
@@ -460,3 +463,26 @@ def test_a_flood_of_forged_requests_reads_the_connection_once() -> None:
     }
     assert answers == {401}
     assert lookups == ["openrouter_default"]
+
+
+def test_refusals_are_logged_at_most_once_a_minute_per_connection_and_kind(caplog: Any) -> None:
+    body = body_for()
+    forged = {"X-OpenRouter-Signature": build_signature_header(body, "whsec-guess", 1_000_000)}
+    throttle = LogThrottle(interval=60)
+    with caplog.at_level(logging.WARNING):
+        for second in range(100):  # a forged flood over 100 seconds
+            assert run(body, forged, throttle=throttle, now=1_000_000 + second).status == 401
+    lines = [r.getMessage() for r in caplog.records if "Refusing" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert "(59 more refused the same way" in lines[1]
+
+
+def test_log_throttle_counts_and_forgets() -> None:
+    throttle = LogThrottle(interval=10, max_keys=2)
+    assert throttle.allow("a", 0) == (True, 0)
+    assert throttle.allow("a", 5) == (False, 0)
+    assert throttle.allow("a", 6) == (False, 0)
+    assert throttle.allow("a", 10) == (True, 2)
+    assert throttle.allow("b", 10) == (True, 0)
+    assert throttle.allow("c", 10) == (True, 0)  # "a" is the oldest key: forgotten
+    assert throttle.allow("a", 11) == (True, 0)
