@@ -319,7 +319,13 @@ def test_completed_jobs_become_asset_events_that_schedule_a_dag(
         "detail": first.json()["detail"],
         "asset_event": "registered",
     }
-    assert again.json()["outcome"] == "duplicate"
+    # The copy is a duplicate for the process that saw the first; an api-server with several
+    # worker processes (Airflow 3.0's default is 4) may hand it to another, whose database check
+    # finds the job already announced.
+    assert (again.json()["outcome"], again.json().get("asset_event")) in {
+        ("duplicate", None),
+        ("no_task_named", "already_registered"),
+    }, again.json()
     events = [e for e in _asset_events(stack) if e["extra"].get("job_id") == "vid-from-a-script"]
     assert len(events) == 1
     # The DAG scheduled on the asset ran for both jobs (it records what triggered it).
