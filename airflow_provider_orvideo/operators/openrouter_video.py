@@ -20,6 +20,7 @@ from airflow_provider_orvideo.defaults import (
     DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,
     default_deferrable,
 )
+from airflow_provider_orvideo.links.openrouter_video import WatchVideoLink
 
 # Only what DAG parsing needs is imported at module level: the dag-processor imports this module
 # all day. Everything that runs a task is imported inside the methods below.
@@ -75,7 +76,9 @@ class OpenRouterVideoOperator(BaseOperator):
     worker slot is then released while an :class:`OpenRouterVideoTrigger` polls (``deferrable``,
     the default). When the job completes, the worker downloads every output and returns the
     path of the first one. XCom also gets ``job_id`` (right after submitting), ``generation_id``,
-    ``usage`` (OpenRouter's cost figure) and ``output_paths``. Each ``Asset`` in ``outlets``
+    ``usage`` (OpenRouter's cost figure), ``output_paths``, ``output_host`` and, for object storage,
+    ``output_conn_id``; on Airflow 3.1+ a "Watch video" link then opens the provider's player
+    page (:class:`~airflow_provider_orvideo.links.openrouter_video.WatchVideoLink`). Each ``Asset`` in ``outlets``
     gets an event whose ``extra`` holds ``job_id``, ``generation_id``, ``model``, ``cost``,
     ``duration`` and ``output_uris`` (see :mod:`airflow_provider_orvideo._internal.assets`).
 
@@ -148,6 +151,7 @@ class OpenRouterVideoOperator(BaseOperator):
         (default 600), plus one at the deadline: a lost webhook delays the task, never loses it.
     """
 
+    operator_extra_links = (WatchVideoLink(),)
     template_fields: Sequence[str] = (
         "prompt",
         "model",
@@ -856,6 +860,8 @@ class OpenRouterVideoOperator(BaseOperator):
         ti.xcom_push(key="usage", value=job.usage())
         ti.xcom_push(key="output_paths", value=paths)
         ti.xcom_push(key="output_host", value=host)
+        if first.conn_id:  # the video player opens object storage with it (never a secret)
+            ti.xcom_push(key="output_conn_id", value=first.conn_id)
         if unavailable:
             ti.xcom_push(key="unavailable_outputs", value=unavailable)
         cost = "unknown" if job.cost is None else f"${job.cost:.4f}"

@@ -154,6 +154,8 @@ class AirflowStack:
         # may have been orphaned; reaped in stop().
         self._orphans: list[psutil.Process] = []
         self._token: str | None = None
+        #: (username, password) of an admin when the stack runs without all-admins mode.
+        self.credentials: tuple[str, str] | None = None
         self._client: httpx.Client | None = None
 
     # ------------------------------------------------------------------ environment
@@ -551,8 +553,18 @@ class AirflowStack:
                 )
             time.sleep(0.3)
 
+    def login(self, username: str, password: str) -> str:
+        """A JWT for a user of the simple auth manager (``POST /auth/token``)."""
+        response = self.client.post("/auth/token", json={"username": username, "password": password})
+        if response.status_code not in (200, 201):
+            raise StackError(f"POST /auth/token as {username} -> {response.status_code}: {response.text}")
+        return str(response.json()["access_token"])
+
     def token(self) -> str:
-        """A JWT from ``GET /auth/token`` (all-admins mode, no credentials), cached."""
+        """A JWT from ``GET /auth/token`` (all-admins mode, no credentials), or for
+        :attr:`credentials` when set; cached."""
+        if self._token is None and self.credentials is not None:
+            self._token = self.login(*self.credentials)
         if self._token is None:
             response = self.client.get("/auth/token")
             if response.status_code not in (200, 201):

@@ -1,8 +1,7 @@
 """The ``openrouter`` connection form in the real Airflow web UI, driven by a headless Chromium.
 
 One stack (api-server, scheduler, dag-processor, triggerer) is shared by the module. The browser is
-Debian's ``chromium`` with its ``chromedriver``, both passed explicitly, so nothing is downloaded.
-Without them the browser test is skipped locally and fails under ``CI=true``.
+Debian's headless ``chromium`` (``tests/system/browser.py``).
 
 The screenshot of the filled-in form (taken before the API key is typed) is written to
 ``test-artifacts/connection-form-openrouter.png`` in the checkout, and its path is printed in the
@@ -12,62 +11,27 @@ terminal summary.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import EMULATOR_API_KEY
 from tests.helpers import AIRFLOW_VERSION
-from tests.system.conftest import StackFactory, item_failed, record_artifact
+from tests.system.browser import headless_chromium, wait_for
+from tests.system.conftest import StackFactory, record_artifact
 from tests.system.stack import AirflowStack
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1100",
-)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = REPO_ROOT / "test-artifacts" / "connection-form-openrouter.png"
 FAILURE_SCREENSHOT = REPO_ROOT / "test-artifacts" / "connection-form-openrouter-failure.png"
 CONN_ID = "openrouter_ui"
 APP_TITLE = "Airflow UI test"
-WAIT_SECONDS = 30.0
-
-
-def _browser_paths() -> tuple[Path, Path]:
-    """Chromium and chromedriver, or skip (fail under CI, where they must be installed)."""
-    chromium = Path(shutil.which("chromium") or CHROMIUM)
-    chromedriver = Path(shutil.which("chromedriver") or CHROMEDRIVER)
-    missing = [str(path) for path in (chromium, chromedriver) if not path.exists()]
-    if missing:
-        message = (
-            f"headless browser not installed ({', '.join(missing)}): apt-get install chromium chromium-driver"
-        )
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return chromium, chromedriver
 
 
 @pytest.fixture(scope="module")
@@ -79,30 +43,12 @@ def stack(module_airflow_stack_factory: StackFactory) -> AirflowStack:
 
 @pytest.fixture
 def browser(request: pytest.FixtureRequest) -> Iterator[WebDriver]:
-    """A headless Chromium; on failure, what it showed is saved next to the screenshot."""
-    chromium, chromedriver = _browser_paths()
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(chromium)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
-        options.add_argument(f"--user-data-dir={profile}")
-        driver = webdriver.Chrome(service=Service(executable_path=str(chromedriver)), options=options)
-        try:
-            yield driver
-            if item_failed(request.node):
-                FAILURE_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                if driver.save_screenshot(str(FAILURE_SCREENSHOT)):
-                    record_artifact(request.config, FAILURE_SCREENSHOT)
-        finally:
-            driver.quit()
+    with headless_chromium(request, FAILURE_SCREENSHOT) as driver:
+        yield driver
 
 
 def _wait(driver: WebDriver, condition: Any, what: str) -> Any:
-    try:
-        return WebDriverWait(driver, WAIT_SECONDS).until(condition)
-    except TimeoutException:
-        raise AssertionError(f"timed out after {WAIT_SECONDS:.0f} s waiting for {what}") from None
+    return wait_for(driver, condition, what)
 
 
 def _section(driver: WebDriver, title: str) -> None:

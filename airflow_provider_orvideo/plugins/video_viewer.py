@@ -1,0 +1,485 @@
+"""The player page, the stream and the gallery, inside Airflow's api-server (Airflow 3.1+).
+
+Routes, under the plugin's mount point ``/orvideo``:
+
+* ``GET /watch/<dag>/<run>/<task>/<map index>``: the player page of a task instance (the
+  "Watch video" link; Airflow's literal ``{MAP_INDEX}`` reads as -1);
+* ``GET|HEAD /stream/<dag>/<run>/<task>/<map index>/<output>``: the video's bytes, with HTTP
+  Range (seeking), from a local file or object storage;
+* ``GET /gallery`` and ``GET /gallery/dag/<dag>``: the newest videos (filters ``dag_id``,
+  ``model``, ``since``, ``until``; keyset pages ``after``) and the spend per DAG per day.
+
+Every request is authenticated with the browser's Airflow token (the ``_token`` cookie the UI
+sets, or an ``Authorization: Bearer`` header) and authorised by Airflow's auth manager: reading
+the DAG's task instances and XComs. Nothing is cached between requests. What is served is only
+ever a location the task instance recorded (see :mod:`~airflow_provider_orvideo.plugins.video_views`).
+Database work happens in the thread pool, in a session closed before any video byte is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_orvideo.plugins.video_html import PageUrls, render_error, render_gallery, render_watch
+from airflow_provider_orvideo.plugins.video_views import (
+    GALLERY_PAGE_SIZE,
+    RECORDED_KEYS,
+    SPEND_DAYS,
+    SPEND_MAX_ROWS,
+    GalleryFilter,
+    GalleryPage,
+    InvalidViewRequest,
+    LocalVideo,
+    RecordedVideo,
+    StoredVideo,
+    UnsatisfiableRange,
+    VideoTask,
+    byte_range,
+    encode_cursor,
+    locate,
+    spend_chart,
+)
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+__all__ = ["add_video_routes"]
+
+log = logging.getLogger(__name__)
+
+STREAM_CHUNK_BYTES = 1024 * 1024
+"""Read size of an object storage stream: what one request holds in memory at most."""
+
+PAGE_HEADERS = {
+    # No script at all, media and images only from here, framed only by Airflow's own UI.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; media-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'self'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "private, no-store",
+}
+MEDIA_HEADERS = {
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "private, max-age=0, must-revalidate",
+    # Airflow <= 3.2's Starlette gzips any large response, 206 video included, when a client
+    # accepts gzip; a declared encoding makes its GZip middleware pass the bytes through.
+    "Content-Encoding": "identity",
+}
+
+
+class NotAuthenticated(Exception):
+    """No usable Airflow token: pages redirect to the login, media and data answer 401."""
+
+
+class Forbidden(Exception):
+    """Authenticated, but the auth manager does not let this user read the DAG."""
+
+
+# ------------------------------------------------------------------------------------ auth
+
+
+async def current_user(request: Request) -> Any:
+    """The Airflow user of the request: ``Authorization: Bearer`` first, else the UI's cookie.
+
+    The token is checked by the auth manager on every request (signature, expiry, revocation)."""
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from airflow.api_fastapi.core_api.security import resolve_user_from_token
+    from fastapi import HTTPException
+
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    token = credentials.strip() if scheme.lower() == "bearer" else ""
+    try:
+        return await resolve_user_from_token(token or request.cookies.get(COOKIE_NAME_JWT_TOKEN))
+    except HTTPException as error:
+        if error.status_code == 401:
+            raise NotAuthenticated(str(error.detail)) from None
+        raise Forbidden(str(error.detail)) from None
+
+
+def _dag_details(dag_id: str) -> Any:
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+    from airflow.models.dag import DagModel
+
+    if hasattr(DagModel, "get_team_name") and "team_name" in getattr(DagDetails, "__dataclass_fields__", {}):
+        return DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id))
+    return DagDetails(id=dag_id)
+
+
+def may_read(user: Any, dag_id: str) -> bool:
+    """Whether ``user`` may read the DAG's task instances and XComs (what the videos come from)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+
+    manager = get_auth_manager()
+    details = _dag_details(dag_id)
+    return all(
+        manager.is_authorized_dag(method="GET", access_entity=entity, details=details, user=user)
+        for entity in (DagAccessEntity.TASK_INSTANCE, DagAccessEntity.XCOM)
+    )
+
+
+def readable_dag_ids(user: Any) -> set[str]:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+
+    manager = get_auth_manager()
+    if not manager.is_authorized_dag(method="GET", access_entity=DagAccessEntity.XCOM, user=user):
+        return set()
+    return set(manager.get_authorized_dag_ids(user=user, method="GET"))
+
+
+# ------------------------------------------------------------------------------------ database
+
+
+def load_video(task: VideoTask) -> RecordedVideo | None:
+    """The facts the task instance recorded, or None if it has not saved a video."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session(scoped=False) as session:
+        rows = session.execute(
+            select(XComModel.key, XComModel.value, XComModel.timestamp).where(
+                XComModel.dag_id == task.dag_id,
+                XComModel.run_id == task.run_id,
+                XComModel.task_id == task.task_id,
+                XComModel.map_index == task.map_index,
+                XComModel.key.in_(RECORDED_KEYS),
+            )
+        ).all()
+        if not rows:
+            return None
+        try_number = session.scalar(
+            select(TaskInstance.try_number).where(
+                TaskInstance.dag_id == task.dag_id,
+                TaskInstance.run_id == task.run_id,
+                TaskInstance.task_id == task.task_id,
+                TaskInstance.map_index == task.map_index,
+            )
+        )
+    values = {key: value for key, value, _ in rows}
+    recorded_at = next((stamp for key, _, stamp in rows if key == "output_paths"), None)
+    return RecordedVideo.from_xcoms(task, values, recorded_at=recorded_at, try_number=try_number)
+
+
+def _same_task_instance(other: Any, paths: Any) -> Any:
+    from sqlalchemy import and_
+
+    return and_(
+        other.dag_run_id == paths.dag_run_id,
+        other.task_id == paths.task_id,
+        other.map_index == paths.map_index,
+    )
+
+
+def load_gallery(readable: set[str], filters: GalleryFilter) -> GalleryPage:
+    """One page of the newest saved videos the user may read: one keyset-paged query."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import and_, or_, select
+    from sqlalchemy.orm import aliased
+
+    paths, request, usage, conn, host = (aliased(XComModel) for _ in range(5))
+    statement = (
+        select(
+            paths.dag_id,
+            paths.run_id,
+            paths.task_id,
+            paths.map_index,
+            paths.timestamp,
+            paths.dag_run_id,
+            paths.value,
+            request.value,
+            usage.value,
+            conn.value,
+            host.value,
+        )
+        .join(request, and_(_same_task_instance(request, paths), request.key == "video_request"))
+        .outerjoin(usage, and_(_same_task_instance(usage, paths), usage.key == "usage"))
+        .outerjoin(conn, and_(_same_task_instance(conn, paths), conn.key == "output_conn_id"))
+        .outerjoin(host, and_(_same_task_instance(host, paths), host.key == "output_host"))
+        .where(paths.key == "output_paths", paths.dag_id.in_(sorted(readable)))
+        .order_by(
+            paths.timestamp.desc(), paths.dag_run_id.desc(), paths.task_id.desc(), paths.map_index.desc()
+        )
+        .limit(GALLERY_PAGE_SIZE + 1)
+    )
+    if filters.dag_id:
+        statement = statement.where(paths.dag_id == filters.dag_id)
+    if filters.model:
+        statement = statement.where(request.value["model"].as_string() == filters.model)
+    if filters.recorded_from:
+        statement = statement.where(paths.timestamp >= filters.recorded_from)
+    if filters.recorded_before:
+        statement = statement.where(paths.timestamp < filters.recorded_before)
+    if filters.cursor:
+        stamp, dag_run_pk, task_id, map_index = filters.cursor
+        statement = statement.where(
+            or_(
+                paths.timestamp < stamp,
+                and_(
+                    paths.timestamp == stamp,
+                    or_(
+                        paths.dag_run_id < dag_run_pk,
+                        and_(
+                            paths.dag_run_id == dag_run_pk,
+                            or_(
+                                paths.task_id < task_id,
+                                and_(paths.task_id == task_id, paths.map_index < map_index),
+                            ),
+                        ),
+                    ),
+                ),
+            )
+        )
+    with create_session(scoped=False) as session:
+        rows = session.execute(statement).all()
+    videos: list[RecordedVideo] = []
+    for dag_id, run_id, task_id, map_index, stamp, _, *values in rows[:GALLERY_PAGE_SIZE]:
+        recorded = RecordedVideo.from_xcoms(
+            VideoTask(dag_id, run_id, task_id, map_index),
+            dict(
+                zip(
+                    ("output_paths", "video_request", "usage", "output_conn_id", "output_host"),
+                    values,
+                    strict=True,
+                )
+            ),
+            recorded_at=stamp,
+        )
+        if recorded is not None:
+            videos.append(recorded)
+    next_cursor = None
+    if len(rows) > GALLERY_PAGE_SIZE:
+        last = rows[GALLERY_PAGE_SIZE - 1]
+        next_cursor = encode_cursor(last[4], last[5], last[2], last[3])
+    return GalleryPage(videos, next_cursor)
+
+
+def load_spend(
+    readable: set[str], filters: GalleryFilter, since: datetime
+) -> list[tuple[str, datetime, Any, Any]]:
+    """``(dag_id, recorded_at, usage, model)`` of the saved videos since ``since`` (bounded)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import and_, select
+    from sqlalchemy.orm import aliased
+
+    usage, request = aliased(XComModel), aliased(XComModel)
+    model = request.value["model"].as_string()
+    statement = (
+        select(usage.dag_id, usage.timestamp, usage.value, model)
+        .join(request, and_(_same_task_instance(request, usage), request.key == "video_request"))
+        .where(usage.key == "usage", usage.timestamp >= since, usage.dag_id.in_(sorted(readable)))
+        .limit(SPEND_MAX_ROWS)
+    )
+    if filters.dag_id:
+        statement = statement.where(usage.dag_id == filters.dag_id)
+    if filters.model:
+        statement = statement.where(model == filters.model)
+    with create_session(scoped=False) as session:
+        return [tuple(row) for row in session.execute(statement).all()]
+
+
+# ------------------------------------------------------------------------------------ responses
+
+
+def _urls(request: Request) -> PageUrls:
+    return PageUrls(str(request.scope.get("root_path", "")).rstrip("/"))
+
+
+def _html(body: str, status: int = 200) -> Response:
+    from starlette.responses import HTMLResponse
+
+    return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
+
+
+def _text(message: str, status: int) -> Response:
+    from starlette.responses import PlainTextResponse
+
+    return PlainTextResponse(message, status_code=status, headers={"X-Content-Type-Options": "nosniff"})
+
+
+def _login_redirect(request: Request) -> Response:
+    from airflow.api_fastapi.app import get_auth_manager
+    from starlette.responses import RedirectResponse
+
+    try:
+        target = get_auth_manager().get_url_login(next_url=str(request.url))
+    except Exception:  # an auth manager without a login page
+        return _html(
+            render_error("Sign in to Airflow", "Sign in to Airflow, then open this page again."), 401
+        )
+    return RedirectResponse(target, status_code=303)
+
+
+def _task_of(request: Request) -> VideoTask:
+    params = request.path_params
+    return VideoTask.from_segments(params["dag_id"], params["run_id"], params["task_id"], params["map_index"])
+
+
+async def _authorised_video(request: Request) -> tuple[VideoTask, RecordedVideo | None]:
+    """The task the URL names and its recorded video, after authenticating and authorising."""
+    from starlette.concurrency import run_in_threadpool
+
+    task = _task_of(request)
+    user = await current_user(request)
+    if not await run_in_threadpool(may_read, user, task.dag_id):
+        raise Forbidden(f"You may not read DAG {task.dag_id}.")
+    return task, await run_in_threadpool(load_video, task)
+
+
+async def watch_page(request: Request) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    try:
+        task, video = await _authorised_video(request)
+    except NotAuthenticated:
+        return _login_redirect(request)
+    except Forbidden as error:
+        return _html(render_error("Not allowed", str(error)), 403)
+    except InvalidViewRequest as error:
+        return _html(render_error("Not a video page", str(error)), 400)
+    if video is None:
+        message = (
+            f"Task {task.task_id} (map index {task.map_index}) of run {task.run_id} in DAG {task.dag_id} "
+            "has not saved a video: it is not an OpenRouter video task, or it has not succeeded yet."
+        )
+        return _html(render_error("No video yet", message), 404)
+    locations = await run_in_threadpool(lambda: [locate(video, i) for i in range(len(video.locations))])
+    return _html(render_watch(video, locations, _urls(request)))
+
+
+async def stream(request: Request) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    try:
+        task, video = await _authorised_video(request)
+        index = int(request.path_params["index"])
+    except NotAuthenticated as error:
+        return _text(f"Not authenticated: {error}", 401)
+    except Forbidden as error:
+        return _text(str(error), 403)
+    except (InvalidViewRequest, ValueError) as error:
+        return _text(str(error), 400)
+    if video is None or not 0 <= index < len(video.locations):
+        return _text(f"Task instance {task} recorded no output {index}.", 404)
+    location = await run_in_threadpool(locate, video, index)
+    if isinstance(location, LocalVideo):
+        return _file_response(request, location)
+    if isinstance(location, StoredVideo):
+        return await run_in_threadpool(_stored_response, request, location)
+    return _text(location.message, 404)
+
+
+def _file_response(request: Request, video: LocalVideo) -> Response:
+    from starlette.responses import FileResponse
+
+    return FileResponse(
+        video.path,
+        media_type=video.media_type,
+        headers=MEDIA_HEADERS,
+        filename=os.path.basename(video.path),
+        content_disposition_type="inline",
+    )
+
+
+def _stored_response(request: Request, video: StoredVideo) -> Response:
+    """A ranged stream of an object: one bounded read at a time, in the thread pool."""
+    from airflow.sdk import ObjectStoragePath
+    from starlette.responses import Response, StreamingResponse
+
+    path = ObjectStoragePath(video.storage_uri)
+    try:
+        size = int(path.stat()["size"])
+    except FileNotFoundError:
+        return _text(f"{video.storage_uri.split('@')[-1]} no longer exists in object storage.", 404)
+    except Exception as error:
+        log.warning("Cannot read %s for the video player: %s", path, type(error).__name__)
+        return _text(
+            f"The api-server cannot read this video from object storage ({type(error).__name__}).", 502
+        )
+    headers = {**MEDIA_HEADERS, "Accept-Ranges": "bytes", "Content-Disposition": "inline"}
+    try:
+        wanted = byte_range(request.headers.get("range"), size)
+    except UnsatisfiableRange:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    first, last = wanted if wanted is not None else (0, size - 1)
+    status = 206 if wanted is not None else 200
+    headers["Content-Length"] = str(max(last - first + 1, 0))
+    if wanted is not None:
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    if request.method == "HEAD" or size == 0:
+        return Response(status_code=status, headers=headers, media_type=video.media_type)
+
+    def chunks() -> Iterator[bytes]:
+        remaining = last - first + 1
+        with path.open("rb") as file:  # type: ignore[no-untyped-call]
+            file.seek(first)
+            while remaining > 0:
+                chunk = file.read(min(STREAM_CHUNK_BYTES, remaining))
+                if not chunk:
+                    return
+                remaining -= len(chunk)
+                yield chunk
+
+    return StreamingResponse(chunks(), status_code=status, headers=headers, media_type=video.media_type)
+
+
+async def gallery(request: Request) -> Response:
+    from starlette.concurrency import run_in_threadpool
+
+    fixed_dag = request.path_params.get("dag_id")
+    try:
+        user = await current_user(request)
+        filters = GalleryFilter.from_query(request.query_params, dag_id=fixed_dag)
+        readable = await run_in_threadpool(readable_dag_ids, user)
+        if filters.dag_id and filters.dag_id not in readable:
+            raise Forbidden(f"You may not read DAG {filters.dag_id}, or it does not exist.")
+    except NotAuthenticated:
+        return _login_redirect(request)
+    except Forbidden as error:
+        return _html(render_error("Not allowed", str(error)), 403)
+    except InvalidViewRequest as error:
+        return _html(render_error("Bad filter", str(error)), 400)
+    now = datetime.now(timezone.utc)
+    today = now.date()
+    since = datetime.combine(today - timedelta(days=SPEND_DAYS - 1), datetime.min.time(), timezone.utc)
+    page = await run_in_threadpool(load_gallery, readable, filters)
+    spend_rows = await run_in_threadpool(load_spend, readable, filters, since)
+    cards = await run_in_threadpool(lambda: [(video, locate(video, 0)) for video in page.videos])
+    chart = spend_chart(((dag, stamp, usage) for dag, stamp, usage, _ in spend_rows), today=today)
+    return _html(
+        render_gallery(
+            videos=cards,
+            chart=chart,
+            filters=filters,
+            next_cursor=page.next_cursor,
+            urls=_urls(request),
+            fixed_dag=fixed_dag,
+            dag_options=sorted({row[0] for row in spend_rows}),
+            model_options=sorted({row[3] for row in spend_rows if isinstance(row[3], str)}),
+        )
+    )
+
+
+def add_video_routes(app: FastAPI) -> None:
+    """Add the pages and the stream to the plugin's app (plain Starlette routes: each handler
+    authenticates itself, so FastAPI's dependency machinery has nothing to do)."""
+    segments = "{dag_id}/{run_id}/{task_id}/{map_index}"
+    app.router.add_route(f"/watch/{segments}", watch_page, methods=["GET"], name="orvideo_watch")
+    app.router.add_route(
+        f"/stream/{segments}/{{index}}", stream, methods=["GET", "HEAD"], name="orvideo_stream"
+    )
+    app.router.add_route("/gallery", gallery, methods=["GET"], name="orvideo_gallery")
+    app.router.add_route("/gallery/dag/{dag_id}", gallery, methods=["GET"], name="orvideo_dag_gallery")

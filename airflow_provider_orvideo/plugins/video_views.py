@@ -1,0 +1,484 @@
+"""What the video pages decide, apart from HTTP and the database: which recorded file may be
+served, the byte range asked for, the spend chart, the gallery's paging, and the HTML.
+
+The api-server side (:mod:`~airflow_provider_orvideo.plugins.video_viewer`) reads the facts the
+operator recorded as XComs, checks the user's permission and streams the bytes; everything it
+decides goes through the plain functions here, which the tests drive directly.
+
+Serving rules (a DAG author controls what a task pushes to XCom, so a recorded location is
+never trusted as such):
+
+* a location is served only if the task instance named by the URL recorded it in its
+  ``output_paths`` XCom; the URL picks an index into that list, never a path;
+* a local file must be an absolute path with a video suffix, a regular file after resolving
+  links, start with an MP4/QuickTime (``ftyp``) or WebM signature, and, when the file carries
+  the provider's writer tag, have been written by that same task instance;
+* object storage is opened with the connection the task recorded (``output_conn_id``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import os
+import stat
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+__all__ = [
+    "GALLERY_PAGE_SIZE",
+    "MAP_INDEX_PLACEHOLDER",
+    "RECORDED_KEYS",
+    "SPEND_DAYS",
+    "GalleryFilter",
+    "GalleryPage",
+    "InvalidViewRequest",
+    "LocalVideo",
+    "RecordedVideo",
+    "Refused",
+    "SpendChart",
+    "StoredVideo",
+    "Unreachable",
+    "UnsatisfiableRange",
+    "VideoTask",
+    "byte_range",
+    "decode_cursor",
+    "encode_cursor",
+    "locate",
+    "spend_chart",
+    "xcom_value",
+]
+
+MAP_INDEX_PLACEHOLDER = "{MAP_INDEX}"
+"""Airflow 3.1-3.3 leave this in a plugin view's URL for a task instance that is not mapped."""
+
+RECORDED_KEYS = (
+    "output_paths",
+    "output_conn_id",
+    "output_host",
+    "unavailable_outputs",
+    "video_request",
+    "usage",
+    "job_id",
+    "generation_id",
+)
+"""The XComs a successful video task records (see the operator's docstring)."""
+
+VIDEO_MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+}
+"""The only file suffixes served, and their content types."""
+
+GALLERY_PAGE_SIZE = 24
+SPEND_DAYS = 30
+SPEND_MAX_ROWS = 100_000
+"""The spend chart reads at most this many usage records (about 3,300 videos a day for 30 days)."""
+CHART_SERIES = 8
+"""DAGs drawn in their own colour; the rest are summed as "other DAGs"."""
+
+_SIGNATURE_BYTES = 12
+_WEBM_MAGIC = b"\x1a\x45\xdf\xa3"
+
+
+class InvalidViewRequest(ValueError):
+    """A URL the pages cannot have produced (answered 400, with this message)."""
+
+
+@dataclass(frozen=True)
+class VideoTask:
+    """The task instance a page or stream is about: what the URL names."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int = -1
+
+    @classmethod
+    def from_segments(cls, dag_id: str, run_id: str, task_id: str, map_index: str) -> VideoTask:
+        """The four path segments of a page URL; Airflow's literal ``{MAP_INDEX}`` reads as -1."""
+        if map_index == MAP_INDEX_PLACEHOLDER:
+            return cls(dag_id, run_id, task_id, -1)
+        try:
+            index = int(map_index)
+        except ValueError:
+            raise InvalidViewRequest(f"map index {map_index!r} is not a whole number") from None
+        if index < -1:
+            raise InvalidViewRequest(f"map index {index} is below -1")
+        return cls(dag_id, run_id, task_id, index)
+
+    def is_writer(self, facts: Mapping[str, Any]) -> bool:
+        """Whether a file's writer tag names this task instance."""
+        return (
+            facts.get("dag_id"),
+            facts.get("run_id"),
+            facts.get("task_id"),
+            facts.get("map_index", -1),
+        ) == (self.dag_id, self.run_id, self.task_id, self.map_index)
+
+
+def xcom_value(raw: Any) -> Any:
+    """An XCom value as read from the metadata database: native JSON, or a JSON string from an
+    XCom backend or an older writer."""
+    if isinstance(raw, (str, bytes)):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class RecordedVideo:
+    """What a successful video task recorded: its outputs, where they are, and what they cost."""
+
+    task: VideoTask
+    locations: tuple[str, ...]
+    conn_id: str | None = None
+    host: str | None = None
+    request: Mapping[str, Any] = field(default_factory=dict)
+    cost: float | None = None
+    job_id: str | None = None
+    recorded_at: datetime | None = None
+    try_number: int | None = None
+    missing_outputs: tuple[int, ...] = ()
+
+    @classmethod
+    def from_xcoms(
+        cls,
+        task: VideoTask,
+        values: Mapping[str, Any],
+        *,
+        recorded_at: datetime | None = None,
+        try_number: int | None = None,
+    ) -> RecordedVideo | None:
+        """From the task instance's XComs by key; None unless it is a video task that saved a video
+        (``video_request`` marks the operator, ``output_paths`` a saved video)."""
+        paths = xcom_value(values.get("output_paths"))
+        request = xcom_value(values.get("video_request"))
+        if not isinstance(paths, list) or not paths or not isinstance(request, dict):
+            return None
+        usage = xcom_value(values.get("usage"))
+        conn_id = xcom_value(values.get("output_conn_id"))
+        host = xcom_value(values.get("output_host"))
+        job_id = xcom_value(values.get("job_id"))
+        missing = xcom_value(values.get("unavailable_outputs"))
+        return cls(
+            task=task,
+            locations=tuple(str(path) for path in paths),
+            conn_id=conn_id if isinstance(conn_id, str) and conn_id else None,
+            host=host if isinstance(host, str) else None,
+            request=request,
+            cost=_number(usage.get("cost")) if isinstance(usage, dict) else None,
+            job_id=job_id if isinstance(job_id, str) else None,
+            recorded_at=recorded_at,
+            try_number=try_number,
+            missing_outputs=tuple(i for i in missing if isinstance(i, int))
+            if isinstance(missing, list)
+            else (),
+        )
+
+    @property
+    def model(self) -> str | None:
+        model = self.request.get("model")
+        return model if isinstance(model, str) else None
+
+
+# ---------------------------------------------------------------------------------------- locations
+
+
+@dataclass(frozen=True)
+class LocalVideo:
+    """A file on a disk the api-server reads."""
+
+    path: str
+    size: int
+    media_type: str
+
+
+@dataclass(frozen=True)
+class StoredVideo:
+    """An object in a bucket, opened through ``ObjectStoragePath`` with the task's connection."""
+
+    storage_uri: str
+    media_type: str
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """Recorded, but not where the api-server can read it (typically a worker's local disk)."""
+
+    location: str
+    host: str | None
+
+    @property
+    def message(self) -> str:
+        where = f"on host {self.host}" if self.host else "on the worker that ran the task"
+        return (
+            f"The video was saved to {self.location} {where}; the api-server cannot read that path. "
+            "Save videos to shared storage (a shared volume or object storage with output_conn_id) "
+            "to watch them here."
+        )
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Recorded, but not something the pages serve (see the module's serving rules)."""
+
+    location: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return f"Not shown: {self.location} {self.reason}."
+
+
+Location = LocalVideo | StoredVideo | Unreachable | Refused
+
+
+def _media_type(name: str) -> str | None:
+    return VIDEO_MEDIA_TYPES.get(os.path.splitext(name)[1].lower())
+
+
+def _is_video_signature(head: bytes) -> bool:
+    return head[4:8] == b"ftyp" or head[:4] == _WEBM_MAGIC
+
+
+def locate(video: RecordedVideo, index: int) -> Location:
+    """Where output ``index`` of a recorded video can be read from, or why it cannot be shown.
+
+    Reads the filesystem (a local output is checked on every request: it may have been replaced
+    since it was recorded); never raises for a recorded value, whatever it holds."""
+    from airflow_provider_orvideo._internal.object_storage import local_path
+    from airflow_provider_orvideo._internal.output_paths import OutputTarget, writer_facts
+
+    location = video.locations[index]
+    path = local_path(location)
+    if path is None:
+        media_type = _media_type(location.split("?", 1)[0])
+        if media_type is None:
+            return Refused(location, "does not end in a video suffix (" + ", ".join(VIDEO_MEDIA_TYPES) + ")")
+        try:
+            storage_uri = OutputTarget(location, video.conn_id).storage_uri
+        except Exception:
+            return Refused(location, "is not an object storage location the provider writes")
+        return StoredVideo(storage_uri, media_type)
+    if not os.path.isabs(path):
+        return Refused(location, "is not an absolute path")
+    real = os.path.realpath(path)
+    media_type = _media_type(path)
+    if media_type is None:
+        return Refused(location, "does not end in a video suffix (" + ", ".join(VIDEO_MEDIA_TYPES) + ")")
+    if _media_type(real) is None:
+        return Refused(location, "links to a file without a video suffix")
+    try:
+        info = os.stat(real)
+        if not stat.S_ISREG(info.st_mode):
+            return Refused(location, "is not a regular file")
+        with open(real, "rb") as file:
+            head = file.read(_SIGNATURE_BYTES)
+    except FileNotFoundError:
+        return Unreachable(location, video.host)
+    except OSError as error:
+        return Refused(
+            location, f"cannot be read by the api-server ({error.strerror or type(error).__name__})"
+        )
+    if not _is_video_signature(head):
+        return Refused(location, "is not an MP4, QuickTime or WebM file")
+    facts = writer_facts(OutputTarget(real))
+    if facts is not None and not video.task.is_writer(facts):
+        return Refused(location, "was written by another task instance")
+    return LocalVideo(real, info.st_size, media_type)
+
+
+# ---------------------------------------------------------------------------------------- ranges
+
+
+class UnsatisfiableRange(ValueError):
+    """A ``Range`` that starts past the end (answered 416 with ``Content-Range: bytes */size``)."""
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The inclusive ``(first, last)`` byte of a single ``Range: bytes=`` request, or None to send
+    the whole body (no header, a unit other than bytes, several ranges, or a malformed one: a
+    server may always ignore ``Range``, RFC 9110 section 14.2)."""
+    if not header:
+        return None
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_text, dash, last_text = spec.strip().partition("-")
+    if not dash:
+        return None
+    first_text, last_text = first_text.strip(), last_text.strip()
+    if not (first_text.isdigit() or first_text == "") or not (last_text.isdigit() or last_text == ""):
+        return None
+    if first_text == "":
+        if last_text == "":
+            return None
+        suffix = int(last_text)
+        if suffix == 0:
+            raise UnsatisfiableRange(header)
+        return (max(size - suffix, 0), size - 1) if size else None
+    first = int(first_text)
+    last = int(last_text) if last_text else size - 1
+    if last < first:
+        return None
+    if first >= size:
+        raise UnsatisfiableRange(header)
+    return first, min(last, size - 1)
+
+
+# ---------------------------------------------------------------------------------------- gallery
+
+
+@dataclass(frozen=True)
+class GalleryFilter:
+    """The gallery's filters, from its query string (all optional)."""
+
+    dag_id: str | None = None
+    model: str | None = None
+    since: date | None = None
+    until: date | None = None
+    cursor: tuple[datetime, int, str, int] | None = None
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str], *, dag_id: str | None = None) -> GalleryFilter:
+        def text(name: str) -> str | None:
+            value = (query.get(name) or "").strip()
+            return value or None
+
+        def day(name: str) -> date | None:
+            value = text(name)
+            if value is None:
+                return None
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                raise InvalidViewRequest(f"{name}={value!r} is not a date (YYYY-MM-DD)") from None
+
+        cursor = text("after")
+        return cls(
+            dag_id=dag_id or text("dag_id"),
+            model=text("model"),
+            since=day("since"),
+            until=day("until"),
+            cursor=decode_cursor(cursor) if cursor else None,
+        )
+
+    @property
+    def recorded_from(self) -> datetime | None:
+        return None if self.since is None else datetime.combine(self.since, datetime.min.time(), timezone.utc)
+
+    @property
+    def recorded_before(self) -> datetime | None:
+        if self.until is None:
+            return None
+        return datetime.combine(self.until + timedelta(days=1), datetime.min.time(), timezone.utc)
+
+    def query(self, **changes: Any) -> dict[str, str]:
+        """The query string for this filter (for the form and the next-page link)."""
+        values = {
+            "dag_id": self.dag_id,
+            "model": self.model,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+        }
+        values.update(changes)
+        return {key: str(value) for key, value in values.items() if value}
+
+
+def encode_cursor(recorded_at: datetime, dag_run_pk: int, task_id: str, map_index: int) -> str:
+    """The keyset position after a gallery card: newest first, ties broken by the XCom's key."""
+    raw = json.dumps([recorded_at.isoformat(), dag_run_pk, task_id, map_index], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[datetime, int, str, int]:
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        stamp, dag_run_pk, task_id, map_index = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        recorded_at = datetime.fromisoformat(stamp)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidViewRequest(f"after={text!r} is not a gallery position") from None
+    if not (isinstance(dag_run_pk, int) and isinstance(task_id, str) and isinstance(map_index, int)):
+        raise InvalidViewRequest(f"after={text!r} is not a gallery position")
+    if recorded_at.tzinfo is None:
+        recorded_at = recorded_at.replace(tzinfo=timezone.utc)
+    return recorded_at, dag_run_pk, task_id, map_index
+
+
+@dataclass(frozen=True)
+class GalleryPage:
+    videos: Sequence[RecordedVideo]
+    next_cursor: str | None
+
+
+# ---------------------------------------------------------------------------------------- spend
+
+
+@dataclass(frozen=True)
+class SpendChart:
+    """Spend per DAG per UTC day over the last :data:`SPEND_DAYS` days."""
+
+    days: tuple[date, ...]
+    series: tuple[str, ...]
+    """DAG ids with their own colour, most expensive first; ``OTHER`` sums the rest."""
+    amounts: Mapping[tuple[date, str], float]
+    total: float
+    videos: int
+    unpriced: int
+    """Videos without a cost figure (OpenRouter reported none)."""
+
+    OTHER = "other DAGs"
+
+    def day_total(self, day: date) -> float:
+        return sum(self.amounts.get((day, name), 0.0) for name in self.series)
+
+
+def spend_chart(
+    rows: Iterable[tuple[str, datetime, Any]],
+    *,
+    today: date,
+    days: int = SPEND_DAYS,
+    series: int = CHART_SERIES,
+) -> SpendChart:
+    """Bucket ``(dag_id, recorded_at, usage XCom value)`` rows by UTC day and DAG."""
+    window = tuple(today - timedelta(days=offset) for offset in range(days - 1, -1, -1))
+    first = window[0]
+    per_dag: dict[str, float] = {}
+    cells: dict[tuple[date, str], float] = {}
+    videos = unpriced = 0
+    for dag_id, recorded_at, usage in rows:
+        stamp = recorded_at if recorded_at.tzinfo else recorded_at.replace(tzinfo=timezone.utc)
+        day = stamp.astimezone(timezone.utc).date()
+        if not first <= day <= today:
+            continue
+        videos += 1
+        value = xcom_value(usage)
+        cost = _number(value.get("cost")) if isinstance(value, dict) else None
+        if cost is None:
+            unpriced += 1
+            continue
+        per_dag[dag_id] = per_dag.get(dag_id, 0.0) + cost
+        cells[(day, dag_id)] = cells.get((day, dag_id), 0.0) + cost
+    ranked = sorted(per_dag, key=lambda name: (-per_dag[name], name))
+    shown = ranked[:series] if len(ranked) <= series else ranked[: series - 1]
+    amounts: dict[tuple[date, str], float] = {}
+    for (day, dag_id), cost in cells.items():
+        name = dag_id if dag_id in shown else SpendChart.OTHER
+        amounts[(day, name)] = amounts.get((day, name), 0.0) + cost
+    names = tuple(shown) + ((SpendChart.OTHER,) if len(shown) < len(ranked) else ())
+    return SpendChart(window, names, amounts, sum(per_dag.values()), videos, unpriced)
