@@ -45,6 +45,9 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_orvideo.triggers.openrouter_video"],
             }
         ],
+        # The "Watch video" button (Airflow 3.1+); the operator declares it, this lists it for
+        # `airflow providers links`.
+        "extra-links": ["airflow_provider_orvideo.links.openrouter_video.WatchVideoLink"],
         "task-decorators": [
             {
                 "name": "openrouter_video",

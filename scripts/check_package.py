@@ -49,6 +49,7 @@ DIST_NAME = "airflow-provider-orvideo"
 CONNECTION_TYPE = "openrouter"
 ENTRY_POINT_GROUP = "apache_airflow_provider"
 ENTRY_POINT_VALUE = f"{PACKAGE}.get_provider_info:get_provider_info"
+EXTRA_LINK = f"{PACKAGE}.links.openrouter_video.WatchVideoLink"
 PLUGIN_ENTRY_POINT_VALUE = f"{PACKAGE}.plugins.openrouter_video:OpenRouterVideoPlugin"
 """Airflow loads provider-info plugins only with ``lazy_load_providers = False``: the receiver needs the entry point."""
 EMULATOR_PACKAGE = "orvideo_emulator"
@@ -463,6 +464,9 @@ def check_install(wheel: Path, emulator_wheel: Path, out: Path, version: str) ->
         f"{PACKAGE}."
     ):
         fail(f"the {CONNECTION_TYPE!r} connection type is not registered by {DIST_NAME}: {connection[0]}")
+    links = json.loads(run([airflow, "providers", "links", "-o", "json"], cwd=work, env=env, capture=True))
+    if not any(str(link.get("extra_link_class_name")) == EXTRA_LINK for link in links):
+        fail(f"`airflow providers links` does not list {EXTRA_LINK}; it lists {links}")
     print(
         f"  OK: `airflow providers list` shows {DIST_NAME} {version}; `airflow providers hooks` shows "
         f"connection type {CONNECTION_TYPE!r} ({connection[0]['class']})"

@@ -265,7 +265,10 @@ def locate(video: RecordedVideo, index: int) -> Location:
     from airflow_provider_orvideo._internal.output_paths import OutputTarget, writer_facts
 
     location = video.locations[index]
-    path = local_path(location)
+    try:
+        path = local_path(location)
+    except ValueError:  # e.g. "s3://[" : urlsplit refuses it
+        return Refused(location, "is neither a path nor an object storage URI")
     if path is None:
         media_type = _media_type(location.split("?", 1)[0])
         if media_type is None:
@@ -334,7 +337,7 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
         return (max(size - suffix, 0), size - 1) if size else None
     first = int(first_text)
     last = int(last_text) if last_text else size - 1
-    if last < first:
+    if last_text and last < first:
         return None
     if first >= size:
         raise UnsatisfiableRange(header)

@@ -1,0 +1,383 @@
+"""The video pages' decisions (what may be served, ranges, paging, the spend chart) and HTML.
+
+The HTTP side, with real users, tokens, files and buckets, is ``tests/system/test_video_viewer.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_orvideo._internal.output_paths import record_writer
+from airflow_provider_orvideo.links.openrouter_video import WatchVideoLink, watch_path
+from airflow_provider_orvideo.plugins.video_html import PageUrls, money, render_gallery, render_watch
+from airflow_provider_orvideo.plugins.video_views import (
+    GalleryFilter,
+    InvalidViewRequest,
+    LocalVideo,
+    RecordedVideo,
+    Refused,
+    SpendChart,
+    StoredVideo,
+    Unreachable,
+    UnsatisfiableRange,
+    VideoTask,
+    byte_range,
+    decode_cursor,
+    encode_cursor,
+    locate,
+    spend_chart,
+)
+
+MP4 = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64
+TASK = VideoTask("product_videos", "manual__2026-01-01T00:00:00+00:00", "render", -1)
+WRITER = {"dag_id": TASK.dag_id, "run_id": TASK.run_id, "task_id": TASK.task_id, "map_index": -1, "job_id": "j"}
+REQUEST = {"model": "google/veo-3.1", "prompt": "A kite", "duration": 4, "resolution": "720p"}
+
+
+def recorded(*locations: str, conn_id: str | None = None, host: str | None = "worker-3") -> RecordedVideo:
+    return RecordedVideo(TASK, tuple(locations), conn_id=conn_id, host=host, request=REQUEST, cost=1.6)
+
+
+# ------------------------------------------------------------------------------------ task from URL
+
+
+def test_the_map_index_placeholder_airflow_leaves_in_the_url_reads_as_unmapped() -> None:
+    assert VideoTask.from_segments("d", "r", "t", "{MAP_INDEX}").map_index == -1
+    assert VideoTask.from_segments("d", "r", "t", "3").map_index == 3
+
+
+@pytest.mark.parametrize("segment", ["x", "1.5", "-2", "", "../0"])
+def test_a_map_index_the_pages_cannot_have_written_is_refused(segment: str) -> None:
+    with pytest.raises(InvalidViewRequest, match="map index"):
+        VideoTask.from_segments("d", "r", "t", segment)
+
+
+@given(
+    dag_id=st.text(min_size=1, max_size=30),
+    run_id=st.text(min_size=1, max_size=40),
+    task_id=st.text(min_size=1, max_size=30),
+    map_index=st.integers(min_value=-1, max_value=10_000),
+)
+def test_watch_urls_are_one_path_segment_per_id(dag_id: str, run_id: str, task_id: str, map_index: int) -> None:
+    path = watch_path(dag_id, run_id, task_id, map_index)
+    assert path.startswith("orvideo/watch/")
+    segments = path.removeprefix("orvideo/watch/").split("/")
+    assert [unquote(segment) for segment in segments] == [dag_id, run_id, task_id, str(map_index)]
+    task = VideoTask.from_segments(*(unquote(segment) for segment in segments))
+    assert PageUrls("/orvideo").watch(task) == "/" + path
+
+
+def test_the_link_outside_a_finished_task_is_hidden_not_an_error() -> None:
+    """Airflow 3.0 does not catch an exception from get_link: it would fail the task."""
+
+    class Key:
+        dag_id, run_id, task_id, map_index, try_number = "d", "r", "t", -1, 1
+
+    assert WatchVideoLink().get_link(None, ti_key=Key()) == ""
+
+
+# ------------------------------------------------------------------------------------ locations
+
+
+def _video(path: Path, data: bytes = MP4, writer: dict[str, object] | None = WRITER) -> Path:
+    path.write_bytes(data)
+    if writer is not None:
+        record_writer(str(path), writer)
+    return path
+
+
+def test_a_file_this_task_wrote_is_served(tmp_path: Path) -> None:
+    clip = _video(tmp_path / "clip.mp4")
+    location = locate(recorded(str(clip)), 0)
+    assert location == LocalVideo(str(clip), len(MP4), "video/mp4")
+
+
+def test_a_file_without_a_writer_tag_is_served_when_it_is_a_video(tmp_path: Path) -> None:
+    clip = _video(tmp_path / "clip.webm", b"\x1a\x45\xdf\xa3" + b"\x00" * 20, writer=None)
+    assert isinstance(locate(recorded(f"file://{clip}"), 0), LocalVideo)
+
+
+def test_a_video_another_task_instance_wrote_is_refused(tmp_path: Path) -> None:
+    clip = _video(tmp_path / "theirs.mp4", writer={**WRITER, "dag_id": "secret_dag"})
+    location = locate(recorded(str(clip)), 0)
+    assert isinstance(location, Refused)
+    assert "another task instance" in location.message
+
+
+def test_a_missing_file_says_where_it_was_saved(tmp_path: Path) -> None:
+    location = locate(recorded(str(tmp_path / "on-the-worker.mp4"), host="worker-3"), 0)
+    assert isinstance(location, Unreachable)
+    assert "worker-3" in location.message
+    assert str(tmp_path / "on-the-worker.mp4") in location.message
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("airflow.cfg", b"[core]\nfernet_key = x\n", "video suffix"),
+        ("fake.mp4", b"[core]\nfernet_key = x\n", "not an MP4"),
+        ("empty.mp4", b"", "not an MP4"),
+    ],
+)
+def test_what_is_not_a_video_is_never_served(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    location = locate(recorded(str(path)), 0)
+    assert isinstance(location, Refused)
+    assert reason in location.message
+    assert "fernet_key" not in location.message
+
+
+def test_a_video_named_link_to_another_file_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "airflow.cfg"
+    secret.write_text("[core]\n")
+    (tmp_path / "innocent.mp4").symlink_to(secret)
+    location = locate(recorded(str(tmp_path / "innocent.mp4")), 0)
+    assert isinstance(location, Refused)
+    assert "links to" in location.message
+
+
+def test_a_directory_and_a_relative_path_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "folder.mp4").mkdir()
+    assert isinstance(locate(recorded(str(tmp_path / "folder.mp4")), 0), Refused)
+    assert "absolute" in locate(recorded("videos/clip.mp4"), 0).message  # type: ignore[union-attr]
+
+
+def test_object_storage_is_opened_with_the_recorded_connection() -> None:
+    location = locate(recorded("s3://bucket/clips/a.mp4", conn_id="aws_media"), 0)
+    assert location == StoredVideo("s3://aws_media@bucket/clips/a.mp4", "video/mp4")
+    named = locate(recorded("s3://aws_other@bucket/clips/a.mov"), 0)
+    assert named == StoredVideo("s3://aws_other@bucket/clips/a.mov", "video/quicktime")
+    assert isinstance(locate(recorded("s3://bucket/keys/credentials.json"), 0), Refused)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(location=st.one_of(st.text(max_size=80), st.from_regex(r"(/|\.\./|file://|s3://)[ -~]{0,60}", fullmatch=True)))
+def test_any_recorded_value_gives_an_answer_never_an_exception(tmp_path: Path, location: str) -> None:
+    answer = locate(recorded(location), 0)
+    if isinstance(answer, LocalVideo):  # only real videos with a video suffix
+        assert Path(answer.path).read_bytes()[4:8] == b"ftyp"
+
+
+# ------------------------------------------------------------------------------------ ranges
+
+
+@given(size=st.integers(min_value=1, max_value=10**10), data=st.data())
+def test_byte_ranges_follow_rfc_9110(size: int, data: st.DataObject) -> None:
+    first = data.draw(st.integers(min_value=0, max_value=size * 2))
+    last = data.draw(st.integers(min_value=0, max_value=size * 2))
+    suffix = data.draw(st.integers(min_value=1, max_value=size * 2))
+    if first >= size:
+        with pytest.raises(UnsatisfiableRange):
+            byte_range(f"bytes={first}-", size)
+    else:
+        assert byte_range(f"bytes={first}-", size) == (first, size - 1)
+        expected = None if last < first else (first, min(last, size - 1))
+        assert byte_range(f"bytes={first}-{last}", size) == expected
+    assert byte_range(f"bytes=-{suffix}", size) == (max(size - suffix, 0), size - 1)
+
+
+@given(header=st.text(max_size=40), size=st.integers(min_value=0, max_value=10**6))
+def test_any_range_header_is_ignored_answered_or_unsatisfiable(header: str, size: int) -> None:
+    try:
+        answer = byte_range(header, size)
+    except UnsatisfiableRange:
+        return
+    if answer is not None:
+        first, last = answer
+        assert 0 <= first <= last < size
+
+
+@pytest.mark.parametrize("header", [None, "", "items=0-1", "bytes=0-1,4-5", "bytes=5-2", "bytes=a-b", "bytes=-"])
+def test_ranges_a_server_may_ignore_send_the_whole_file(header: str | None) -> None:
+    assert byte_range(header, 100) is None
+
+
+# ------------------------------------------------------------------------------------ recorded facts
+
+
+def test_recorded_facts_read_native_json_and_json_strings() -> None:
+    video = RecordedVideo.from_xcoms(
+        TASK,
+        {
+            "output_paths": json.dumps(["/v/a.mp4", "/v/a_1.mp4"]),
+            "video_request": REQUEST,
+            "usage": {"cost": 0.25, "is_byok": False},
+            "output_conn_id": None,
+            "job_id": "job-1",
+            "unavailable_outputs": [1],
+        },
+        try_number=2,
+    )
+    assert video is not None
+    assert (video.locations, video.cost, video.job_id, video.try_number) == (("/v/a.mp4", "/v/a_1.mp4"), 0.25, "job-1", 2)
+    assert video.missing_outputs == (1,)
+    assert video.model == "google/veo-3.1"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"output_paths": ["/v/a.mp4"]},  # not the operator's: no video_request
+        {"video_request": REQUEST},  # has not saved a video
+        {"output_paths": [], "video_request": REQUEST},
+        {"output_paths": "/v/a.mp4", "video_request": REQUEST},
+    ],
+)
+def test_a_task_instance_without_a_saved_video_has_no_page(values: dict[str, object]) -> None:
+    assert RecordedVideo.from_xcoms(TASK, values) is None
+
+
+@pytest.mark.parametrize("cost", [True, "1.2", float("nan"), float("inf"), None, [1]])
+def test_a_cost_that_is_not_a_number_shows_as_unknown(cost: object) -> None:
+    video = RecordedVideo.from_xcoms(TASK, {"output_paths": ["/a.mp4"], "video_request": REQUEST, "usage": {"cost": cost}})
+    assert video is not None
+    assert video.cost is None
+    assert money(video.cost) == "cost unknown"
+
+
+# ------------------------------------------------------------------------------------ gallery
+
+
+@given(
+    stamp=st.datetimes(timezones=st.just(timezone.utc)),
+    dag_run_pk=st.integers(min_value=0, max_value=2**53),
+    task_id=st.text(max_size=40),
+    map_index=st.integers(min_value=-1, max_value=10**6),
+)
+def test_gallery_positions_survive_the_url(stamp: datetime, dag_run_pk: int, task_id: str, map_index: int) -> None:
+    assert decode_cursor(encode_cursor(stamp, dag_run_pk, task_id, map_index)) == (stamp, dag_run_pk, task_id, map_index)
+
+
+@given(text=st.text(max_size=60))
+def test_a_forged_gallery_position_is_a_clear_400(text: str) -> None:
+    try:
+        decode_cursor(text)
+    except InvalidViewRequest as error:
+        message = str(error)
+    else:
+        return  # by chance a well-formed position: harmless, it only pages
+    assert message.startswith("after=")
+
+
+def test_filters_from_the_query_string() -> None:
+    filters = GalleryFilter.from_query({"dag_id": " daily ", "model": "google/veo-3.1", "since": "2026-01-02"})
+    assert (filters.dag_id, filters.model, filters.since) == ("daily", "google/veo-3.1", date(2026, 1, 2))
+    assert filters.recorded_from == datetime(2026, 1, 2, tzinfo=timezone.utc)
+    assert GalleryFilter.from_query({"until": "2026-01-02"}).recorded_before == datetime(2026, 1, 3, tzinfo=timezone.utc)
+    assert GalleryFilter.from_query({"dag_id": "x"}, dag_id="fixed").dag_id == "fixed"
+    with pytest.raises(InvalidViewRequest, match="since='yesterday' is not a date"):
+        GalleryFilter.from_query({"since": "yesterday"})
+
+
+# ------------------------------------------------------------------------------------ spend
+
+
+TODAY = date(2026, 3, 31)
+
+
+def _at(day: date, hour: int = 12) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=timezone.utc)
+
+
+def test_spend_is_bucketed_per_utc_day_and_dag_over_30_days() -> None:
+    rows = [
+        ("daily", _at(TODAY), {"cost": 1.5}),
+        ("daily", _at(TODAY, 23), json.dumps({"cost": 0.5})),
+        ("weekly", _at(TODAY - timedelta(days=29)), {"cost": 2.0}),
+        ("weekly", _at(TODAY - timedelta(days=30)), {"cost": 100.0}),  # outside the window
+        ("weekly", _at(TODAY), {"cost": None}),
+        ("daily", datetime(2026, 3, 31, 1, tzinfo=timezone(timedelta(hours=3))), {"cost": 4.0}),  # 30 March UTC
+    ]
+    chart = spend_chart(rows, today=TODAY)
+    assert len(chart.days) == 30
+    assert (chart.days[0], chart.days[-1]) == (TODAY - timedelta(days=29), TODAY)
+    assert chart.amounts[(TODAY, "daily")] == 2.0
+    assert chart.amounts[(TODAY - timedelta(days=1), "daily")] == 4.0
+    assert chart.amounts[(TODAY - timedelta(days=29), "weekly")] == 2.0
+    assert (chart.total, chart.videos, chart.unpriced) == (8.0, 5, 1)
+    assert chart.series == ("daily", "weekly")
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([f"dag_{i}" for i in range(12)]),
+            st.integers(min_value=-40, max_value=0),
+            st.one_of(st.none(), st.floats(min_value=0, max_value=50)),
+        ),
+        max_size=80,
+    )
+)
+def test_the_chart_adds_up_whatever_the_dags(rows: list[tuple[str, int, float | None]]) -> None:
+    chart = spend_chart(((dag, _at(TODAY + timedelta(days=offset)), {"cost": cost}) for dag, offset, cost in rows), today=TODAY)
+    inside = [(dag, cost) for dag, offset, cost in rows if offset > -30]
+    assert chart.videos == len(inside)
+    assert math.isclose(chart.total, sum(cost for _, cost in inside if cost is not None), abs_tol=1e-6)
+    assert math.isclose(sum(chart.amounts.values()), chart.total, abs_tol=1e-6)
+    assert len(chart.series) <= 8
+    assert set(name for _, name in chart.amounts) <= set(chart.series)
+    if SpendChart.OTHER in chart.series:
+        assert chart.series[-1] == SpendChart.OTHER
+
+
+# ------------------------------------------------------------------------------------ HTML
+
+
+HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)>"'
+
+
+def test_the_player_page_escapes_what_a_dag_author_wrote(tmp_path: Path) -> None:
+    task = VideoTask(HOSTILE, HOSTILE, HOSTILE, -1)
+    video = RecordedVideo(task, (str(tmp_path / "a.mp4"),), request={"prompt": HOSTILE, "model": HOSTILE}, job_id=HOSTILE)
+    page = render_watch(video, [Unreachable(HOSTILE, HOSTILE)], PageUrls("/orvideo"))
+    assert "<script" not in page
+    assert "<img" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_the_gallery_escapes_and_keeps_its_filters_on_the_next_page() -> None:
+    video = RecordedVideo(TASK, ("/v/a.mp4",), request={"prompt": HOSTILE, "model": "m"}, cost=0.5)
+    chart = spend_chart([(HOSTILE, _at(TODAY), {"cost": 1.0})], today=TODAY)
+    page = render_gallery(
+        videos=[(video, LocalVideo("/v/a.mp4", 10, "video/mp4"))],
+        chart=chart,
+        filters=GalleryFilter(model="m", since=date(2026, 3, 1)),
+        next_cursor="abc",
+        urls=PageUrls("/orvideo"),
+        fixed_dag=None,
+        dag_options=[HOSTILE],
+        model_options=["m"],
+    )
+    assert "<script" not in page
+    assert "<img" not in page
+    assert 'href="/orvideo/gallery?model=m&amp;since=2026-03-01&amp;after=abc"' in page
+    assert f'src="{PageUrls("/orvideo").stream(TASK, 0)}#t=0.5"' in page
+    assert 'class="bar"' in page
+
+
+def test_urls_follow_the_mount_point_of_a_deployment_under_a_sub_path() -> None:
+    urls = PageUrls("/airflow/orvideo")
+    mapped = VideoTask("d", "r+1", "t", 2)
+    assert urls.stream(mapped, 1) == "/airflow/orvideo/stream/d/r%2B1/t/2/1"
+    assert urls.task_instance(mapped) == "/airflow/dags/d/runs/r%2B1/tasks/t/mapped/2"
+    assert urls.task_instance(TASK).endswith("/tasks/render")
+
+
+def test_nothing_here_imports_the_web_stack_until_a_page_is_rendered() -> None:
+    """The plugin module loads in every Airflow component; the pages are built on first use."""
+    code = "import sys, airflow_provider_orvideo.plugins.openrouter_video; print(sorted(m for m in ('fastapi', 'jinja2', 'airflow_provider_orvideo.plugins.video_viewer') if m in sys.modules))"
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True)
+    assert "airflow_provider_orvideo.plugins.video_viewer" not in out.stdout
