@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python benchmarks/triggerer_capacity.py
 	$(BIN)/python benchmarks/worker_slot_time.py
 	$(BIN)/python benchmarks/webhook_completion.py
+	$(BIN)/python benchmarks/video_pages.py
 
 clean:
 	rm -rf $(VENV) .venvs .demo build dist *.egg-info

@@ -211,41 +211,33 @@ def api_server_rss(stack: AirflowStack) -> int:
     return total
 
 
-def stream_memory(stack: AirflowStack, folder: Path, gib: float) -> dict[str, float]:
+def _seed_one(stack: AirflowStack, folder: Path, run_id: str, xcoms: dict[str, Any]) -> None:
+    now = datetime.now(timezone.utc).isoformat()
+    video = {"map_index": 0, "at": now, "xcoms": xcoms}
+    spec_file = folder / f"{run_id}.json"
+    spec_file.write_text(
+        json.dumps({"dag_id": DAG_ID, "runs": [{"run_id": run_id, "at": now, "videos": [video]}]})
+    )
+    python = str(Path(stack.airflow).parent / "python")
+    subprocess.run([python, "-c", SEED, str(spec_file)], env=stack.env, check=True, capture_output=True)
+
+
+def big_video(folder: Path, gib: float) -> Path:
+    """A ``gib`` GiB MP4: the sample padded with a ``free`` box."""
     from orvideo_emulator.mp4 import VideoFile
 
     size = int(gib * 2**30)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "big.mp4"
-    padded = VideoFile(_sample_mp4(), size)
     with path.open("wb") as out:
-        for chunk in padded.iter_range(0, size):
+        for chunk in VideoFile(_sample_mp4(), size).iter_range(0, size):
             out.write(chunk)
-    spec = {
-        "dag_id": DAG_ID,
-        "runs": [
-            {
-                "run_id": "big__1",
-                "at": datetime.now(timezone.utc).isoformat(),
-                "videos": [
-                    {
-                        "map_index": 0,
-                        "at": datetime.now(timezone.utc).isoformat(),
-                        "xcoms": {
-                            "output_paths": [str(path)],
-                            "video_request": {"model": MODELS[0], "prompt": "One big video"},
-                            "usage": {"cost": 3.2},
-                        },
-                    }
-                ],
-            }
-        ],
-    }
-    spec_file = folder / "big.json"
-    spec_file.write_text(json.dumps(spec))
-    python = str(Path(stack.airflow).parent / "python")
-    subprocess.run([python, "-c", SEED, str(spec_file)], env=stack.env, check=True, capture_output=True)
-    url = f"/orvideo/stream/{DAG_ID}/big__1/render/0/0"
+    return path
+
+
+def stream_memory(stack: AirflowStack, run_id: str, size: int) -> dict[str, float]:
+    """The api-server's memory while one client streams the whole video, then 50 ranges."""
+    url = f"/orvideo/stream/{DAG_ID}/{run_id}/render/0/0"
     headers = {"Accept-Encoding": "identity"}
     stack.client.get(url, headers={**headers, "Range": "bytes=0-1023"}).raise_for_status()  # warm
     time.sleep(1)
@@ -262,7 +254,7 @@ def stream_memory(stack: AirflowStack, folder: Path, gib: float) -> dict[str, fl
     sampler.start()
     started = time.perf_counter()
     received = 0
-    with httpx.Client(base_url=stack.base_url, timeout=120) as client:
+    with httpx.Client(base_url=stack.base_url, timeout=300) as client:
         with client.stream("GET", url, headers=headers) as response:
             response.raise_for_status()
             for chunk in response.iter_raw(1 << 20):
@@ -276,7 +268,6 @@ def stream_memory(stack: AirflowStack, folder: Path, gib: float) -> dict[str, fl
                 raise RuntimeError(f"range answer {part.status_code}, {len(part.content)} bytes")
     stop.set()
     sampler.join()
-    path.unlink()
     if received != size:
         raise RuntimeError(f"received {received} of {size} bytes")
     return {
@@ -287,6 +278,52 @@ def stream_memory(stack: AirflowStack, folder: Path, gib: float) -> dict[str, fl
         "throughput_mib_s": size / 2**20 / elapsed,
         "samples": len(samples),
     }
+
+
+class MotoS3:
+    """moto's S3 server in its own process, and a bucket on it."""
+
+    def __init__(self, scratch: Path) -> None:
+        from tests.s3 import AWS_KEY_ID, AWS_SECRET, _free_port
+
+        self.port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            env={**__import__("os").environ, "TMPDIR": str(scratch)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{self.endpoint}/moto-api/", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("moto did not start") from None
+                time.sleep(0.1)
+        import boto3
+
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=AWS_KEY_ID,
+            aws_secret_access_key=AWS_SECRET,
+            region_name="us-east-1",
+        )
+        self.bucket = "bench-videos"
+        self.client.create_bucket(Bucket=self.bucket)
+
+    def connection(self) -> str:
+        from tests.s3 import aws_connection
+
+        return json.dumps(aws_connection(self.endpoint))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
 
 
 def main() -> None:
@@ -303,7 +340,9 @@ def main() -> None:
         home = Path(scratch)
         (home / "dags").mkdir()
         (home / "dags" / "bench.py").write_text(DAG)
-        stack = AirflowStack(home / "stack", home / "dags")
+        (home / "moto").mkdir()
+        s3 = MotoS3(home / "moto")
+        stack = AirflowStack(home / "stack", home / "dags", env={"AIRFLOW_CONN_BENCH_S3": s3.connection()})
         stack.start()
         try:
             stack.wait_for_dag(DAG_ID, timeout=90)
@@ -339,32 +378,55 @@ def main() -> None:
                     rows,
                 )
             )
-            memory = stream_memory(stack, home / "big", args.stream_gib)
+            big = big_video(home / "big", args.stream_gib)
+            size = big.stat().st_size
+            _seed_one(
+                stack,
+                home / "big",
+                "big__disk",
+                {"output_paths": [str(big)], "video_request": {"model": MODELS[0]}},
+            )
+            memory = [("local file", stream_memory(stack, "big__disk", size))]
+            s3.client.upload_file(str(big), s3.bucket, "big.mp4")
+            big.unlink()
+            _seed_one(
+                stack,
+                home / "big",
+                "big__s3",
+                {
+                    "output_paths": [f"s3://{s3.bucket}/big.mp4"],
+                    "output_conn_id": "bench_s3",
+                    "video_request": {"model": MODELS[0]},
+                },
+            )
+            memory.append(("S3 (moto), output_conn_id", stream_memory(stack, "big__s3", size)))
             print()
             print(
                 table(
                     [
                         "video",
+                        "from",
                         "api-server RSS before",
                         "peak while streaming",
                         "growth",
                         "throughput",
-                        "samples",
                     ],
                     [
                         [
-                            f"{memory['size_mib']:,.0f} MiB",
-                            f"{memory['baseline_mib']:.0f} MiB",
-                            f"{memory['peak_mib']:.0f} MiB",
-                            f"{memory['growth_mib']:+.1f} MiB",
-                            f"{memory['throughput_mib_s']:.0f} MiB/s",
-                            f"{memory['samples']:.0f}",
+                            f"{figures['size_mib']:,.0f} MiB",
+                            source,
+                            f"{figures['baseline_mib']:.0f} MiB",
+                            f"{figures['peak_mib']:.0f} MiB",
+                            f"{figures['growth_mib']:+.1f} MiB",
+                            f"{figures['throughput_mib_s']:.0f} MiB/s",
                         ]
+                        for source, figures in memory
                     ],
                 )
             )
         finally:
             stack.stop()
+            s3.stop()
 
 
 if __name__ == "__main__":

@@ -53,8 +53,9 @@ __all__ = ["add_video_routes"]
 
 log = logging.getLogger(__name__)
 
-STREAM_CHUNK_BYTES = 1024 * 1024
-"""Read size of an object storage stream: what one request holds in memory at most."""
+STREAM_CHUNK_BYTES = 4 * 1024 * 1024
+"""Read size of an object storage stream: one ranged GET each, and what one request holds in
+memory at most (opened without fsspec's read-ahead cache, whose default blocks are 5-50 MiB)."""
 
 PAGE_HEADERS = {
     # No script at all, media and images only from here, framed only by Airflow's own UI.
@@ -365,24 +366,34 @@ async def stream(request: Request) -> Response:
 
     try:
         task, video = await _authorised_video(request)
-        index = int(request.path_params["index"])
+        index = _output_index(request.path_params["index"])
     except NotAuthenticated as error:
         return _text(f"Not authenticated: {error}", 401)
     except Forbidden as error:
         return _text(str(error), 403)
-    except (InvalidViewRequest, ValueError) as error:
+    except InvalidViewRequest as error:
         return _text(str(error), 400)
-    if video is None or not 0 <= index < len(video.locations):
-        return _text(f"Task instance {task} recorded no output {index}.", 404)
+    if video is None or index >= len(video.locations):
+        return _text(
+            f"Task {task.task_id} (map index {task.map_index}) of run {task.run_id} in DAG {task.dag_id} "
+            f"recorded no output {index}.",
+            404,
+        )
     location = await run_in_threadpool(locate, video, index)
     if isinstance(location, LocalVideo):
-        return _file_response(request, location)
+        return _file_response(location)
     if isinstance(location, StoredVideo):
         return await run_in_threadpool(_stored_response, request, location)
     return _text(location.message, 404)
 
 
-def _file_response(request: Request, video: LocalVideo) -> Response:
+def _output_index(segment: str) -> int:
+    if not segment.isdigit():
+        raise InvalidViewRequest(f"output {segment!r} is not an output number (0, 1, ...)")
+    return int(segment)
+
+
+def _file_response(video: LocalVideo) -> Response:
     from starlette.responses import FileResponse
 
     return FileResponse(
@@ -403,7 +414,7 @@ def _stored_response(request: Request, video: StoredVideo) -> Response:
     try:
         size = int(path.stat()["size"])
     except FileNotFoundError:
-        return _text(f"{video.storage_uri.split('@')[-1]} no longer exists in object storage.", 404)
+        return _text(f"{video.storage_uri} no longer exists in object storage.", 404)
     except Exception as error:
         log.warning("Cannot read %s for the video player: %s", path, type(error).__name__)
         return _text(
@@ -424,7 +435,7 @@ def _stored_response(request: Request, video: StoredVideo) -> Response:
 
     def chunks() -> Iterator[bytes]:
         remaining = last - first + 1
-        with path.open("rb") as file:  # type: ignore[no-untyped-call]
+        with path.open("rb", block_size=STREAM_CHUNK_BYTES, cache_type="none") as file:  # type: ignore[no-untyped-call]
             file.seek(first)
             while remaining > 0:
                 chunk = file.read(min(STREAM_CHUNK_BYTES, remaining))

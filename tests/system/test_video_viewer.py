@@ -103,7 +103,7 @@ with DAG(dag_id="orvideo_hostile", schedule=None, start_date=START):
         home = os.environ["AIRFLOW_HOME"]
         os.symlink(home + "/airflow.cfg", OUT + "/innocent.mp4")
         ti = context["ti"]
-        ti.xcom_push(key="video_request", value={"model": "google/veo-3.1", "prompt": "not a video"})
+        ti.xcom_push(key="video_request", value={"model": "hostile/not-a-model", "prompt": "not a video"})
         ti.xcom_push(key="output_paths", value=[
             home + "/airflow.cfg",
             OUT + "/innocent.mp4",
@@ -419,5 +419,18 @@ def test_watching_in_the_browser(
         ),
         "every poster frame to load",
     )
+    # Filtering by model, inside the frame: the hostile task's recorded files drop out.
+    model = browser.find_element(By.NAME, "model")
+    model.send_keys("google/veo-3.1")
+    model.submit()
+    wait_for(
+        browser,
+        lambda driver: driver.execute_script(
+            "const v = [...document.querySelectorAll('video.poster-frame')];"
+            "return location.search.includes('model=google') && v.length === 3 && v.every(x => x.readyState >= 2)"
+        ),
+        "the filtered gallery with three posters",
+    )
+    assert not browser.find_elements(By.CSS_SELECTOR, f"article.card[data-dag-id='{HOSTILE_DAG}']")
     browser.switch_to.default_content()
     _screenshot(request, browser, "video-gallery.png")
