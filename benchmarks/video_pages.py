@@ -46,9 +46,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import contextlib
 
 from benchmarks._common import machine_line, median, table, wait_quiet
+from tests.s3 import aws_connection, moto_server
 from tests.system.stack import AirflowStack
 
 DAG_ID = "bench_video_pages"
+BUCKET = "bench-videos"
 PER_RUN = 20
 MODELS = ("google/veo-3.1", "openai/sora-2", "bytedance/seedance-1-pro")
 DAG = f"""
@@ -280,50 +282,21 @@ def stream_memory(stack: AirflowStack, run_id: str, size: int) -> dict[str, floa
     }
 
 
-class MotoS3:
-    """moto's S3 server in its own process, and a bucket on it."""
+def s3_bucket(endpoint: str) -> Any:
+    """A client of the S3 server, with the benchmark's bucket created."""
+    import boto3
 
-    def __init__(self, scratch: Path) -> None:
-        from tests.s3 import AWS_KEY_ID, AWS_SECRET, _free_port
+    from tests.s3 import AWS_KEY_ID, AWS_SECRET
 
-        self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            env={**__import__("os").environ, "TMPDIR": str(scratch)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{self.endpoint}/moto-api/", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("moto did not start") from None
-                time.sleep(0.1)
-        import boto3
-
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=AWS_KEY_ID,
-            aws_secret_access_key=AWS_SECRET,
-            region_name="us-east-1",
-        )
-        self.bucket = "bench-videos"
-        self.client.create_bucket(Bucket=self.bucket)
-
-    def connection(self) -> str:
-        from tests.s3 import aws_connection
-
-        return json.dumps(aws_connection(self.endpoint))
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=10)
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=AWS_KEY_ID,
+        aws_secret_access_key=AWS_SECRET,
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket=BUCKET)
+    return client
 
 
 def main() -> None:
@@ -341,92 +314,97 @@ def main() -> None:
         (home / "dags").mkdir()
         (home / "dags" / "bench.py").write_text(DAG)
         (home / "moto").mkdir()
-        s3 = MotoS3(home / "moto")
-        stack = AirflowStack(home / "stack", home / "dags", env={"AIRFLOW_CONN_BENCH_S3": s3.connection()})
-        stack.start()
-        try:
-            stack.wait_for_dag(DAG_ID, timeout=90)
-            rows = []
-            seeded = 0
-            for videos in sorted(args.videos):
-                seed(stack, videos - seeded, home / "videos", start=seeded)
-                seeded = videos
-                browser = gallery_in_browser(stack, args.repeats)
-                server = server_times(stack)
-                rows.append(
-                    [
-                        f"{videos:,}",
-                        f"{server['first']:.0f} / {server['second']:.0f} / {server['model']:.0f}",
-                        f"{browser['html']:.0f}",
-                        f"{browser['dom']:.0f}",
-                        f"{browser['load']:.0f}",
-                        f"{browser['first_screen']:.0f} ({browser['posters']:.0f} posters)",
-                    ]
-                )
-                print(rows[-1], flush=True)
-            print()
-            print(
-                table(
-                    [
-                        "recorded videos",
-                        "page HTML, server ms (first / next page / model filter)",
-                        "browser: HTML ms",
-                        "DOMContentLoaded ms",
-                        "load ms",
-                        "first screen ms",
-                    ],
-                    rows,
-                )
-            )
-            big = big_video(home / "big", args.stream_gib)
-            size = big.stat().st_size
-            _seed_one(
-                stack,
-                home / "big",
-                "big__disk",
-                {"output_paths": [str(big)], "video_request": {"model": MODELS[0]}},
-            )
-            memory = [("local file", stream_memory(stack, "big__disk", size))]
-            s3.client.upload_file(str(big), s3.bucket, "big.mp4")
-            big.unlink()
-            _seed_one(
-                stack,
-                home / "big",
-                "big__s3",
-                {
-                    "output_paths": [f"s3://{s3.bucket}/big.mp4"],
-                    "output_conn_id": "bench_s3",
-                    "video_request": {"model": MODELS[0]},
-                },
-            )
-            memory.append(("S3 (moto), output_conn_id", stream_memory(stack, "big__s3", size)))
-            print()
-            print(
-                table(
-                    [
-                        "video",
-                        "from",
-                        "api-server RSS before",
-                        "peak while streaming",
-                        "growth",
-                        "throughput",
-                    ],
-                    [
-                        [
-                            f"{figures['size_mib']:,.0f} MiB",
-                            source,
-                            f"{figures['baseline_mib']:.0f} MiB",
-                            f"{figures['peak_mib']:.0f} MiB",
-                            f"{figures['growth_mib']:+.1f} MiB",
-                            f"{figures['throughput_mib_s']:.0f} MiB/s",
-                        ]
-                        for source, figures in memory
-                    ],
-                )
-            )
-        finally:
-            stack.stop()
-            s3.stop()
+        with moto_server(home / "moto", home / "moto.log") as endpoint:
+            s3 = s3_bucket(endpoint)
+            connection = json.dumps(aws_connection(endpoint))
+            stack = AirflowStack(home / "stack", home / "dags", env={"AIRFLOW_CONN_BENCH_S3": connection})
+            stack.start()
+            try:
+                run(stack, home, s3, args)
+            finally:
+                stack.stop()
+
+
+def run(stack: AirflowStack, home: Path, s3: Any, args: argparse.Namespace) -> None:
+    stack.wait_for_dag(DAG_ID, timeout=90)
+    rows = []
+    seeded = 0
+    for videos in sorted(args.videos):
+        seed(stack, videos - seeded, home / "videos", start=seeded)
+        seeded = videos
+        browser = gallery_in_browser(stack, args.repeats)
+        server = server_times(stack)
+        rows.append(
+            [
+                f"{videos:,}",
+                f"{server['first']:.0f} / {server['second']:.0f} / {server['model']:.0f}",
+                f"{browser['html']:.0f}",
+                f"{browser['dom']:.0f}",
+                f"{browser['load']:.0f}",
+                f"{browser['first_screen']:.0f} ({browser['posters']:.0f} posters)",
+            ]
+        )
+        print(rows[-1], flush=True)
+    print()
+    print(
+        table(
+            [
+                "recorded videos",
+                "page HTML, server ms (first / next page / model filter)",
+                "browser: HTML ms",
+                "DOMContentLoaded ms",
+                "load ms",
+                "first screen ms",
+            ],
+            rows,
+        )
+    )
+    big = big_video(home / "big", args.stream_gib)
+    size = big.stat().st_size
+    _seed_one(
+        stack,
+        home / "big",
+        "big__disk",
+        {"output_paths": [str(big)], "video_request": {"model": MODELS[0]}},
+    )
+    memory = [("local file", stream_memory(stack, "big__disk", size))]
+    s3.upload_file(str(big), BUCKET, "big.mp4")
+    big.unlink()
+    _seed_one(
+        stack,
+        home / "big",
+        "big__s3",
+        {
+            "output_paths": [f"s3://{BUCKET}/big.mp4"],
+            "output_conn_id": "bench_s3",
+            "video_request": {"model": MODELS[0]},
+        },
+    )
+    memory.append(("S3 (moto), output_conn_id", stream_memory(stack, "big__s3", size)))
+    print()
+    print(
+        table(
+            [
+                "video",
+                "from",
+                "api-server RSS before",
+                "peak while streaming",
+                "growth",
+                "throughput",
+            ],
+            [
+                [
+                    f"{figures['size_mib']:,.0f} MiB",
+                    source,
+                    f"{figures['baseline_mib']:.0f} MiB",
+                    f"{figures['peak_mib']:.0f} MiB",
+                    f"{figures['growth_mib']:+.1f} MiB",
+                    f"{figures['throughput_mib_s']:.0f} MiB/s",
+                ]
+                for source, figures in memory
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -52,40 +54,49 @@ def _free_port() -> int:
         return port
 
 
+@contextmanager
+def moto_server(scratch: Path, log_path: Path) -> Iterator[str]:
+    """moto's S3 server in its own process (its scratch files in ``scratch``); yields its URL."""
+    port = _free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            env={**os.environ, "TMPDIR": str(scratch)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        endpoint = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    httpx.get(f"{endpoint}/moto-api/", timeout=1)
+                    break
+                except httpx.TransportError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"moto server did not start (exit code {process.poll()})"
+                        ) from None
+                    time.sleep(0.1)
+            yield endpoint
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto's S3 server in its own process (its scratch files in its own TMPDIR), one per test
-    process: Airflow caches a filesystem per connection id for the process, endpoint included."""
-    port = _free_port()
-    scratch = tmp_path_factory.mktemp("moto_tmp")
-    log = (tmp_path_factory.mktemp("moto_log") / "moto.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, "TMPDIR": str(scratch)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{endpoint}/moto-api/", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start (exit code {process.poll()})") from None
-                time.sleep(0.1)
-        yield endpoint
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    """One moto server per test process: Airflow caches a filesystem per connection id for the
+    process, endpoint included."""
+    with moto_server(
+        tmp_path_factory.mktemp("moto_tmp"), tmp_path_factory.mktemp("moto_log") / "moto.log"
+    ) as url:
+        yield url
 
 
 def aws_connection(s3_endpoint: str) -> dict[str, Any]:

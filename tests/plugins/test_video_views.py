@@ -39,7 +39,13 @@ from airflow_provider_orvideo.plugins.video_views import (
 
 MP4 = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64
 TASK = VideoTask("product_videos", "manual__2026-01-01T00:00:00+00:00", "render", -1)
-WRITER = {"dag_id": TASK.dag_id, "run_id": TASK.run_id, "task_id": TASK.task_id, "map_index": -1, "job_id": "j"}
+WRITER = {
+    "dag_id": TASK.dag_id,
+    "run_id": TASK.run_id,
+    "task_id": TASK.task_id,
+    "map_index": -1,
+    "job_id": "j",
+}
 REQUEST = {"model": "google/veo-3.1", "prompt": "A kite", "duration": 4, "resolution": "720p"}
 
 
@@ -67,7 +73,9 @@ def test_a_map_index_the_pages_cannot_have_written_is_refused(segment: str) -> N
     task_id=st.text(min_size=1, max_size=30),
     map_index=st.integers(min_value=-1, max_value=10_000),
 )
-def test_watch_urls_are_one_path_segment_per_id(dag_id: str, run_id: str, task_id: str, map_index: int) -> None:
+def test_watch_urls_are_one_path_segment_per_id(
+    dag_id: str, run_id: str, task_id: str, map_index: int
+) -> None:
     path = watch_path(dag_id, run_id, task_id, map_index)
     assert path.startswith("orvideo/watch/")
     segments = path.removeprefix("orvideo/watch/").split("/")
@@ -161,7 +169,11 @@ def test_object_storage_is_opened_with_the_recorded_connection() -> None:
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(location=st.one_of(st.text(max_size=80), st.from_regex(r"(/|\.\./|file://|s3://)[ -~]{0,60}", fullmatch=True)))
+@given(
+    location=st.one_of(
+        st.text(max_size=80), st.from_regex(r"(/|\.\./|file://|s3://)[ -~]{0,60}", fullmatch=True)
+    )
+)
 def test_any_recorded_value_gives_an_answer_never_an_exception(tmp_path: Path, location: str) -> None:
     answer = locate(recorded(location), 0)
     if isinstance(answer, LocalVideo):  # only real videos with a video suffix
@@ -197,7 +209,9 @@ def test_any_range_header_is_ignored_answered_or_unsatisfiable(header: str, size
         assert 0 <= first <= last < size
 
 
-@pytest.mark.parametrize("header", [None, "", "items=0-1", "bytes=0-1,4-5", "bytes=5-2", "bytes=a-b", "bytes=-"])
+@pytest.mark.parametrize(
+    "header", [None, "", "items=0-1", "bytes=0-1,4-5", "bytes=5-2", "bytes=a-b", "bytes=-"]
+)
 def test_ranges_a_server_may_ignore_send_the_whole_file(header: str | None) -> None:
     assert byte_range(header, 100) is None
 
@@ -219,7 +233,12 @@ def test_recorded_facts_read_native_json_and_json_strings() -> None:
         try_number=2,
     )
     assert video is not None
-    assert (video.locations, video.cost, video.job_id, video.try_number) == (("/v/a.mp4", "/v/a_1.mp4"), 0.25, "job-1", 2)
+    assert (video.locations, video.cost, video.job_id, video.try_number) == (
+        ("/v/a.mp4", "/v/a_1.mp4"),
+        0.25,
+        "job-1",
+        2,
+    )
     assert video.missing_outputs == (1,)
     assert video.model == "google/veo-3.1"
 
@@ -239,7 +258,9 @@ def test_a_task_instance_without_a_saved_video_has_no_page(values: dict[str, obj
 
 @pytest.mark.parametrize("cost", [True, "1.2", float("nan"), float("inf"), None, [1]])
 def test_a_cost_that_is_not_a_number_shows_as_unknown(cost: object) -> None:
-    video = RecordedVideo.from_xcoms(TASK, {"output_paths": ["/a.mp4"], "video_request": REQUEST, "usage": {"cost": cost}})
+    video = RecordedVideo.from_xcoms(
+        TASK, {"output_paths": ["/a.mp4"], "video_request": REQUEST, "usage": {"cost": cost}}
+    )
     assert video is not None
     assert video.cost is None
     assert money(video.cost) == "cost unknown"
@@ -254,8 +275,15 @@ def test_a_cost_that_is_not_a_number_shows_as_unknown(cost: object) -> None:
     task_id=st.text(max_size=40),
     map_index=st.integers(min_value=-1, max_value=10**6),
 )
-def test_gallery_positions_survive_the_url(stamp: datetime, dag_run_pk: int, task_id: str, map_index: int) -> None:
-    assert decode_cursor(encode_cursor(stamp, dag_run_pk, task_id, map_index)) == (stamp, dag_run_pk, task_id, map_index)
+def test_gallery_positions_survive_the_url(
+    stamp: datetime, dag_run_pk: int, task_id: str, map_index: int
+) -> None:
+    assert decode_cursor(encode_cursor(stamp, dag_run_pk, task_id, map_index)) == (
+        stamp,
+        dag_run_pk,
+        task_id,
+        map_index,
+    )
 
 
 @given(text=st.text(max_size=60))
@@ -270,10 +298,14 @@ def test_a_forged_gallery_position_is_a_clear_400(text: str) -> None:
 
 
 def test_filters_from_the_query_string() -> None:
-    filters = GalleryFilter.from_query({"dag_id": " daily ", "model": "google/veo-3.1", "since": "2026-01-02"})
+    filters = GalleryFilter.from_query(
+        {"dag_id": " daily ", "model": "google/veo-3.1", "since": "2026-01-02"}
+    )
     assert (filters.dag_id, filters.model, filters.since) == ("daily", "google/veo-3.1", date(2026, 1, 2))
     assert filters.recorded_from == datetime(2026, 1, 2, tzinfo=timezone.utc)
-    assert GalleryFilter.from_query({"until": "2026-01-02"}).recorded_before == datetime(2026, 1, 3, tzinfo=timezone.utc)
+    assert GalleryFilter.from_query({"until": "2026-01-02"}).recorded_before == datetime(
+        2026, 1, 3, tzinfo=timezone.utc
+    )
     assert GalleryFilter.from_query({"dag_id": "x"}, dag_id="fixed").dag_id == "fixed"
     with pytest.raises(InvalidViewRequest, match="since='yesterday' is not a date"):
         GalleryFilter.from_query({"since": "yesterday"})
@@ -296,7 +328,11 @@ def test_spend_is_bucketed_per_utc_day_and_dag_over_30_days() -> None:
         ("weekly", _at(TODAY - timedelta(days=29)), {"cost": 2.0}),
         ("weekly", _at(TODAY - timedelta(days=30)), {"cost": 100.0}),  # outside the window
         ("weekly", _at(TODAY), {"cost": None}),
-        ("daily", datetime(2026, 3, 31, 1, tzinfo=timezone(timedelta(hours=3))), {"cost": 4.0}),  # 30 March UTC
+        (
+            "daily",
+            datetime(2026, 3, 31, 1, tzinfo=timezone(timedelta(hours=3))),
+            {"cost": 4.0},
+        ),  # 30 March UTC
     ]
     chart = spend_chart(rows, today=TODAY)
     assert len(chart.days) == 30
@@ -319,7 +355,10 @@ def test_spend_is_bucketed_per_utc_day_and_dag_over_30_days() -> None:
     )
 )
 def test_the_chart_adds_up_whatever_the_dags(rows: list[tuple[str, int, float | None]]) -> None:
-    chart = spend_chart(((dag, _at(TODAY + timedelta(days=offset)), {"cost": cost}) for dag, offset, cost in rows), today=TODAY)
+    chart = spend_chart(
+        ((dag, _at(TODAY + timedelta(days=offset)), {"cost": cost}) for dag, offset, cost in rows),
+        today=TODAY,
+    )
     inside = [(dag, cost) for dag, offset, cost in rows if offset > -30]
     assert chart.videos == len(inside)
     assert math.isclose(chart.total, sum(cost for _, cost in inside if cost is not None), abs_tol=1e-6)
@@ -338,7 +377,9 @@ HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)>"'
 
 def test_the_player_page_escapes_what_a_dag_author_wrote(tmp_path: Path) -> None:
     task = VideoTask(HOSTILE, HOSTILE, HOSTILE, -1)
-    video = RecordedVideo(task, (str(tmp_path / "a.mp4"),), request={"prompt": HOSTILE, "model": HOSTILE}, job_id=HOSTILE)
+    video = RecordedVideo(
+        task, (str(tmp_path / "a.mp4"),), request={"prompt": HOSTILE, "model": HOSTILE}, job_id=HOSTILE
+    )
     page = render_watch(video, [Unreachable(HOSTILE, HOSTILE)], PageUrls("/orvideo"))
     assert "<script" not in page
     assert "<img" not in page
@@ -379,5 +420,7 @@ def test_nothing_here_imports_the_web_stack_until_a_page_is_rendered() -> None:
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True
+    )
     assert "airflow_provider_orvideo.plugins.video_viewer" not in out.stdout
