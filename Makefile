@@ -25,7 +25,7 @@ test: install
 	$(BIN)/python scripts/check_package.py
 	$(BIN)/pytest -n 2 --ignore=tests/system --ignore=tests/distributed
 	$(BIN)/python scripts/airflow_versions.py
-	$(BIN)/pytest tests/system --ignore=tests/system/test_stack_smoke.py
+	$(BIN)/pytest tests/system --ignore=tests/system/test_stack_smoke.py -n 2 --dist loadfile
 	$(BIN)/python scripts/airflow_versions.py --system 3.0.6
 	$(MAKE) test-distributed
 

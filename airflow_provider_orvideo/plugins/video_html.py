@@ -20,6 +20,7 @@ from airflow_provider_orvideo.plugins.video_views import (
     RecordedVideo,
     Refused,
     SpendChart,
+    Unavailable,
     Unreachable,
     VideoTask,
 )
@@ -183,7 +184,7 @@ def _when(moment: datetime | None) -> str:
 
 
 def _note(location: Location) -> str | None:
-    return location.message if isinstance(location, (Unreachable, Refused)) else None
+    return location.message if isinstance(location, (Unreachable, Unavailable, Refused)) else None
 
 
 def render_watch(video: RecordedVideo, locations: Sequence[Location], urls: PageUrls) -> str:

@@ -34,8 +34,10 @@ from airflow_provider_orvideo.plugins.video_views import (
     GalleryPage,
     InvalidViewRequest,
     LocalVideo,
+    Location,
     RecordedVideo,
     StoredVideo,
+    Unavailable,
     UnsatisfiableRange,
     VideoTask,
     byte_range,
@@ -357,7 +359,9 @@ async def watch_page(request: Request) -> Response:
             "has not saved a video: it is not an OpenRouter video task, or it has not succeeded yet."
         )
         return _html(render_error("No video yet", message), 404)
-    locations = await run_in_threadpool(lambda: [locate(video, i) for i in range(len(video.locations))])
+    locations = await run_in_threadpool(
+        lambda: [_readable(locate(video, index)) for index in range(len(video.locations))]
+    )
     return _html(render_watch(video, locations, _urls(request)))
 
 
@@ -405,21 +409,40 @@ def _file_response(video: LocalVideo) -> Response:
     )
 
 
+def _object_size(video: StoredVideo) -> int | Unavailable:
+    """The object's size, or why the api-server cannot read it (one metadata request)."""
+    from airflow.sdk import ObjectStoragePath
+
+    try:
+        return int(ObjectStoragePath(video.storage_uri).stat()["size"])
+    except FileNotFoundError:
+        return Unavailable(video.storage_uri, "no longer exists in object storage")
+    except Exception as error:
+        log.warning("Cannot read %s for the video player: %s", video.storage_uri, type(error).__name__)
+        return Unavailable(
+            video.storage_uri,
+            f"cannot be read by the api-server ({type(error).__name__}; check the connection)",
+        )
+
+
+def _readable(location: Location) -> Location:
+    """For the player page: an object that cannot be read becomes a note instead of a dead player."""
+    if isinstance(location, StoredVideo):
+        size = _object_size(location)
+        if isinstance(size, Unavailable):
+            return size
+    return location
+
+
 def _stored_response(request: Request, video: StoredVideo) -> Response:
     """A ranged stream of an object: one bounded read at a time, in the thread pool."""
     from airflow.sdk import ObjectStoragePath
     from starlette.responses import Response, StreamingResponse
 
     path = ObjectStoragePath(video.storage_uri)
-    try:
-        size = int(path.stat()["size"])
-    except FileNotFoundError:
-        return _text(f"{video.storage_uri} no longer exists in object storage.", 404)
-    except Exception as error:
-        log.warning("Cannot read %s for the video player: %s", path, type(error).__name__)
-        return _text(
-            f"The api-server cannot read this video from object storage ({type(error).__name__}).", 502
-        )
+    size = _object_size(video)
+    if isinstance(size, Unavailable):
+        return _text(size.message, 404)
     headers = {**MEDIA_HEADERS, "Accept-Ranges": "bytes", "Content-Disposition": "inline"}
     try:
         wanted = byte_range(request.headers.get("range"), size)

@@ -34,14 +34,18 @@ __all__ = [
     "MAP_INDEX_PLACEHOLDER",
     "RECORDED_KEYS",
     "SPEND_DAYS",
+    "SPEND_MAX_ROWS",
+    "VIDEO_MEDIA_TYPES",
     "GalleryFilter",
     "GalleryPage",
     "InvalidViewRequest",
     "LocalVideo",
+    "Location",
     "RecordedVideo",
     "Refused",
     "SpendChart",
     "StoredVideo",
+    "Unavailable",
     "Unreachable",
     "UnsatisfiableRange",
     "VideoTask",
@@ -234,6 +238,19 @@ class Unreachable:
 
 
 @dataclass(frozen=True)
+class Unavailable:
+    """In object storage, but not readable now: the object is gone, or the connection cannot
+    read it."""
+
+    location: str
+    reason: str
+
+    @property
+    def message(self) -> str:
+        return f"The video at {self.location} {self.reason}."
+
+
+@dataclass(frozen=True)
 class Refused:
     """Recorded, but not something the pages serve (see the module's serving rules)."""
 
@@ -245,7 +262,7 @@ class Refused:
         return f"Not shown: {self.location} {self.reason}."
 
 
-Location = LocalVideo | StoredVideo | Unreachable | Refused
+Location = LocalVideo | StoredVideo | Unreachable | Unavailable | Refused
 
 
 def _media_type(name: str) -> str | None:

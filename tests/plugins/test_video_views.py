@@ -27,6 +27,7 @@ from airflow_provider_orvideo.plugins.video_views import (
     Refused,
     SpendChart,
     StoredVideo,
+    Unavailable,
     Unreachable,
     UnsatisfiableRange,
     VideoTask,
@@ -384,6 +385,20 @@ def test_the_player_page_escapes_what_a_dag_author_wrote(tmp_path: Path) -> None
     assert "<script" not in page
     assert "<img" not in page
     assert "&lt;script&gt;" in page
+
+
+def test_every_output_the_page_cannot_play_gets_its_reason_instead_of_a_player(tmp_path: Path) -> None:
+    video = recorded("/w/a.mp4", "s3://b/gone.mp4", "/etc/passwd", host="worker-3")
+    notes = [
+        Unreachable("/w/a.mp4", "worker-3"),
+        Unavailable("s3://b/gone.mp4", "no longer exists in object storage"),
+        Refused("/etc/passwd", "does not end in a video suffix"),
+    ]
+    page = render_watch(video, notes, PageUrls("/orvideo"))
+    assert "<video" not in page
+    assert page.count('class="note"') == 3
+    for note in notes:
+        assert note.message in page
 
 
 def test_the_gallery_escapes_and_keeps_its_filters_on_the_next_page() -> None:

@@ -9,7 +9,8 @@ Proved here: the "Watch video" extra link on the task instance; the player page'
 stream (full, Range, HEAD, 416) from disk and from object storage; a worker-only path reported
 with its host; every page and stream refused without a token (401 / login redirect) and for a
 user without access to the DAG (403), by cookie and by bearer; only recorded locations served
-(a task that records ``airflow.cfg``, a link to it, or another DAG's video gets nothing);
+(a task that records ``airflow.cfg``, a link to it, or another DAG's video gets nothing; a
+missing object is a note, not a dead player);
 and in headless Chromium: the link, the player reaching ``readyState >= 2`` with the clip's
 duration, the gallery with the run's videos and a spend chart, in Airflow's own navigation.
 Screenshots go to ``test-artifacts/``.
@@ -26,6 +27,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+from orvideo_emulator import EmulatorControl
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
@@ -110,7 +112,9 @@ with DAG(dag_id="orvideo_hostile", schedule=None, start_date=START):
             context["dag_run"].conf["foreign_video"],
             "relative/clip.mp4",
             OUT + "/../" + os.path.basename(OUT) + "/missing.mp4",
+            "s3://" + os.environ["ORVIDEO_BUCKET"] + "/nothing-here.mp4",
         ])
+        ti.xcom_push(key="output_conn_id", value="orvideo_viewer_s3")
         ti.xcom_push(key="output_host", value="worker-7")
 
     record_foreign_paths()
@@ -159,8 +163,9 @@ def stack(
 
 
 @pytest.fixture(scope="module")
-def runs(stack: AirflowStack) -> dict[str, str]:
+def runs(stack: AirflowStack, _emulator_control: EmulatorControl) -> dict[str, str]:
     """One successful run of each video DAG, then the hostile DAG naming the secret video."""
+    _emulator_control.reset()  # the session's emulator: earlier modules script slow jobs
     run_ids = {dag_id: stack.trigger(dag_id) for dag_id in (WATCH_DAG, SECRET_DAG, BUCKET_DAG)}
     for dag_id, run_id in run_ids.items():
         states = stack.wait_for_task_state(dag_id, run_id, "render", {"success", "failed"}, timeout=120)
@@ -307,7 +312,7 @@ def test_only_locations_the_task_recorded_and_wrote_are_served(
     hostile = _segments(HOSTILE_DAG, runs[HOSTILE_DAG], "record_foreign_paths")
     config = (stack.airflow_home / "airflow.cfg").read_text()
     reasons = []
-    for index in range(5):
+    for index in range(6):
         response = _get(stack, f"/orvideo/stream/{hostile}/{index}", tokens["admin"], headers=IDENTITY)
         assert response.status_code == 404, (index, response.text)
         assert "[core]" not in response.text
@@ -318,9 +323,10 @@ def test_only_locations_the_task_recorded_and_wrote_are_served(
     assert "written by another task instance" in reasons[2]  # the secret DAG's real video
     assert "absolute" in reasons[3]
     assert "worker-7" in reasons[4]  # not on this machine: where it is instead
+    assert "no longer exists in object storage" in reasons[5]
     # Whatever the URL says, it names a recorded index, never a path.
     for path in (
-        f"/orvideo/stream/{hostile}/5",
+        f"/orvideo/stream/{hostile}/6",
         f"/orvideo/stream/{hostile}/-1",
         f"/orvideo/stream/{hostile}/..%2F..%2Fairflow.cfg",
         f"/orvideo/stream/{hostile}/0/../../../../../airflow.cfg",
@@ -331,7 +337,7 @@ def test_only_locations_the_task_recorded_and_wrote_are_served(
         assert "[core]" not in response.text
     page = _get(stack, f"/orvideo/watch/{hostile}", tokens["admin"])
     assert page.status_code == 200
-    assert page.text.count('class="note"') == 5
+    assert page.text.count('class="note"') == 6  # each says why, the page itself works
     assert "<video" not in page.text
 
 
