@@ -18,6 +18,7 @@ logs are printed straight to the terminal (output capture bypassed).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 
@@ -38,8 +39,25 @@ def record_artifact(config: pytest.Config, path: Path) -> None:
     config.stash.setdefault(ARTIFACTS, []).append(Path(path).resolve())
 
 
+ARTIFACTS_DIR = _HERE.parents[1] / "test-artifacts"
+#: When the session started: with ``-n 2`` the tests record artifacts in worker processes, so the
+#: controller's summary lists what the artifacts folder got since then instead.
+SESSION_START: pytest.StashKey[float] = pytest.StashKey()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[SESSION_START] = time.time()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    artifacts = config.stash.get(ARTIFACTS, [])
+    started = config.stash.get(SESSION_START, time.time())
+    written = (
+        [path.resolve() for path in ARTIFACTS_DIR.iterdir() if path.stat().st_mtime >= started]
+        if ARTIFACTS_DIR.is_dir()
+        else []
+    )
+    recorded: list[Path] = config.stash.get(ARTIFACTS, [])
+    artifacts = sorted(set(recorded) | set(written))
     if artifacts:
         terminalreporter.section("test artifacts")
         for path in artifacts:
