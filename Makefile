@@ -18,6 +18,8 @@ $(VENV)/.installed: pyproject.toml emulator/pyproject.toml constraints.txt
 demo: install
 	$(BIN)/python scripts/demo.py
 
+# System tests: two modules at a time, each with its own stacks; the longest (webhooks) first, so
+# the other worker runs the rest meanwhile.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -25,7 +27,7 @@ test: install
 	$(BIN)/python scripts/check_package.py
 	$(BIN)/pytest -n 2 --ignore=tests/system --ignore=tests/distributed
 	$(BIN)/python scripts/airflow_versions.py
-	$(BIN)/pytest tests/system --ignore=tests/system/test_stack_smoke.py -n 2 --dist loadfile
+	$(BIN)/pytest tests/system/test_webhooks.py tests/system --ignore=tests/system/test_stack_smoke.py -n 2 --dist loadfile
 	$(BIN)/python scripts/airflow_versions.py --system 3.0.6
 	$(MAKE) test-distributed
 

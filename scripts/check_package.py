@@ -20,8 +20,9 @@ Steps (each fails loudly, naming what is wrong):
 5. ``pip install -c constraints.txt <wheel>`` into a fresh venv; there, with its own
    ``AIRFLOW_HOME``: the provider's modules import from site-packages with the runtime
    dependencies only, the emulator does not, ``airflow providers list`` shows the provider at
-   ``__version__`` and ``airflow providers hooks`` shows the ``openrouter`` connection type. Then
-   the emulator's wheel goes in beside it and ``python -m orvideo_emulator --help`` runs.
+   ``__version__``, ``airflow providers hooks`` the ``openrouter`` connection type and
+   ``airflow providers links`` the *Watch video* link (JSON output only). Then the emulator's
+   wheel goes in beside it and ``python -m orvideo_emulator --help`` runs.
 
 Usage: ``python scripts/check_package.py [--keep]`` (``--keep`` leaves the temporary directory).
 """
@@ -440,8 +441,6 @@ def check_install(wheel: Path, emulator_wheel: Path, out: Path, version: str) ->
         fail(f"{EMULATOR_PACKAGE} is importable after installing the provider wheel alone")
 
     airflow = venv / "bin" / "airflow"
-    listed = run([airflow, "providers", "list"], cwd=work, env=env, capture=True)
-    print(listed.rstrip())
     providers = json.loads(run([airflow, "providers", "list", "-o", "json"], cwd=work, env=env, capture=True))
     ours = [p for p in providers if p.get("package_name") == DIST_NAME]
     if not ours:
@@ -451,8 +450,6 @@ def check_install(wheel: Path, emulator_wheel: Path, out: Path, version: str) ->
     if ours[0].get("version") != version:
         fail(f"`airflow providers list` shows {DIST_NAME} {ours[0].get('version')}, expected {version}")
 
-    hooks_table = run([airflow, "providers", "hooks"], cwd=work, env=env, capture=True)
-    print(hooks_table.rstrip())
     hooks = json.loads(run([airflow, "providers", "hooks", "-o", "json"], cwd=work, env=env, capture=True))
     connection = [h for h in hooks if h.get("connection_type") == CONNECTION_TYPE]
     if not connection:
@@ -469,7 +466,8 @@ def check_install(wheel: Path, emulator_wheel: Path, out: Path, version: str) ->
         fail(f"`airflow providers links` does not list {EXTRA_LINK}; it lists {links}")
     print(
         f"  OK: `airflow providers list` shows {DIST_NAME} {version}; `airflow providers hooks` shows "
-        f"connection type {CONNECTION_TYPE!r} ({connection[0]['class']})"
+        f"connection type {CONNECTION_TYPE!r} ({connection[0]['class']}); `airflow providers links` "
+        f"lists {EXTRA_LINK}"
     )
 
     run([python, "-m", "pip", "install", "--quiet", "--no-compile", emulator_wheel], cwd=work, env=env)
