@@ -46,11 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import contextlib
 
 from benchmarks._common import machine_line, median, table, wait_quiet
-from tests.s3 import aws_connection, moto_server
+from tests.s3 import S3, aws_connection, moto_server, new_bucket
 from tests.system.stack import AirflowStack
 
 DAG_ID = "bench_video_pages"
-BUCKET = "bench-videos"
 PER_RUN = 20
 MODELS = ("google/veo-3.1", "openai/sora-2", "bytedance/seedance-1-pro")
 DAG = f"""
@@ -282,23 +281,6 @@ def stream_memory(stack: AirflowStack, run_id: str, size: int) -> dict[str, floa
     }
 
 
-def s3_bucket(endpoint: str) -> Any:
-    """A client of the S3 server, with the benchmark's bucket created."""
-    import boto3
-
-    from tests.s3 import AWS_KEY_ID, AWS_SECRET
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=AWS_KEY_ID,
-        aws_secret_access_key=AWS_SECRET,
-        region_name="us-east-1",
-    )
-    client.create_bucket(Bucket=BUCKET)
-    return client
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -315,7 +297,7 @@ def main() -> None:
         (home / "dags" / "bench.py").write_text(DAG)
         (home / "moto").mkdir()
         with moto_server(home / "moto", home / "moto.log") as endpoint:
-            s3 = s3_bucket(endpoint)
+            s3 = new_bucket(endpoint)
             connection = json.dumps(aws_connection(endpoint))
             stack = AirflowStack(home / "stack", home / "dags", env={"AIRFLOW_CONN_BENCH_S3": connection})
             stack.start()
@@ -325,7 +307,7 @@ def main() -> None:
                 stack.stop()
 
 
-def run(stack: AirflowStack, home: Path, s3: Any, args: argparse.Namespace) -> None:
+def run(stack: AirflowStack, home: Path, s3: S3, args: argparse.Namespace) -> None:
     stack.wait_for_dag(DAG_ID, timeout=90)
     rows = []
     seeded = 0
@@ -368,14 +350,14 @@ def run(stack: AirflowStack, home: Path, s3: Any, args: argparse.Namespace) -> N
         {"output_paths": [str(big)], "video_request": {"model": MODELS[0]}},
     )
     memory = [("local file", stream_memory(stack, "big__disk", size))]
-    s3.upload_file(str(big), BUCKET, "big.mp4")
+    s3.client.upload_file(str(big), s3.bucket, "big.mp4")
     big.unlink()
     _seed_one(
         stack,
         home / "big",
         "big__s3",
         {
-            "output_paths": [f"s3://{BUCKET}/big.mp4"],
+            "output_paths": [f"s3://{s3.bucket}/big.mp4"],
             "output_conn_id": "bench_s3",
             "video_request": {"model": MODELS[0]},
         },

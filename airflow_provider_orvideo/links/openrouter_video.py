@@ -45,7 +45,8 @@ class WatchVideoLink(BaseOperatorLink):
             if not XCom.get_value(ti_key=ti_key, key="output_paths"):
                 return ""
             path = watch_path(ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)
-            return f"{_base_url()}/{path}" if _base_url() else path
+            base = _base_url()
+            return f"{base}/{path}" if base else path
         except Exception:  # a missing button is better than a failed task
             return ""
 
