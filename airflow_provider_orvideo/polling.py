@@ -8,7 +8,12 @@ without sleeping.
 The event payload is a versioned contract between a trigger serialized by one release and an
 operator resumed by another: a closed set of statuses (:data:`TRIGGER_EVENT_STATUSES`), JSON
 primitives only, no secrets (no key, no signed URL), and the same value wherever the trigger
-runs so Airflow can de-duplicate events from two triggerers.
+runs so Airflow can de-duplicate events from two triggerers. Keys added since version 1, each
+optional so that a payload without it still reads: ``source`` (``poll`` or ``webhook``) and
+``deadline`` (a number: the waiting trigger's absolute deadline, in webhook events only).
+
+A webhook is a hint, never a verdict: :func:`confirm_webhook` lets one GET of the job decide,
+and a job OpenRouter reports unfinished is waited for again, until the deadline it always had.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import enum
 import ipaddress
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +40,7 @@ __all__ = [
     "JobPoller",
     "PollSchedule",
     "VideoJobEvent",
+    "confirm_webhook",
     "loopback_poll_scale",
     "terminal_event",
 ]
@@ -106,14 +112,19 @@ class VideoJobEvent:
     source: str = "poll"
     """``poll`` (the trigger saw the job end) or ``webhook`` (the receiver resumed the task on a
     signed webhook: ``execute_complete`` confirms the job's state with one GET before acting)."""
+    deadline: float | None = None
+    """Webhook events only: the absolute Unix time the trigger the task waited on would have
+    given up at. A task that OpenRouter's GET sends back to waiting keeps it, so a stream of
+    contradicted webhooks cannot extend the wait beyond the job's original ``job_timeout``."""
 
     @property
     def from_webhook(self) -> bool:
         return self.source == "webhook"
 
     def to_payload(self) -> dict[str, Any]:
-        # ``source`` was added without a version bump: releases before it ignore unknown keys.
-        return {
+        # ``source`` and ``deadline`` were added without a version bump: releases before them
+        # ignore unknown keys. A poll's event has no deadline and stays as it always was.
+        payload: dict[str, Any] = {
             "version": EVENT_VERSION,
             "status": self.status.value,
             "job_id": self.job_id,
@@ -121,6 +132,9 @@ class VideoJobEvent:
             "remote_error": self.remote_error,
             "source": self.source,
         }
+        if self.deadline is not None:
+            payload["deadline"] = self.deadline
+        return payload
 
     @classmethod
     def from_payload(cls, payload: Any) -> VideoJobEvent:
@@ -150,12 +164,22 @@ class VideoJobEvent:
             raise TriggerEventError(
                 f"The trigger event for job {job_id} has source {source!r}; expected 'poll' or 'webhook'."
             )
+        deadline = payload.get("deadline")
+        if deadline is not None and (
+            isinstance(deadline, bool)
+            or not isinstance(deadline, (int, float))
+            or not math.isfinite(deadline)
+        ):
+            raise TriggerEventError(
+                f"The trigger event for job {job_id} has deadline {deadline!r}; expected a Unix time in seconds."
+            )
         return cls(
             status=EventStatus(status),
             job_id=job_id,
             message=str(payload.get("message") or ""),
             remote_error=remote_error if isinstance(remote_error, str) else None,
             source=source,
+            deadline=None if deadline is None else float(deadline),
         )
 
 
@@ -341,3 +365,47 @@ class JobPoller:
                 f"in a row, will retry): {error}"
             ),
         )
+
+
+def confirm_webhook(
+    claimed: VideoJobEvent, poller: JobPoller, answer: VideoJob | OpenRouterVideoError, *, now: float
+) -> PollStep:
+    """What a task a webhook resumed does after one GET of its job: OpenRouter's ``answer`` decides.
+
+    ``poller`` is what the task waits on again if it must: the normal poll schedule, up to the
+    job's original deadline. The step is the one a poll of the trigger would give, so a webhook
+    can make the task look sooner, never end differently:
+
+    * a terminal status: OpenRouter's event (a webhook that named another ending is logged);
+    * not finished, or a transient GET failure, before the deadline: a ``delay``; the task defers
+      again. Failing it instead would leave a job that still renders, and bills, undownloaded;
+      anyone holding the signing secret, or a buggy relay, could do that to every waiting task;
+    * past the deadline: the timeout event; a GET OpenRouter refuses: the error event.
+    """
+    job_id = poller.job_id
+    if isinstance(answer, OpenRouterVideoError):
+        step = poller.on_error(PollState(), answer, now=now)
+        reported = f"asking OpenRouter for the job failed ({answer})"
+    else:
+        step = poller.on_job(PollState(), answer, now=now)
+        reported = f"OpenRouter reports it {answer.status}"
+    event = step.event
+    if event is not None and event.status in _REMOTE_TERMINAL.values():
+        return replace(
+            step,
+            log_message=f"Resumed by OpenRouter's webhook; job {job_id} confirmed {event.status}.",
+            warning=None
+            if event.status is claimed.status
+            else f"A webhook said job {job_id} is {claimed.status}; OpenRouter reports {event.status}, which decides.",
+        )
+    contradiction = f"A webhook said OpenRouter video job {job_id} is {claimed.status}, but {reported}"
+    if event is not None:  # past the deadline, or a GET OpenRouter refused: the event says the rest
+        return replace(step, log_message=None, warning=f"{contradiction}.")
+    return replace(
+        step,
+        log_message=None,
+        warning=(
+            f"{contradiction}. The webhook is not acted on: the task waits for the job again, on the "
+            f"normal poll schedule (every {poller.poll_interval:g} s), until its deadline {_iso(poller.deadline)}."
+        ),
+    )

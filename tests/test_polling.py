@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import math
+import os
+from datetime import datetime, timezone
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airflow_provider_orvideo._internal.api import VideoJob
 from airflow_provider_orvideo.exceptions import (
@@ -18,6 +24,7 @@ from airflow_provider_orvideo.polling import (
     PollSchedule,
     PollState,
     VideoJobEvent,
+    confirm_webhook,
     terminal_event,
 )
 
@@ -163,6 +170,12 @@ def test_event_round_trip_is_json_primitives_only() -> None:
     assert VideoJobEvent.from_payload(payload) == event
     webhook = VideoJobEvent(EventStatus.COMPLETED, JOB_ID, "done", source="webhook")
     assert VideoJobEvent.from_payload(webhook.to_payload()).from_webhook
+    # A webhook's event carries its trigger's deadline; one from a receiver before that has none.
+    hinted = VideoJobEvent(EventStatus.COMPLETED, JOB_ID, "done", source="webhook", deadline=1_800_000_000.5)
+    assert hinted.to_payload()["deadline"] == 1_800_000_000.5
+    assert VideoJobEvent.from_payload(hinted.to_payload()) == hinted
+    assert VideoJobEvent.from_payload({**hinted.to_payload(), "deadline": 1_800_000_000}).deadline == 1.8e9
+    assert VideoJobEvent.from_payload(webhook.to_payload()).deadline is None
 
 
 @pytest.mark.parametrize("status", ["completed", "failed", "cancelled", "expired"])
@@ -189,6 +202,9 @@ def test_terminal_event_is_none_while_running_or_unknown(status: str) -> None:
         ({"status": "completed"}, "carries no job_id"),
         ({"status": "completed", "job_id": JOB_ID, "version": 99}, "newer than this provider"),
         ({"status": "completed", "job_id": JOB_ID, "source": "email"}, "expected 'poll' or 'webhook'"),
+        ({"status": "completed", "job_id": JOB_ID, "deadline": "soon"}, "has deadline 'soon'"),
+        ({"status": "completed", "job_id": JOB_ID, "deadline": True}, "has deadline True"),
+        ({"status": "completed", "job_id": JOB_ID, "deadline": math.inf}, "has deadline inf"),
     ],
 )
 def test_untrustworthy_events_are_rejected(payload: object, fragment: str) -> None:
@@ -225,3 +241,139 @@ def test_scheduled_poller_waits_for_the_first_check_then_follows_the_schedule() 
     assert poller.on_job(PollState(), job("pending"), now=125.1).delay == pytest.approx(9.9)
     assert poller.on_job(PollState(), job("in_progress"), now=135.0).delay == pytest.approx(30.0)
     assert poller.on_job(PollState(), job("in_progress"), now=990.0).delay == pytest.approx(10.0)  # deadline
+
+
+# -- a webhook is a hint, never a verdict (issue 22) --------------------------------------------
+
+DEADLINE = 1000.0
+CLAIMED = VideoJobEvent(EventStatus.COMPLETED, JOB_ID, "done", source="webhook", deadline=DEADLINE)
+"""A webhook's event as the worker reads it: what the webhook said, and the trigger's deadline."""
+WAIT_AGAIN = JobPoller(
+    JOB_ID,
+    deadline=DEADLINE,
+    poll_interval=30.0,
+    max_consecutive_poll_failures=3,
+    submitted_at=100.0,
+    initial_poll_delays=(30.0, 10.0, 20.0),
+)
+"""The normal schedule the operator waits on again, anchored where the webhook was received."""
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"), [("completed", None), ("failed", "OpenRouter reports failed")]
+)
+def test_a_confirmed_webhook_ends_as_openrouter_says(status: str, expected: str | None) -> None:
+    error = None if status == "completed" else "Content policy violation"
+    step = confirm_webhook(CLAIMED, WAIT_AGAIN, job(status, error), now=100.0)
+    assert step.event == terminal_event(JOB_ID, status, error)
+    assert step.log_message == f"Resumed by OpenRouter's webhook; job {JOB_ID} confirmed {status}."
+    if expected is None:
+        assert step.warning is None
+    else:
+        assert step.warning is not None
+        assert expected in step.warning
+        assert "which decides" in step.warning
+
+
+@pytest.mark.parametrize("status", ["pending", "in_progress", "paused"])
+def test_a_webhook_openrouter_contradicts_waits_again_until_the_deadline(status: str) -> None:
+    step = confirm_webhook(CLAIMED, WAIT_AGAIN, job(status), now=100.0)
+    assert step.event is None
+    assert step.delay == pytest.approx(30.0)  # the normal schedule's first check
+    assert step.log_message is None
+    assert step.warning == (
+        f"A webhook said OpenRouter video job {JOB_ID} is completed, but OpenRouter reports it {status}. "
+        "The webhook is not acted on: the task waits for the job again, on the normal poll schedule "
+        f"(every 30 s), until its deadline {datetime.fromtimestamp(DEADLINE, tz=timezone.utc).isoformat()}."
+    )
+
+
+def test_a_transient_failure_to_confirm_waits_again() -> None:
+    step = confirm_webhook(CLAIMED, WAIT_AGAIN, OpenRouterServerError("boom", http_status=502), now=100.0)
+    assert step.event is None
+    assert step.delay == pytest.approx(30.0)
+    assert step.warning is not None
+    assert "asking OpenRouter for the job failed (boom)" in step.warning
+    assert "waits for the job again" in step.warning
+
+
+def test_a_refused_confirmation_is_an_error() -> None:
+    gone = OpenRouterNotFoundError("gone", http_status=404, api_message="Job not found")
+    step = confirm_webhook(CLAIMED, WAIT_AGAIN, gone, now=100.0)
+    assert step.event is not None
+    assert step.event.status is EventStatus.ERROR
+    assert (
+        step.warning
+        == f"A webhook said OpenRouter video job {JOB_ID} is completed, but asking OpenRouter for the job failed (gone)."
+    )
+
+
+@pytest.mark.parametrize("answer", [job("in_progress"), OpenRouterTransportError("reset")])
+def test_past_the_deadline_a_contradicted_webhook_times_out(answer: object) -> None:
+    step = confirm_webhook(CLAIMED, WAIT_AGAIN, answer, now=DEADLINE)  # type: ignore[arg-type]
+    assert step.event is not None
+    assert step.event.status is EventStatus.TIMEOUT
+    assert step.warning is not None
+    assert "A webhook said" in step.warning
+
+
+_NOT_FINISHED = st.one_of(
+    st.sampled_from(["pending", "in_progress", "paused", ""]).map(job),
+    st.sampled_from(
+        [
+            OpenRouterTransportError("reset"),
+            OpenRouterServerError("boom", http_status=502, api_message="boom"),
+            OpenRouterResponseError("not json"),
+        ]
+    ),
+)
+
+
+@settings(max_examples=int(os.environ.get("ORVIDEO_PROPERTY_EXAMPLES", "150")), deadline=None)
+@given(
+    claims=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [s for s in EventStatus if s.value in ("completed", "failed", "cancelled", "expired")]
+            ),
+            st.floats(min_value=0.0, max_value=0.999),
+            _NOT_FINISHED,
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    deadline=st.floats(min_value=1.0, max_value=86_400.0),
+)
+def test_contradicted_webhooks_never_end_the_task_before_its_deadline(
+    claims: list[tuple[EventStatus, float, object]], deadline: float
+) -> None:
+    """Any run of signed webhooks OpenRouter contradicts, each resuming the task at any moment
+    before the deadline: the task waits again every time, never fails, and never waits longer
+    than the deadline it started with (each webhook's payload carries it, as the receiver copies it
+    from the trigger the task waits on). At the deadline the last contradiction ends it as a timeout."""
+    start = 0.0
+    trigger_deadline = deadline
+    for claimed, position, answer in sorted(claims, key=lambda claim: claim[1]):
+        now = start + position * (deadline - start)
+        payload = VideoJobEvent(
+            claimed, JOB_ID, "hint", source="webhook", deadline=trigger_deadline
+        ).to_payload()
+        resumed = VideoJobEvent.from_payload(payload)
+        assert resumed.deadline is not None
+        poller = JobPoller(
+            JOB_ID,
+            deadline=resumed.deadline,
+            poll_interval=30.0,
+            max_consecutive_poll_failures=3,
+            submitted_at=now,
+            initial_poll_delays=(30.0, 10.0, 20.0),
+        )
+        step = confirm_webhook(resumed, poller, answer, now=now)  # type: ignore[arg-type]
+        assert step.event is None, step
+        assert step.delay is not None
+        assert 0.0 < step.delay <= deadline - now
+        trigger_deadline = poller.deadline
+    assert trigger_deadline == deadline
+    final = confirm_webhook(resumed, poller, claims[-1][2], now=deadline)  # type: ignore[arg-type]
+    assert final.event is not None
+    assert final.event.status is EventStatus.TIMEOUT

@@ -638,40 +638,61 @@ class OpenRouterVideoOperator(BaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume on a worker after the trigger's one event: download, or fail with the reason.
 
-        An event from a webhook is confirmed first with one GET of the job: OpenRouter's answer,
-        not the webhook, decides whether to download or fail (and which error the task gets).
+        An event from a webhook is only a hint, confirmed first with one GET of the job (see
+        :meth:`_confirm_webhook`): OpenRouter's answer, not the webhook, decides.
         """
         from airflow_provider_orvideo.polling import VideoJobEvent
 
         resumed = VideoJobEvent.from_payload(event)
         if not resumed.from_webhook:
             return self._finish(context, resumed, None)
-        job = self.hook.get_job(resumed.job_id)
-        confirmed = self._confirm_webhook(resumed, job)
-        return self._finish(context, confirmed, None, job=job)
+        return self._confirm_webhook(context, resumed)
 
-    def _confirm_webhook(self, event: VideoJobEvent, job: VideoJob) -> VideoJobEvent:
-        """The event OpenRouter's GET supports; a job that is somehow not finished is an error
-        (a retry re-attaches to it and polls)."""
-        from airflow_provider_orvideo.polling import EventStatus, VideoJobEvent, terminal_event
+    def _confirm_webhook(self, context: Context, claimed: VideoJobEvent) -> str:
+        """End the task as one GET of the job says (:func:`~airflow_provider_orvideo.polling.confirm_webhook`),
+        or, while the job is not finished or the GET failed transiently, defer again.
 
-        confirmed = terminal_event(job.id, job.status, job.error)
-        if confirmed is None:
-            return VideoJobEvent(
-                EventStatus.ERROR,
-                job.id,
-                f"A signed webhook said OpenRouter video job {job.id} is {event.status}, but OpenRouter "
-                f"reports it as {job.status}.",
-            )
-        if confirmed.status is not event.status:
-            self.log.warning(
-                "A webhook said job %s is %s; OpenRouter reports %s, which decides.",
-                job.id,
-                event.status,
-                confirmed.status,
-            )
-        self.log.info("Resumed by OpenRouter's webhook; job %s confirmed %s.", job.id, confirmed.status)
-        return confirmed
+        Waiting again uses the normal poll schedule, not ``webhook_poll_interval``: this delivery's
+        idempotency key is spent in the receiver, which may drop the real webhook as a duplicate.
+        It keeps the deadline the task waited with (a payload from a receiver before it was sent
+        gets a fresh ``job_timeout``), so contradicted webhooks cannot keep a task waiting forever.
+        """
+        from airflow_provider_orvideo.exceptions import OpenRouterVideoError
+        from airflow_provider_orvideo.polling import JobPoller, confirm_webhook
+        from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
+
+        scale = self._poll_scale()
+        now = time.time()
+        poller = JobPoller(
+            job_id=claimed.job_id,
+            deadline=now + self.job_timeout if claimed.deadline is None else claimed.deadline,
+            poll_interval=self.poll_interval * scale,
+            max_consecutive_poll_failures=self.max_consecutive_poll_failures,
+            # Anchored at the GET below: the task waits again only for a job that GET saw
+            # unfinished, so its checks start over as after a submit (none wasted at once).
+            submitted_at=now,
+            initial_poll_delays=tuple(delay * scale for delay in self.initial_poll_delays),
+        )
+        job: VideoJob | None = None
+        try:
+            job = self.hook.get_job(claimed.job_id)
+        except OpenRouterVideoError as error:
+            step = confirm_webhook(claimed, poller, error, now=time.time())
+        else:
+            step = confirm_webhook(claimed, poller, job, now=time.time())
+        if step.log_message:
+            self.log.info(step.log_message)
+        if step.warning:
+            self.log.warning(step.warning)
+        if step.event is not None:
+            return self._finish(context, step.event, None, job=job)
+        self.defer(
+            trigger=OpenRouterVideoTrigger.for_poller(poller, self.openrouter_conn_id),
+            method_name="execute_complete",
+            timeout=timedelta(
+                seconds=poller.deadline - time.time() + self.poll_interval + DEFERRAL_GRACE_SECONDS
+            ),
+        )
 
     def _submitted_request(self, context: Context) -> dict[str, Any]:
         """The request facts ``execute`` recorded in XCom before deferring (same try).

@@ -358,7 +358,13 @@ def announce_completed_job(
 
 
 def resume_waiting_task(event: VideoWebhookEvent, target: CallbackTarget) -> ResumeOutcome:
-    """Hand ``event`` to the task instance ``target`` names, if it still waits for that job. Blocking."""
+    """Hand ``event`` to the task instance ``target`` names, if it still waits for that job. Blocking.
+
+    The event carries the trigger's deadline: if OpenRouter's GET contradicts the webhook, the
+    task waits again until then, not for a fresh ``job_timeout`` per contradicted webhook.
+    """
+    from dataclasses import replace
+
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.trigger import Trigger, handle_event_submit
     from airflow.triggers.base import TriggerEvent
@@ -393,7 +399,8 @@ def resume_waiting_task(event: VideoWebhookEvent, target: CallbackTarget) -> Res
             return ResumeOutcome.NOT_WAITING
         if kwargs.get("job_id") != event.job_id:
             return ResumeOutcome.OTHER_JOB
-        handle_event_submit(TriggerEvent(payload.to_payload()), task_instance=ti, session=session)  # type: ignore[no-untyped-call]
+        hint = replace(payload, deadline=kwargs.get("deadline"))
+        handle_event_submit(TriggerEvent(hint.to_payload()), task_instance=ti, session=session)  # type: ignore[no-untyped-call]
     return ResumeOutcome.RESUMED
 
 

@@ -6,15 +6,18 @@ submits. The connection (callback URL and signing secret as extras) lives in the
 database, as a platform engineer would set it up, so the api-server reads the secret from there.
 
 Each test names the path it proves: on time, lost (the safety poll finds the job), duplicated,
-forged / stale / replayed (refused, the task unaffected), and the api-server restarted between
-submit and webhook; and each completed job as an asset event that schedules a DAG.
+forged / stale / replayed (refused, the task unaffected), signed but contradicted by OpenRouter
+(the task waits again), and the api-server restarted between submit and webhook; and each
+completed job as an asset event that schedules a DAG.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -33,6 +36,7 @@ pytestmark = pytest.mark.system
 SECRET = "whsec-system-test-3c9f"
 DAG_ID = "orvideo_webhooks"
 SAFETY_DAG_ID = "orvideo_webhooks_safety"
+HINT_DAG_ID = "orvideo_webhooks_hint"
 ASSET_URI = "openrouter://videos/completed"
 CONSUMER_DAG_ID = "orvideo_generated_videos"
 
@@ -46,7 +50,13 @@ from airflow.sdk import DAG
 
 from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
 
-for dag_id, safety in (("orvideo_webhooks", 600), ("orvideo_webhooks_safety", 3)):
+TIMINGS = {
+    "orvideo_webhooks": {"webhook_poll_interval": 600},
+    "orvideo_webhooks_safety": {"webhook_poll_interval": 3},
+    # Waits again on the normal schedule (a check every 2 s) once OpenRouter contradicts a webhook.
+    "orvideo_webhooks_hint": {"webhook_poll_interval": 600, "poll_interval": 2, "initial_poll_delays": (2,), "retries": 0},
+}
+for dag_id, timings in TIMINGS.items():
     with DAG(dag_id=dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
         OpenRouterVideoOperator(
             task_id="render",
@@ -54,7 +64,7 @@ for dag_id, safety in (("orvideo_webhooks", 600), ("orvideo_webhooks_safety", 3)
             model="google/veo-3.1",
             duration=4,
             output_path=os.environ["ORVIDEO_OUTPUT_DIR"] + "/" + dag_id + "-{{ run_id | replace(':', '') }}.mp4",
-            webhook_poll_interval=safety,
+            **timings,
         )
 """
 
@@ -118,6 +128,7 @@ def stack(
     )
     stack.wait_for_dag(DAG_ID, timeout=60)
     stack.wait_for_dag(SAFETY_DAG_ID, timeout=60)
+    stack.wait_for_dag(HINT_DAG_ID, timeout=60)
     stack.wait_for_dag(CONSUMER_DAG_ID, timeout=60)
     stack.unpause(CONSUMER_DAG_ID)
     return stack
@@ -263,6 +274,67 @@ def test_forged_stale_and_replayed_webhooks_leave_the_task_waiting(
     delivered = control.webhooks()
     assert [d["status"] for d in delivered] == [200], delivered
     assert control.count("submit", "POST") == 1
+
+
+def _task_log_messages(stack: AirflowStack, dag_id: str) -> list[str]:
+    """The messages of every task log line of ``dag_id`` (JSON lines; other lines as they are)."""
+    messages = []
+    for path in sorted(stack.airflow_home.glob(f"logs/dag_id={dag_id}/**/*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                messages.append(line)
+                continue
+            messages.append(str(record.get("event", "")) if isinstance(record, dict) else line)
+    return messages
+
+
+def test_a_webhook_openrouter_contradicts_leaves_the_task_waiting_for_the_real_end(
+    stack: AirflowStack, control: EmulatorControl
+) -> None:
+    """Issue 22: a correctly signed "completed" for a job still rendering (a leaked secret, a buggy
+    relay) resumes the task, since the receiver cannot know better; the worker's GET contradicts it,
+    so the task (retries=0) defers again instead of failing, and saves the video when the job
+    really ends. The job's own webhook is lost: only the normal schedule (a check every 2 s; the
+    safety poll is 600 s) can find its end, so this also proves which schedule the task waits on."""
+    control.jobs_take(15)  # resumed about 5 s after the submit: still pending, with room to spare
+    control.webhook_copies(0)
+    run_id = stack.trigger(HINT_DAG_ID)
+    stack.wait_for_task_state(HINT_DAG_ID, run_id, "render", {"deferred"}, timeout=90)
+    job = _only_job(control)
+    # Late enough that a deadline counted from the webhook would show (the log has seconds).
+    time.sleep(max(0.0, job["created_at"] + 4 - time.time()))
+    body = _event(job["id"])
+    early = _post(
+        stack,
+        job["request"]["callback_url"],
+        body,
+        {"X-OpenRouter-Signature": build_signature_header(body, SECRET, int(time.time()))},
+    )
+    assert (early.status_code, early.json()["outcome"]) == (200, "resumed"), early.text
+    contradiction = re.compile(
+        rf"A webhook said OpenRouter video job {job['id']} is completed, but OpenRouter reports it "
+        r"(pending|in_progress)\. .* the task waits for the job again, .* until its deadline (\S+)\.$"
+    )
+    deadline = time.monotonic() + 60
+    found = None
+    while found is None and time.monotonic() < deadline:
+        found = next(filter(None, map(contradiction.search, _task_log_messages(stack, HINT_DAG_ID))), None)
+        time.sleep(0.5)
+    assert found is not None, stack.all_log_tails()
+    # The deadline it waits until again is the one it was submitted with, not one from the webhook.
+    waits_until = datetime.fromisoformat(found.group(2)).timestamp()
+    assert job["created_at"] + 3599 <= waits_until <= job["created_at"] + 3601, found.group(0)
+    states = stack.wait_for_task_state(HINT_DAG_ID, run_id, "render", {"success", "failed"}, timeout=90)
+    assert states[-1] == "success", [*states, stack.all_log_tails()]
+    ti = stack.task_instance(HINT_DAG_ID, run_id, "render")
+    assert ti is not None
+    assert ti["try_number"] == 1
+    assert control.count("submit", "POST") == 1
+    assert control.webhooks() == []  # the job's own webhook was lost: a poll found its end
+    assert Path(stack.xcom(HINT_DAG_ID, run_id, "render")).read_bytes()[4:8] == b"ftyp"
+    assert min(r["time"] for r in control.requests("content")) >= job["finished_at"]
 
 
 def test_api_server_restart_between_submit_and_webhook(stack: AirflowStack, control: EmulatorControl) -> None:
