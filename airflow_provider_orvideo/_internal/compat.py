@@ -13,6 +13,8 @@ the provider does instead, are listed in the README ("Airflow versions"):
   ``airflow.utils.operator_helpers``.
 * Trigger ``on_kill`` (3.3): before it, never called, so the "job keeps billing" warning of a
   task marked failed while deferred is not logged.
+* Multi-team (``[core] multi_team``, 3.2+, experimental): which connections a DAG's tasks may
+  use (:func:`team_may_use_connection`); before it, and with it off, every connection is global.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ __all__ = [
     "has_fs",
     "has_task_state_store",
     "task_state_store",
+    "team_may_use_connection",
 ]
 
 
@@ -181,3 +184,28 @@ def _in_task_runner() -> bool:
     from airflow.sdk.execution_time import task_runner
 
     return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
+
+
+def team_may_use_connection(dag_id: str, conn_id: str) -> bool:
+    """Whether tasks of DAG ``dag_id`` may use connection ``conn_id``, by Airflow's own rule.
+
+    With multi-team on (``[core] multi_team``, Airflow 3.2+), the execution API gives a task the
+    connections of its DAG's team and those of no team (``get_connection_from_secrets(conn_id,
+    team_name=...)``, the same lookup); the video pages ask the same before they read an object
+    with a connection a task recorded, so a DAG cannot borrow another team's credentials through
+    the api-server. Without multi-team every connection is global: any DAG author can use any of
+    them in a task, and the pages add no access beyond that. Blocking (metadata database);
+    any failure to decide is a refusal."""
+    from airflow.configuration import conf
+
+    if not conf.getboolean("core", "multi_team", fallback=False):
+        return True
+    from airflow.models.connection import Connection
+    from airflow.models.dag import DagModel
+
+    try:
+        team = DagModel.get_team_name(dag_id)
+        Connection.get_connection_from_secrets(conn_id, team_name=team)
+    except Exception:  # AirflowNotFoundException: not visible to the team; anything else: unsure
+        return False
+    return True

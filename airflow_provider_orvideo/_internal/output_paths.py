@@ -318,10 +318,16 @@ def _check_bucket(raw: str, scheme: str, bucket: str, conn_id: str | None) -> No
 
 def writer_facts(target: OutputTarget) -> dict[str, Any] | None:
     """The facts :func:`record_writer` stored with a local file (task instance, job), if any."""
-    if target.local is None or not hasattr(os, "getxattr"):
+    return None if target.local is None else read_writer_facts(target.local)
+
+
+def read_writer_facts(file: str | int) -> dict[str, Any] | None:
+    """The writer facts of a local path, or of an open file descriptor (what the video pages
+    check: the file they opened, not whatever the path names a moment later)."""
+    if not hasattr(os, "getxattr"):
         return None
     try:
-        value = json.loads(os.getxattr(target.local, WRITER_XATTR))
+        value = json.loads(os.getxattr(file, WRITER_XATTR))
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None

@@ -813,6 +813,7 @@ class OpenRouterVideoOperator(BaseOperator):
             return candidate.location in own and written_by(candidate, writer)
 
         paths: list[str] = []
+        sizes: list[int] = []
         unavailable: list[int] = []
         for index in range(job.output_count):
             target = first.for_index(index)
@@ -834,6 +835,7 @@ class OpenRouterVideoOperator(BaseOperator):
                     saved.location,
                 )
                 paths.append(saved.location)
+                sizes.append(own[saved.location])
                 continue
             output = AtomicOutput(
                 target.storage_uri,
@@ -877,9 +879,11 @@ class OpenRouterVideoOperator(BaseOperator):
                 record = record.with_output(location, size)
                 ledger.save(record)
             paths.append(location)
+            sizes.append(size)
         ti.xcom_push(key="generation_id", value=job.generation_id)
         ti.xcom_push(key="usage", value=job.usage())
         ti.xcom_push(key="output_paths", value=paths)
+        ti.xcom_push(key="output_sizes", value=sizes)  # the video pages serve only files of this size
         ti.xcom_push(key="output_host", value=host)
         if first.conn_id:  # the video player opens object storage with it (never a secret)
             ti.xcom_push(key="output_conn_id", value=first.conn_id)

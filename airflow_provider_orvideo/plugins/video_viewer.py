@@ -12,19 +12,30 @@ Routes, under the plugin's mount point ``/orvideo``:
 Every request is authenticated with the browser's Airflow token (the ``_token`` cookie the UI
 sets, or an ``Authorization: Bearer`` header) and authorised by Airflow's auth manager: reading
 the DAG's task instances and XComs. Nothing is cached between requests. What is served is only
-ever a location the task instance recorded (see :mod:`~airflow_provider_orvideo.plugins.video_views`).
-Database work happens in the thread pool, in a session closed before any video byte is sent.
+ever a location the task instance recorded (see :mod:`~airflow_provider_orvideo.plugins.video_views`),
+opened once and checked on what was opened (:mod:`~airflow_provider_orvideo.plugins.video_sources`).
+Database work happens in the thread pool, in a session closed before any video byte is sent;
+file and object-storage work in the pages' own few threads, each call with a deadline
+(:func:`file_io`), so no file can hold a thread of Airflow's shared pool. Any input gets a 4xx:
+the checks of :mod:`~airflow_provider_orvideo.plugins.video_views` refuse what the pages cannot
+have produced before it reaches the database or the filesystem.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
-from collections.abc import Iterator
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
+
+# This module is imported only when the plugin's app is built, in the api-server.
+from starlette.responses import Response as StarletteResponse
 
 from airflow_provider_orvideo.plugins.video_html import PageUrls, render_error, render_gallery, render_watch
+from airflow_provider_orvideo.plugins.video_sources import STREAM_CHUNK_BYTES, Source, open_video, probe
 from airflow_provider_orvideo.plugins.video_views import (
     GALLERY_PAGE_SIZE,
     RECORDED_KEYS,
@@ -33,16 +44,16 @@ from airflow_provider_orvideo.plugins.video_views import (
     GalleryFilter,
     GalleryPage,
     InvalidViewRequest,
-    LocalVideo,
-    Location,
     RecordedVideo,
-    StoredVideo,
+    Refused,
     Unavailable,
+    Unreachable,
     UnsatisfiableRange,
     VideoTask,
     byte_range,
     encode_cursor,
     locate,
+    output_index,
     spend_chart,
 )
 
@@ -54,10 +65,7 @@ if TYPE_CHECKING:
 __all__ = ["add_video_routes"]
 
 log = logging.getLogger(__name__)
-
-STREAM_CHUNK_BYTES = 4 * 1024 * 1024
-"""Read size of an object storage stream: one ranged GET each, and what one request holds in
-memory at most (opened without fsspec's read-ahead cache, whose default blocks are 5-50 MiB)."""
+T = TypeVar("T")
 
 PAGE_HEADERS = {
     # No script at all, media and images only from here, framed only by Airflow's own UI.
@@ -294,6 +302,47 @@ def load_spend(
         return [tuple(row) for row in session.execute(statement).all()]
 
 
+# ------------------------------------------------------------------------------------ file work
+
+
+FILE_IO_THREADS = 4
+"""Threads the pages may hold in file or object-storage work at once, in their own pool: a hung
+mount or bucket can stall at most these, never the api-server's shared pool (Airflow's own
+endpoints run there)."""
+FILE_IO_TIMEOUT_SECONDS = 15.0
+"""How long one open, check or read may take (a stream's deadline is per 4 MiB read): past it
+the request answers 503, and a thread stuck in the kernel is abandoned (it holds one of
+:data:`FILE_IO_THREADS` until the call returns)."""
+
+_limiters: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+class StorageTimeout(Exception):
+    """File or object storage work did not finish in time (answered 503)."""
+
+
+async def file_io(function: Callable[..., T], *args: Any) -> T:
+    """Run blocking file or object-storage work in the pages' own threads, with a deadline."""
+    import asyncio
+
+    import anyio
+    import anyio.to_thread
+
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = anyio.CapacityLimiter(FILE_IO_THREADS)
+    try:
+        with anyio.fail_after(FILE_IO_TIMEOUT_SECONDS):
+            return await anyio.to_thread.run_sync(
+                functools.partial(function, *args), limiter=limiter, abandon_on_cancel=True
+            )
+    except TimeoutError:
+        raise StorageTimeout(
+            f"The video's storage did not answer within {FILE_IO_TIMEOUT_SECONDS:g} s."
+        ) from None
+
+
 # ------------------------------------------------------------------------------------ responses
 
 
@@ -307,10 +356,12 @@ def _html(body: str, status: int = 200) -> Response:
     return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
 
 
-def _text(message: str, status: int) -> Response:
+def _text(message: str, status: int, headers: Mapping[str, str] | None = None) -> Response:
     from starlette.responses import PlainTextResponse
 
-    return PlainTextResponse(message, status_code=status, headers={"X-Content-Type-Options": "nosniff"})
+    return PlainTextResponse(
+        message, status_code=status, headers={"X-Content-Type-Options": "nosniff", **(headers or {})}
+    )
 
 
 def _login_redirect(request: Request) -> Response:
@@ -324,6 +375,38 @@ def _login_redirect(request: Request) -> Response:
             render_error("Sign in to Airflow", "Sign in to Airflow, then open this page again."), 401
         )
     return RedirectResponse(target, status_code=303)
+
+
+Handler = Callable[["Request"], Awaitable["Response"]]
+
+
+def _answered(kind: str) -> Callable[[Handler], Handler]:
+    """The one place a refusal becomes an answer: pages (``"page"``) show an HTML page or redirect
+    to the login; media (``"media"``) answer plain text with the status alone."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def answer(request: Request) -> Response:
+            page = kind == "page"
+            try:
+                return await handler(request)
+            except NotAuthenticated as error:
+                return _login_redirect(request) if page else _text(f"Not authenticated: {error}", 401)
+            except Forbidden as error:
+                return _html(render_error("Not allowed", str(error)), 403) if page else _text(str(error), 403)
+            except InvalidViewRequest as error:
+                return _html(render_error("Bad request", str(error)), 400) if page else _text(str(error), 400)
+            except StorageTimeout as error:
+                retry = {"Retry-After": "30"}
+                if page:
+                    response = _html(render_error("Storage too slow", str(error)), 503)
+                    response.headers.update(retry)
+                    return response
+                return _text(str(error), 503, retry)
+
+        return answer
+
+    return decorate
 
 
 def _task_of(request: Request) -> VideoTask:
@@ -342,156 +425,137 @@ async def _authorised_video(request: Request) -> tuple[VideoTask, RecordedVideo 
     return task, await run_in_threadpool(load_video, task)
 
 
-async def watch_page(request: Request) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
-    try:
-        task, video = await _authorised_video(request)
-    except NotAuthenticated:
-        return _login_redirect(request)
-    except Forbidden as error:
-        return _html(render_error("Not allowed", str(error)), 403)
-    except InvalidViewRequest as error:
-        return _html(render_error("Not a video page", str(error)), 400)
-    if video is None:
-        message = (
-            f"Task {task.task_id} (map index {task.map_index}) of run {task.run_id} in DAG {task.dag_id} "
-            "has not saved a video: it is not an OpenRouter video task, or it has not succeeded yet."
-        )
-        return _html(render_error("No video yet", message), 404)
-    locations = await run_in_threadpool(
-        lambda: [_readable(locate(video, index)) for index in range(len(video.locations))]
+def _no_video(task: VideoTask) -> str:
+    return (
+        f"Task {task.task_id} (map index {task.map_index}) of run {task.run_id} in DAG {task.dag_id} "
+        "has not saved a video: it is not an OpenRouter video task, or it has not succeeded yet."
     )
+
+
+@_answered("page")
+async def watch_page(request: Request) -> Response:
+    task, video = await _authorised_video(request)
+    if video is None:
+        return _html(render_error("No video yet", _no_video(task)), 404)
+    locations = await file_io(lambda: [probe(video, index) for index in range(len(video.locations))])
     return _html(render_watch(video, locations, _urls(request)))
 
 
+@_answered("media")
 async def stream(request: Request) -> Response:
-    from starlette.concurrency import run_in_threadpool
-
-    try:
-        task, video = await _authorised_video(request)
-        index = _output_index(request.path_params["index"])
-    except NotAuthenticated as error:
-        return _text(f"Not authenticated: {error}", 401)
-    except Forbidden as error:
-        return _text(str(error), 403)
-    except InvalidViewRequest as error:
-        return _text(str(error), 400)
+    index = output_index(request.path_params["index"])
+    task, video = await _authorised_video(request)
     if video is None or index >= len(video.locations):
         return _text(
             f"Task {task.task_id} (map index {task.map_index}) of run {task.run_id} in DAG {task.dag_id} "
             f"recorded no output {index}.",
             404,
         )
-    location = await run_in_threadpool(locate, video, index)
-    if isinstance(location, LocalVideo):
-        return _file_response(location)
-    if isinstance(location, StoredVideo):
-        return await run_in_threadpool(_stored_response, request, location)
-    return _text(location.message, 404)
+    opened = await file_io(open_video, video, index)
+    if isinstance(opened, (Unreachable, Unavailable, Refused)):
+        return _text(opened.message, 404)
+    try:
+        return _ranged(request, opened)
+    except BaseException:
+        opened.close()
+        raise
 
 
-def _output_index(segment: str) -> int:
-    if not segment.isdigit():
-        raise InvalidViewRequest(f"output {segment!r} is not an output number (0, 1, ...)")
-    return int(segment)
+def _ranged(request: Request, source: Source) -> Response:
+    """The answer for the request's ``Range`` over an opened source (which it closes when done)."""
+    from starlette.responses import Response
 
-
-def _file_response(video: LocalVideo) -> Response:
-    from starlette.responses import FileResponse
-
-    return FileResponse(
-        video.path,
-        media_type=video.media_type,
-        headers=MEDIA_HEADERS,
-        filename=os.path.basename(video.path),
-        content_disposition_type="inline",
+    headers = {
+        **MEDIA_HEADERS,
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(source.name, safe='')}",
+    }
+    try:
+        wanted = byte_range(request.headers.get("range"), source.size)
+    except UnsatisfiableRange:
+        source.close()
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{source.size}"})
+    first, last = wanted if wanted is not None else (0, source.size - 1)
+    headers["Content-Length"] = str(max(last - first + 1, 0))
+    if wanted is not None:
+        headers["Content-Range"] = f"bytes {first}-{last}/{source.size}"
+    return SourceResponse(
+        source,
+        first=first,
+        last=last,
+        status_code=206 if wanted is not None else 200,
+        headers=headers,
+        send_body=request.method != "HEAD",
     )
 
 
-def _object_size(video: StoredVideo) -> int | Unavailable:
-    """The object's size, or why the api-server cannot read it (one metadata request)."""
-    from airflow.sdk import ObjectStoragePath
+class SourceResponse(StarletteResponse):
+    """Streams bytes ``first``..``last`` of an opened source, one bounded read at a time in the
+    pages' own threads, and closes the source however the response ends (done, client gone,
+    storage too slow)."""
 
-    try:
-        return int(ObjectStoragePath(video.storage_uri).stat()["size"])
-    except FileNotFoundError:
-        return Unavailable(video.storage_uri, "no longer exists in object storage")
-    except Exception as error:
-        log.warning("Cannot read %s for the video player: %s", video.storage_uri, type(error).__name__)
-        return Unavailable(
-            video.storage_uri,
-            f"cannot be read by the api-server ({type(error).__name__}; check the connection)",
-        )
+    def __init__(
+        self,
+        source: Source,
+        *,
+        first: int,
+        last: int,
+        status_code: int,
+        headers: Mapping[str, str],
+        send_body: bool,
+    ) -> None:
+        super().__init__(status_code=status_code, headers=dict(headers), media_type=source.media_type)
+        self.source = source
+        self.first = first
+        self.last = last
+        self.send_body = send_body
 
-
-def _readable(location: Location) -> Location:
-    """For the player page: an object that cannot be read becomes a note instead of a dead player."""
-    if isinstance(location, StoredVideo):
-        size = _object_size(location)
-        if isinstance(size, Unavailable):
-            return size
-    return location
-
-
-def _stored_response(request: Request, video: StoredVideo) -> Response:
-    """A ranged stream of an object: one bounded read at a time, in the thread pool."""
-    from airflow.sdk import ObjectStoragePath
-    from starlette.responses import Response, StreamingResponse
-
-    path = ObjectStoragePath(video.storage_uri)
-    size = _object_size(video)
-    if isinstance(size, Unavailable):
-        return _text(size.message, 404)
-    headers = {**MEDIA_HEADERS, "Accept-Ranges": "bytes", "Content-Disposition": "inline"}
-    try:
-        wanted = byte_range(request.headers.get("range"), size)
-    except UnsatisfiableRange:
-        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-    first, last = wanted if wanted is not None else (0, size - 1)
-    status = 206 if wanted is not None else 200
-    headers["Content-Length"] = str(max(last - first + 1, 0))
-    if wanted is not None:
-        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-    if request.method == "HEAD" or size == 0:
-        return Response(status_code=status, headers=headers, media_type=video.media_type)
-
-    def chunks() -> Iterator[bytes]:
-        remaining = last - first + 1
-        with path.open("rb", block_size=STREAM_CHUNK_BYTES, cache_type="none") as file:  # type: ignore[no-untyped-call]
-            file.seek(first)
-            while remaining > 0:
-                chunk = file.read(min(STREAM_CHUNK_BYTES, remaining))
-                if not chunk:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await send(
+                {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+            )
+            offset = self.first
+            while self.send_body and offset <= self.last:
+                chunk = await file_io(
+                    self.source.read, offset, min(STREAM_CHUNK_BYTES, self.last - offset + 1)
+                )
+                if not chunk:  # the file shrank under us: end the connection short, never pad
+                    log.warning("A video being streamed shrank at byte %d; the stream was cut.", offset)
                     return
-                remaining -= len(chunk)
-                yield chunk
+                offset += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": offset <= self.last})
+            if not self.send_body or self.first > self.last:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except (StorageTimeout, OSError) as error:
+            # Too slow, or the object changed under an open stream (S3 refuses If-Match): the
+            # headers are sent, so the only honest answer left is to end the stream short.
+            log.warning("A video stream was cut: %s", error)
+        finally:
+            self.source.close()
 
-    return StreamingResponse(chunks(), status_code=status, headers=headers, media_type=video.media_type)
 
-
+@_answered("page")
 async def gallery(request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     fixed_dag = request.path_params.get("dag_id")
-    try:
-        user = await current_user(request)
-        filters = GalleryFilter.from_query(request.query_params, dag_id=fixed_dag)
-        readable = await run_in_threadpool(readable_dag_ids, user)
-        if filters.dag_id and filters.dag_id not in readable:
-            raise Forbidden(f"You may not read DAG {filters.dag_id}, or it does not exist.")
-    except NotAuthenticated:
-        return _login_redirect(request)
-    except Forbidden as error:
-        return _html(render_error("Not allowed", str(error)), 403)
-    except InvalidViewRequest as error:
-        return _html(render_error("Bad filter", str(error)), 400)
+    filters = GalleryFilter.from_query(request.query_params, dag_id=fixed_dag)
+    user = await current_user(request)
+    readable = await run_in_threadpool(readable_dag_ids, user)
+    if filters.dag_id and filters.dag_id not in readable:
+        raise Forbidden(f"You may not read DAG {filters.dag_id}, or it does not exist.")
     now = datetime.now(timezone.utc)
     today = now.date()
     since = datetime.combine(today - timedelta(days=SPEND_DAYS - 1), datetime.min.time(), timezone.utc)
     page = await run_in_threadpool(load_gallery, readable, filters)
     spend_rows = await run_in_threadpool(load_spend, readable, filters, since)
-    cards = await run_in_threadpool(lambda: [(video, locate(video, 0)) for video in page.videos])
+    try:  # local files are checked for the cards' notes; a slow disk only loses the notes
+        cards = await file_io(
+            lambda: [(video, probe(video, 0, object_storage=False)) for video in page.videos]
+        )
+    except StorageTimeout:
+        cards = [(video, locate(video, 0)) for video in page.videos]
     chart = spend_chart(((dag, stamp, usage) for dag, stamp, usage, _ in spend_rows), today=today)
     return _html(
         render_gallery(

@@ -10,10 +10,18 @@ never trusted as such):
 
 * a location is served only if the task instance named by the URL recorded it in its
   ``output_paths`` XCom; the URL picks an index into that list, never a path;
-* a local file must be an absolute path with a video suffix, a regular file after resolving
-  links, start with an MP4/QuickTime (``ftyp``) or WebM signature, and, when the file carries
-  the provider's writer tag, have been written by that same task instance;
-* object storage is opened with the connection the task recorded (``output_conn_id``).
+* a local file must be an absolute path with a video suffix; what is opened must be a regular
+  file reached without following a link at the moment of opening, start with an MP4/QuickTime
+  (``ftyp``) or WebM signature, have the size the task recorded, and, when it carries the
+  provider's writer tag, have been written by that same task instance (all checked on the opened
+  descriptor, which is then what is streamed: see
+  :mod:`~airflow_provider_orvideo.plugins.video_sources`);
+* object storage is opened with the connection the task recorded (``output_conn_id``), and only
+  where the DAG may use that connection.
+
+Every value that comes from a URL, a query string or a header is checked here before it reaches
+the database or the filesystem: anything the pages cannot have produced is an
+:class:`InvalidViewRequest` (400), never an exception further down (500).
 """
 
 from __future__ import annotations
@@ -23,7 +31,6 @@ import binascii
 import json
 import math
 import os
-import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -52,7 +59,10 @@ __all__ = [
     "byte_range",
     "decode_cursor",
     "encode_cursor",
+    "is_video_signature",
     "locate",
+    "media_type_of",
+    "output_index",
     "spend_chart",
     "xcom_value",
 ]
@@ -62,6 +72,7 @@ MAP_INDEX_PLACEHOLDER = "{MAP_INDEX}"
 
 RECORDED_KEYS = (
     "output_paths",
+    "output_sizes",
     "output_conn_id",
     "output_host",
     "unavailable_outputs",
@@ -87,12 +98,45 @@ SPEND_MAX_ROWS = 100_000
 CHART_SERIES = 8
 """DAGs drawn in their own colour; the rest are summed as "other DAGs"."""
 
-_SIGNATURE_BYTES = 12
+SIGNATURE_BYTES = 12
+"""How much of a file the signature check reads (an MP4 ``ftyp`` box header, a WebM magic)."""
 _WEBM_MAGIC = b"\x1a\x45\xdf\xa3"
+
+MAX_ID_LENGTH = 250
+"""Airflow's ids (dag, task, run) are at most 250 characters (the metadata database's columns)."""
+MAX_MAP_INDEX = 2**31 - 1
+"""The metadata database stores a map index as a 32-bit integer; a larger number is no task."""
+MAX_OUTPUT_INDEX = 9_999
+"""A job has a handful of outputs; a larger number in a URL is not one the pages wrote."""
 
 
 class InvalidViewRequest(ValueError):
     """A URL the pages cannot have produced (answered 400, with this message)."""
+
+
+def _ascii_digits(text: str) -> bool:
+    """``str.isdigit`` accepts ``'²'`` and other Unicode digits that ``int()`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
+def _checked_id(kind: str, value: str) -> str:
+    """An id from a URL or query string, as the metadata database can hold it."""
+    if not value or len(value) > MAX_ID_LENGTH:
+        raise InvalidViewRequest(f"{kind} must be 1 to {MAX_ID_LENGTH} characters long")
+    if "\x00" in value:  # PostgreSQL cannot store it: no id holds one
+        raise InvalidViewRequest(f"{kind} {value!r} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no database driver can send it
+        raise InvalidViewRequest(f"{kind} {value!r} is not valid Unicode") from None
+    return value
+
+
+def output_index(segment: str) -> int:
+    """The output number of a stream URL (0 for the first video of the job)."""
+    if not _ascii_digits(segment) or len(segment) > len(str(MAX_OUTPUT_INDEX)):
+        raise InvalidViewRequest(f"output {segment!r} is not an output number (0, 1, ...)")
+    return int(segment)
 
 
 @dataclass(frozen=True)
@@ -107,15 +151,22 @@ class VideoTask:
     @classmethod
     def from_segments(cls, dag_id: str, run_id: str, task_id: str, map_index: str) -> VideoTask:
         """The four path segments of a page URL; Airflow's literal ``{MAP_INDEX}`` reads as -1."""
+        ids = (
+            _checked_id("dag_id", dag_id),
+            _checked_id("run_id", run_id),
+            _checked_id("task_id", task_id),
+        )
         if map_index == MAP_INDEX_PLACEHOLDER:
-            return cls(dag_id, run_id, task_id, -1)
-        try:
-            index = int(map_index)
-        except ValueError:
-            raise InvalidViewRequest(f"map index {map_index!r} is not a whole number") from None
+            return cls(*ids, -1)
+        digits = map_index[1:] if map_index.startswith("-") else map_index
+        if not _ascii_digits(digits) or len(digits) > len(str(MAX_MAP_INDEX)):
+            raise InvalidViewRequest(f"map index {map_index!r} is not a whole number")
+        index = int(map_index)
         if index < -1:
             raise InvalidViewRequest(f"map index {index} is below -1")
-        return cls(dag_id, run_id, task_id, index)
+        if index > MAX_MAP_INDEX:
+            raise InvalidViewRequest(f"map index {index} is above {MAX_MAP_INDEX}")
+        return cls(*ids, index)
 
     def is_writer(self, facts: Mapping[str, Any]) -> bool:
         """Whether a file's writer tag names this task instance."""
@@ -138,6 +189,10 @@ def xcom_value(raw: Any) -> Any:
     return raw
 
 
+def _size(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
@@ -158,6 +213,9 @@ class RecordedVideo:
     recorded_at: datetime | None = None
     try_number: int | None = None
     missing_outputs: tuple[int, ...] = ()
+    sizes: tuple[int | None, ...] = ()
+    """The size in bytes of each saved output, as the task recorded it (``output_sizes``; empty
+    for videos saved by releases before it)."""
 
     @classmethod
     def from_xcoms(
@@ -179,6 +237,7 @@ class RecordedVideo:
         host = xcom_value(values.get("output_host"))
         job_id = xcom_value(values.get("job_id"))
         missing = xcom_value(values.get("unavailable_outputs"))
+        sizes = xcom_value(values.get("output_sizes"))
         return cls(
             task=task,
             locations=tuple(str(path) for path in paths),
@@ -192,7 +251,12 @@ class RecordedVideo:
             missing_outputs=tuple(i for i in missing if isinstance(i, int))
             if isinstance(missing, list)
             else (),
+            sizes=tuple(_size(value) for value in sizes) if isinstance(sizes, list) else (),
         )
+
+    def recorded_size(self, index: int) -> int | None:
+        """The recorded size of output ``index``, or None when none was recorded."""
+        return self.sizes[index] if index < len(self.sizes) else None
 
     @property
     def model(self) -> str | None:
@@ -205,10 +269,10 @@ class RecordedVideo:
 
 @dataclass(frozen=True)
 class LocalVideo:
-    """A file on a disk the api-server reads."""
+    """A recorded path on a disk the api-server may read: not yet opened or checked (see
+    :func:`~airflow_provider_orvideo.plugins.video_sources.open_video`)."""
 
     path: str
-    size: int
     media_type: str
 
 
@@ -218,6 +282,9 @@ class StoredVideo:
 
     storage_uri: str
     media_type: str
+    conn_id: str | None = None
+    """The Airflow connection that opens it (the recorded ``output_conn_id`` or the one the URI
+    names); None: the api-server's own default credentials."""
 
 
 @dataclass(frozen=True)
@@ -265,62 +332,48 @@ class Refused:
 Location = LocalVideo | StoredVideo | Unreachable | Unavailable | Refused
 
 
-def _media_type(name: str) -> str | None:
+def media_type_of(name: str) -> str | None:
+    """The content type served for a file name, or None: not a video suffix the pages serve."""
     return VIDEO_MEDIA_TYPES.get(os.path.splitext(name)[1].lower())
 
 
-def _is_video_signature(head: bytes) -> bool:
+def is_video_signature(head: bytes) -> bool:
+    """Whether a file's first :data:`SIGNATURE_BYTES` bytes are those of an MP4/QuickTime or WebM."""
     return head[4:8] == b"ftyp" or head[:4] == _WEBM_MAGIC
 
 
 def locate(video: RecordedVideo, index: int) -> Location:
-    """Where output ``index`` of a recorded video can be read from, or why it cannot be shown.
-
-    Reads the filesystem (a local output is checked on every request: it may have been replaced
-    since it was recorded); never raises for a recorded value, whatever it holds."""
-    from airflow_provider_orvideo._internal.object_storage import local_path
-    from airflow_provider_orvideo._internal.output_paths import OutputTarget, writer_facts
+    """Where output ``index`` of a recorded video is, or why it cannot be shown, from the recorded
+    value alone (no filesystem or network access: opening and checking the file is
+    :func:`~airflow_provider_orvideo.plugins.video_sources.open_video`'s job). Never raises for a
+    recorded value, whatever it holds."""
+    from airflow_provider_orvideo._internal.object_storage import local_path, split_conn_id
+    from airflow_provider_orvideo._internal.output_paths import OutputTarget
 
     location = video.locations[index]
+    if "\x00" in location:
+        return Refused(location.replace("\x00", "\\x00"), "contains a NUL character")
     try:
         path = local_path(location)
     except ValueError:  # e.g. "s3://[" : urlsplit refuses it
         return Refused(location, "is neither a path nor an object storage URI")
     if path is None:
-        media_type = _media_type(location.split("?", 1)[0])
+        media_type = media_type_of(location.split("?", 1)[0])
         if media_type is None:
             return Refused(location, "does not end in a video suffix (" + ", ".join(VIDEO_MEDIA_TYPES) + ")")
         try:
-            storage_uri = OutputTarget(location, video.conn_id).storage_uri
+            target = OutputTarget(location, video.conn_id)
+            storage_uri = target.storage_uri
+            conn_id = split_conn_id(location, "output_path")[1] or video.conn_id
         except Exception:
             return Refused(location, "is not an object storage location the provider writes")
-        return StoredVideo(storage_uri, media_type)
+        return StoredVideo(storage_uri, media_type, conn_id)
     if not os.path.isabs(path):
         return Refused(location, "is not an absolute path")
-    real = os.path.realpath(path)
-    media_type = _media_type(path)
+    media_type = media_type_of(path)
     if media_type is None:
         return Refused(location, "does not end in a video suffix (" + ", ".join(VIDEO_MEDIA_TYPES) + ")")
-    if _media_type(real) is None:
-        return Refused(location, "links to a file without a video suffix")
-    try:
-        info = os.stat(real)
-        if not stat.S_ISREG(info.st_mode):
-            return Refused(location, "is not a regular file")
-        with open(real, "rb") as file:
-            head = file.read(_SIGNATURE_BYTES)
-    except FileNotFoundError:
-        return Unreachable(location, video.host)
-    except OSError as error:
-        return Refused(
-            location, f"cannot be read by the api-server ({error.strerror or type(error).__name__})"
-        )
-    if not _is_video_signature(head):
-        return Refused(location, "is not an MP4, QuickTime or WebM file")
-    facts = writer_facts(OutputTarget(real))
-    if facts is not None and not video.task.is_writer(facts):
-        return Refused(location, "was written by another task instance")
-    return LocalVideo(real, info.st_size, media_type)
+    return LocalVideo(path, media_type)
 
 
 # ---------------------------------------------------------------------------------------- ranges
@@ -343,7 +396,9 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not dash:
         return None
     first_text, last_text = first_text.strip(), last_text.strip()
-    if not (first_text.isdigit() or first_text == "") or not (last_text.isdigit() or last_text == ""):
+    if not (_ascii_digits(first_text) or first_text == "") or not (
+        _ascii_digits(last_text) or last_text == ""
+    ):
         return None
     if first_text == "":
         if last_text == "":
@@ -378,7 +433,7 @@ class GalleryFilter:
     def from_query(cls, query: Mapping[str, str], *, dag_id: str | None = None) -> GalleryFilter:
         def text(name: str) -> str | None:
             value = (query.get(name) or "").strip()
-            return value or None
+            return _checked_id(name, value) if value else None
 
         def day(name: str) -> date | None:
             value = text(name)
@@ -391,7 +446,7 @@ class GalleryFilter:
 
         cursor = text("after")
         return cls(
-            dag_id=dag_id or text("dag_id"),
+            dag_id=_checked_id("dag_id", dag_id) if dag_id else text("dag_id"),
             model=text("model"),
             since=day("since"),
             until=day("until"),
@@ -404,7 +459,7 @@ class GalleryFilter:
 
     @property
     def recorded_before(self) -> datetime | None:
-        if self.until is None:
+        if self.until is None or self.until == date.max:  # no day after 9999-12-31: no upper bound
             return None
         return datetime.combine(self.until + timedelta(days=1), datetime.min.time(), timezone.utc)
 
@@ -433,10 +488,26 @@ def decode_cursor(text: str) -> tuple[datetime, int, str, int]:
         recorded_at = datetime.fromisoformat(stamp)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise InvalidViewRequest(f"after={text!r} is not a gallery position") from None
-    if not (isinstance(dag_run_pk, int) and isinstance(task_id, str) and isinstance(map_index, int)):
+    if not (
+        isinstance(dag_run_pk, int)
+        and not isinstance(dag_run_pk, bool)
+        and 0 <= dag_run_pk <= MAX_MAP_INDEX  # the dag_run table's 32-bit key
+        and isinstance(task_id, str)
+        and isinstance(map_index, int)
+        and not isinstance(map_index, bool)
+        and -1 <= map_index <= MAX_MAP_INDEX
+    ):
         raise InvalidViewRequest(f"after={text!r} is not a gallery position")
+    try:
+        _checked_id("task_id", task_id)
+    except InvalidViewRequest:
+        raise InvalidViewRequest(f"after={text!r} is not a gallery position") from None
     if recorded_at.tzinfo is None:
         recorded_at = recorded_at.replace(tzinfo=timezone.utc)
+    try:  # the database compares in UTC: 0001-01-01T00:00+01:00 has no UTC time
+        recorded_at = recorded_at.astimezone(timezone.utc)
+    except OverflowError:
+        raise InvalidViewRequest(f"after={text!r} is not a gallery position") from None
     return recorded_at, dag_run_pk, task_id, map_index
 
 

@@ -100,6 +100,7 @@ def test_execute_complete_downloads_and_returns_the_path(emulator: Any, tmp_path
     assert ti.xcom["usage"] == {"cost": 0.42, "is_byok": False}
     assert ti.xcom["generation_id"]
     assert ti.xcom["output_paths"] == [result]
+    assert ti.xcom["output_sizes"] == [Path(result).stat().st_size]
     assert ti.xcom["output_host"] == socket.gethostname()
 
 

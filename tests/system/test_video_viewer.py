@@ -18,20 +18,28 @@ Screenshots go to ``test-artifacts/``.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from orvideo_emulator import EmulatorControl
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 
+from airflow_provider_orvideo._internal.output_paths import WRITER_XATTR
 from airflow_provider_orvideo.plugins.video_html import money
 from tests.conftest import EMULATOR_API_KEY
 from tests.helpers import AIRFLOW_VERSION
@@ -104,6 +112,7 @@ with DAG(dag_id="orvideo_hostile", schedule=None, start_date=START):
         # A DAG author recording files the task did not write, hoping the pages serve them.
         home = os.environ["AIRFLOW_HOME"]
         os.symlink(home + "/airflow.cfg", OUT + "/innocent.mp4")
+        os.mkfifo(OUT + "/fifo.mp4")  # an open() of it would block until a writer comes
         ti = context["ti"]
         ti.xcom_push(key="video_request", value={"model": "hostile/not-a-model", "prompt": "not a video"})
         ti.xcom_push(key="output_paths", value=[
@@ -113,6 +122,8 @@ with DAG(dag_id="orvideo_hostile", schedule=None, start_date=START):
             "relative/clip.mp4",
             OUT + "/../" + os.path.basename(OUT) + "/missing.mp4",
             "s3://" + os.environ["ORVIDEO_BUCKET"] + "/nothing-here.mp4",
+            OUT + "/fifo.mp4",
+            OUT + "/nul\\x00.mp4",
         ])
         ti.xcom_push(key="output_conn_id", value="orvideo_viewer_s3")
         ti.xcom_push(key="output_host", value="worker-7")
@@ -190,7 +201,7 @@ def _segments(dag_id: str, run_id: str, task_id: str = "render", map_index: int 
 
 def _get(
     stack: AirflowStack, path: str, token: str | None = None, *, cookie: bool = True, **kwargs: Any
-) -> httpx.Response:
+) -> httpx.Response:  # headers: str or bytes values
     headers = dict(kwargs.pop("headers", None) or {})
     cookies = {}
     if token and cookie:
@@ -255,8 +266,8 @@ def test_the_stream_serves_ranges_from_disk_and_from_object_storage(
             str(len(expected)),
         )
         beyond = _get(stack, url, tokens["admin"], headers={**IDENTITY, "Range": f"bytes={len(expected)}-"})
-        # 416, or the whole file (Starlette's file responses ignore it; RFC 9110 allows both).
-        assert (beyond.status_code, beyond.content) in ((416, b""), (200, expected))
+        assert (beyond.status_code, beyond.content) == (416, b"")
+        assert beyond.headers["content-range"] == f"bytes */{len(expected)}"
         assert whole.headers["cross-origin-resource-policy"] == "same-origin"
         # A browser asking for gzip still gets the video bytes as they are.
         gz = _get(stack, url, tokens["admin"], headers={"Accept-Encoding": "gzip", "Range": "bytes=0-4095"})
@@ -312,7 +323,7 @@ def test_only_locations_the_task_recorded_and_wrote_are_served(
     hostile = _segments(HOSTILE_DAG, runs[HOSTILE_DAG], "record_foreign_paths")
     config = (stack.airflow_home / "airflow.cfg").read_text()
     reasons = []
-    for index in range(6):
+    for index in range(8):
         response = _get(stack, f"/orvideo/stream/{hostile}/{index}", tokens["admin"], headers=IDENTITY)
         assert response.status_code == 404, (index, response.text)
         assert "[core]" not in response.text
@@ -324,9 +335,11 @@ def test_only_locations_the_task_recorded_and_wrote_are_served(
     assert "absolute" in reasons[3]
     assert "worker-7" in reasons[4]  # not on this machine: where it is instead
     assert "no longer exists in object storage" in reasons[5]
+    assert "not a regular file" in reasons[6]  # the FIFO: refused without opening it
+    assert "NUL" in reasons[7]
     # Whatever the URL says, it names a recorded index, never a path.
     for path in (
-        f"/orvideo/stream/{hostile}/6",
+        f"/orvideo/stream/{hostile}/8",
         f"/orvideo/stream/{hostile}/-1",
         f"/orvideo/stream/{hostile}/..%2F..%2Fairflow.cfg",
         f"/orvideo/stream/{hostile}/0/../../../../../airflow.cfg",
@@ -337,8 +350,205 @@ def test_only_locations_the_task_recorded_and_wrote_are_served(
         assert "[core]" not in response.text
     page = _get(stack, f"/orvideo/watch/{hostile}", tokens["admin"])
     assert page.status_code == 200
-    assert page.text.count('class="note"') == 6  # each says why, the page itself works
+    assert page.text.count('class="note"') == 8  # each says why, the page itself works
     assert "<video" not in page.text
+
+
+def test_a_file_swapped_while_it_streams_never_serves_another_file(
+    stack: AirflowStack, runs: dict[str, str], tokens: dict[str, str]
+) -> None:
+    """A task that writes to the shared volume swaps its recorded video for a link to the
+    api-server's ``airflow.cfg`` and back, as fast as it can, while a client streams it (300
+    streams; before the fix 61-77 of 300 returned another file). Each answer is the video or a
+    refusal; the video is back in place afterwards."""
+    clip = Path(stack.xcom(WATCH_DAG, runs[WATCH_DAG], "render"))
+    original = clip.read_bytes()
+    writer = os.getxattr(clip, WRITER_XATTR)
+    config = (stack.airflow_home / "airflow.cfg").read_bytes()
+    link, staged = clip.with_name("swap.lnk"), clip.with_name("swap.tmp")
+    stop = threading.Event()
+
+    def put_video_back() -> None:
+        staged.write_bytes(original)
+        os.setxattr(staged, WRITER_XATTR, writer)
+        os.replace(staged, clip)
+
+    def swap() -> None:
+        while not stop.is_set():
+            link.unlink(missing_ok=True)
+            link.symlink_to(stack.airflow_home / "airflow.cfg")
+            os.replace(link, clip)
+            put_video_back()
+
+    url = f"/orvideo/stream/{_segments(WATCH_DAG, runs[WATCH_DAG])}/0"
+    answers: dict[int, int] = {}
+    swapper = threading.Thread(target=swap)
+    swapper.start()
+    deadline = time.monotonic() + 90
+    try:
+        with httpx.Client(base_url=stack.base_url, timeout=30, cookies={"_token": tokens["admin"]}) as client:
+            for _ in range(300):
+                if time.monotonic() > deadline:
+                    break
+                response = client.get(url, headers=IDENTITY)
+                answers[response.status_code] = answers.get(response.status_code, 0) + 1
+                assert config[:64] not in response.content
+                if response.status_code == 200:
+                    assert response.content == original
+                else:
+                    assert response.status_code == 404, response.text
+                    assert response.text.startswith("Not shown:"), response.text
+    finally:
+        stop.set()
+        swapper.join()
+        put_video_back()
+    assert answers.get(200, 0) > 0, answers
+    assert answers.get(404, 0) > 0, f"the swap never won a round: {answers}"
+
+
+def test_requests_for_a_fifo_do_not_hold_threads(
+    stack: AirflowStack, runs: dict[str, str], tokens: dict[str, str]
+) -> None:
+    """60 concurrent requests for a recorded FIFO (before the fix 13 of 60 hung forever and each
+    held a thread): all answered at once, and the pages keep serving."""
+    hostile = _segments(HOSTILE_DAG, runs[HOSTILE_DAG], "record_foreign_paths")
+    started = time.monotonic()
+
+    def fetch(_: int) -> int:
+        with httpx.Client(base_url=stack.base_url, timeout=20, cookies={"_token": tokens["admin"]}) as client:
+            return client.get(f"/orvideo/stream/{hostile}/6", headers=IDENTITY).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(fetch, range(60)))
+    assert statuses == [404] * 60
+    assert time.monotonic() - started < 20
+    video = _get(stack, f"/orvideo/stream/{_segments(WATCH_DAG, runs[WATCH_DAG])}/0", tokens["admin"])
+    assert video.status_code == 200
+
+
+# Hostile values for every part of every route: Unicode digits, huge numbers, NUL, lone
+# surrogates' UTF-8 look-alikes, calendar extremes, path tricks.
+_HOSTILE_TEXT = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(["²", "١٢", "-1", "-2", "0", "{MAP_INDEX}", "\x00", "%00", "..", "../..", "9" * 40]),
+    st.integers(min_value=-(10**30), max_value=10**30).map(str),
+)
+_DAY = st.one_of(
+    st.sampled_from(["9999-12-31", "0001-01-01", "2026-02-30", "2026-13-01", "99999-01-01", "2026-W01-1"]),
+    st.dates().map(date.isoformat),
+    _HOSTILE_TEXT,
+)
+
+
+def _cursor(stamp: str, pk: Any, task_id: Any, map_index: Any) -> str:
+    raw = json.dumps([stamp, pk, task_id, map_index]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+_AFTER = st.one_of(
+    _HOSTILE_TEXT,
+    st.builds(
+        _cursor,
+        st.sampled_from(["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "2026-01-01T00:00:00"]),
+        st.one_of(st.integers(min_value=-(10**30), max_value=10**30), st.just(True)),
+        st.one_of(st.text(max_size=10), st.just("\x00")),
+        st.integers(min_value=-(10**30), max_value=10**30),
+    ),
+)
+_RANGE = st.one_of(
+    st.text(max_size=30),
+    st.builds(
+        "bytes={}-{}".format,
+        st.one_of(st.just(""), _HOSTILE_TEXT),
+        st.one_of(st.just(""), _HOSTILE_TEXT),
+    ),
+)
+
+
+# No shrinking: each example is eight real requests; the failing one is reported as drawn.
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    phases=(Phase.explicit, Phase.generate),
+)
+@given(data=st.data())
+def test_no_input_gets_a_500_from_any_route(
+    stack: AirflowStack, runs: dict[str, str], tokens: dict[str, str], data: st.DataObject
+) -> None:
+    """Every route of the plugin, any path segment, query parameter and Range header: a 4xx (or a
+    page), never a 500. Some inputs are real ids, so the checks past authorisation run too."""
+    real = {"dag": WATCH_DAG, "run": runs[WATCH_DAG], "task": "render", "map": "-1", "index": "0"}
+    part = {
+        name: data.draw(st.one_of(st.just(value), _HOSTILE_TEXT), label=name) for name, value in real.items()
+    }
+    segments = "/".join(quote(part[name], safe="") for name in ("dag", "run", "task", "map"))
+    query = {
+        name: data.draw(strategy, label=name)
+        for name, strategy in (
+            ("dag_id", st.one_of(st.just(WATCH_DAG), _HOSTILE_TEXT)),
+            ("model", _HOSTILE_TEXT),
+            ("since", _DAY),
+            ("until", _DAY),
+            ("after", _AFTER),
+        )
+        if data.draw(st.booleans(), label=f"with {name}")
+    }
+    # A header is bytes on the wire (sent as UTF-8 here); HTTP itself forbids CR, LF and NUL in one.
+    range_header = "".join(c for c in data.draw(_RANGE, label="range") if c not in "\r\n\x00")
+    headers = {**IDENTITY, "Range": range_header.strip().encode()}
+    paths = [
+        f"/orvideo/watch/{segments}",
+        f"/orvideo/stream/{segments}/{quote(part['index'], safe='')}",
+        "/orvideo/gallery",
+        f"/orvideo/gallery/dag/{quote(part['dag'], safe='')}",
+    ]
+    for path in paths:
+        for method in ("GET", "HEAD"):
+            response = _get(
+                stack,
+                path,
+                tokens["admin"],
+                method=method,
+                params=query,
+                headers=headers,
+                follow_redirects=False,
+            )
+            assert response.status_code < 500 or response.status_code == 405, (method, path, query, headers)
+
+
+def test_a_flood_of_forged_webhooks_costs_a_few_log_lines(stack: AirflowStack) -> None:
+    """2,000 forged deliveries, each naming a different connection: all refused, and the
+    api-server's log gains at most a few lines for them (before: two per request)."""
+    log = stack.log_path("api-server")
+    before = log.read_text(errors="replace").count("webhook")
+
+    def forge(number: int) -> int:
+        query = {
+            "conn_id": f"forged_{number}",
+            "dag_id": "d",
+            "task_id": "t",
+            "run_id": "r",
+            "map_index": "-1",
+        }
+        response = client.post(
+            "/orvideo/webhook",
+            params=query,
+            content=b'{"type": "video.generation.completed"}',
+            headers={"X-OpenRouter-Signature": f"t={int(time.time())},v1={number:064x}"},
+        )
+        return response.status_code
+
+    with (
+        httpx.Client(base_url=stack.base_url, timeout=30) as client,
+        ThreadPoolExecutor(max_workers=16) as pool,
+    ):
+        statuses = set(pool.map(forge, range(2_000)))
+    assert statuses <= {400, 401, 503}, statuses
+    time.sleep(1)  # the api-server's log is written by its own process
+    lines = [line for line in log.read_text(errors="replace").splitlines() if "webhook" in line]
+    added = log.read_text(errors="replace").count("webhook") - before
+    assert added <= 5, "\n".join(lines[-20:])
 
 
 # ------------------------------------------------------------------------------------ browser
