@@ -8,6 +8,7 @@ github.com/OpenRouterTeam/docs at the commit its ``x-source`` names; regenerate 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,31 @@ def test_scripted_faults_the_spec_documents_conform(
     response = api.request(METHODS[path].upper(), url, **body)
     assert response.status_code == status
     conforms(path, response)
+
+
+def test_scripted_404s_of_a_rendering_job_conform(openrouter_emulator: Any, api: httpx.Client) -> None:
+    openrouter_emulator.control.jobs_take(0.3)
+    job_id = api.post(SUBMIT, json={"model": "google/veo-3.1", "prompt": "p"}).json()["id"]
+    openrouter_emulator.control.fail_requests("poll", 404, times=3)
+    for _ in range(3):
+        response = api.get(POLL.replace("{jobId}", job_id))
+        assert response.status_code == 404
+        conforms(POLL, response)
+        time.sleep(0.15)
+    response = api.get(POLL.replace("{jobId}", job_id))
+    conforms(POLL, response)
+    assert response.json()["status"] == "completed"
+
+
+def test_an_outage_window_through_the_plugin(openrouter_emulator: Any, api: httpx.Client) -> None:
+    control = openrouter_emulator.control
+    started = time.monotonic()
+    control.outage(1.0)
+    assert api.post(SUBMIT, json={"model": "google/veo-3.1", "prompt": "p"}).status_code == 503
+    assert api.get(MODELS).status_code == 503
+    time.sleep(max(0.0, started + 1.05 - time.monotonic()))
+    assert api.post(SUBMIT, json={"model": "google/veo-3.1", "prompt": "p"}).status_code == 202
+    assert [r["status"] for r in control.requests()] == [503, 503, 202]
 
 
 def test_the_official_sdk_drives_a_job_end_to_end(openrouter_emulator: Any) -> None:

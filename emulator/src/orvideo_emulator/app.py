@@ -266,9 +266,16 @@ class Emulator:
         """The reply a fault substitutes for (or, for truncate/unknown_status, makes of) ``reply``."""
         if fault.kind == "status":
             status = fault.params["status"]
+            message = fault.params.get("message")
+            if (
+                message is None
+                and status == 404
+                and _endpoint(request.method, request.path) in ("poll", "content")
+            ):
+                message = f"Job {_job_id(request.path)} not found"  # what a vanished job answers
             error = ApiError(
                 status,
-                fault.params.get("message"),
+                message,
                 fault.params.get("metadata", default_metadata(status)),
                 {"Retry-After": fault.params["retry_after"]} if "retry_after" in fault.params else None,
             )

@@ -8,8 +8,18 @@ from typing import Any, Literal
 import httpx
 
 Endpoint = Literal["submit", "poll", "content", "models", "any"]
-"""Which API requests a fault hits: ``any`` is every endpoint."""
+"""Which API requests a fault hits: ``submit`` (``POST /videos``), ``poll`` (``GET
+/videos/{id}``), ``content`` (``GET /videos/{id}/content``), ``models`` (``GET
+/videos/models``); ``any`` is every one of them."""
 JobOutcome = Literal["completed", "failed", "cancelled", "expired"]
+OutageKind = Literal["503", "reset"]
+
+
+def _duration(times: int | None, for_seconds: float | None) -> dict[str, Any]:
+    """The ``times``/``for_seconds`` fields of a fault: 1 time unless a window is given."""
+    if for_seconds is None:
+        return {"times": 1 if times is None else times}
+    return {"for_seconds": for_seconds} if times is None else {"times": times, "for_seconds": for_seconds}
 
 
 class EmulatorControl:
@@ -60,6 +70,11 @@ class EmulatorControl:
         return result
 
     # -- typed scripting (what a DAG author's test needs; add_fault takes every raw field) --------
+    #
+    # Every fault lasts ``times`` matching requests (1 by default), or, given ``for_seconds``,
+    # hits every matching request for that many seconds from this call (server's monotonic
+    # clock); given both, it ends at whichever comes first. Faults of one endpoint apply in the
+    # order they were scripted; a fault for an endpoint of its own goes before an ``any`` one.
 
     def jobs_take(self, seconds: float, *, pending_share: float = 0.4) -> None:
         """Jobs submitted from now on finish ``seconds`` after their submission (``pending`` for
@@ -99,43 +114,90 @@ class EmulatorControl:
         endpoint: Endpoint,
         status: int,
         *,
-        times: int = 1,
+        times: int | None = None,
+        for_seconds: float | None = None,
         retry_after: float | None = None,
         message: str | None = None,
     ) -> None:
-        """The next ``times`` requests to ``endpoint`` get HTTP ``status`` (with ``Retry-After``)."""
-        fields: dict[str, Any] = {"status": status, "times": times}
+        """The next ``times`` requests to ``endpoint`` (or all for ``for_seconds``) get HTTP
+        ``status`` in OpenRouter's error shape (with ``Retry-After``). A 404 of ``poll`` or
+        ``content`` says ``Job <id> not found`` unless ``message`` says otherwise."""
+        fields: dict[str, Any] = {"status": status, **_duration(times, for_seconds)}
         if retry_after is not None:
             fields["retry_after"] = retry_after
         if message is not None:
             fields["message"] = message
         self.add_fault(endpoint, "status", **fields)
 
-    def rate_limit(self, endpoint: Endpoint = "submit", *, times: int = 1, retry_after: float = 1.0) -> None:
-        """The next ``times`` requests to ``endpoint`` get 429 with ``Retry-After``."""
-        self.fail_requests(endpoint, 429, times=times, retry_after=retry_after, message="Rate limit exceeded")
+    def rate_limit(
+        self,
+        endpoint: Endpoint = "submit",
+        *,
+        times: int | None = None,
+        for_seconds: float | None = None,
+        retry_after: float = 1.0,
+    ) -> None:
+        """The next ``times`` requests to ``endpoint`` (or all for ``for_seconds``) get 429 with
+        ``Retry-After``."""
+        self.fail_requests(
+            endpoint,
+            429,
+            times=times,
+            for_seconds=for_seconds,
+            retry_after=retry_after,
+            message="Rate limit exceeded",
+        )
 
-    def drop_connections(self, endpoint: Endpoint, *, times: int = 1) -> None:
-        """The next ``times`` requests to ``endpoint`` see their connection reset, unanswered."""
-        self.add_fault(endpoint, "reset", times=times)
+    def drop_connections(
+        self, endpoint: Endpoint, *, times: int | None = None, for_seconds: float | None = None
+    ) -> None:
+        """The next ``times`` requests to ``endpoint`` (or all for ``for_seconds``) see their
+        connection reset, unanswered."""
+        self.add_fault(endpoint, "reset", **_duration(times, for_seconds))
 
-    def slow_requests(self, endpoint: Endpoint, seconds: float, *, times: int = 1) -> None:
-        """The next ``times`` requests to ``endpoint`` are answered ``seconds`` late."""
-        self.add_fault(endpoint, "delay", seconds=seconds, times=times)
+    def slow_requests(
+        self,
+        endpoint: Endpoint,
+        seconds: float,
+        *,
+        times: int | None = None,
+        for_seconds: float | None = None,
+    ) -> None:
+        """The next ``times`` requests to ``endpoint`` (or all for ``for_seconds``) are answered
+        ``seconds`` late."""
+        self.add_fault(endpoint, "delay", seconds=seconds, **_duration(times, for_seconds))
 
-    def truncate_downloads(self, *, at_byte: int | None = None, times: int = 1) -> None:
-        """The next ``times`` downloads stop after ``at_byte`` bytes (default: half the video)."""
-        fields: dict[str, Any] = {"times": times}
+    def truncate_downloads(
+        self, *, at_byte: int | None = None, times: int | None = None, for_seconds: float | None = None
+    ) -> None:
+        """The next ``times`` downloads (or all for ``for_seconds``) stop after ``at_byte`` bytes
+        (default: half the video)."""
+        fields: dict[str, Any] = _duration(times, for_seconds)
         if at_byte is not None:
             fields["truncate_at"] = at_byte
         self.add_fault("content", "truncate", **fields)
+
+    def outage(self, seconds: float, *, kind: OutageKind = "503", retry_after: float | None = None) -> None:
+        """OpenRouter is down for ``seconds`` from now: every API request (submit, poll, content,
+        models) gets 503 (``kind="503"``, with ``Retry-After`` if given) or has its connection
+        reset (``kind="reset"``). Jobs keep rendering on their own timeline meanwhile."""
+        if kind == "503":
+            self.fail_requests("any", 503, for_seconds=seconds, retry_after=retry_after)
+        elif kind == "reset":
+            if retry_after is not None:
+                raise ValueError("retry_after applies only to kind='503'")
+            self.drop_connections("any", for_seconds=seconds)
+        else:
+            raise ValueError(f"kind must be '503' or 'reset', not {kind!r}")
 
     # -- what the emulator saw ------------------------------------------------------------------
 
     def requests(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         """Logged API requests in arrival order, optionally only those for ``endpoint``.
 
-        ``status`` is null while a request is still being answered and when it was reset.
+        Faulted requests are logged too: ``fault`` names the kind that hit the request (null
+        when none), ``status`` what it was answered (null while a request is still being
+        answered and when its connection was reset).
         """
         params = {"endpoint": endpoint} if endpoint is not None else {}
         result: list[dict[str, Any]] = self._call("GET", "/requests", params=params)["requests"]

@@ -10,12 +10,19 @@ A fault fires at one of two stages of a request:
 
 For each request the head of the endpoint's own queue is tried first, then the head of the
 ``any`` queue; a head whose stage doesn't match stays put, so queued order is always kept.
+
+A fault lasts ``times`` applications (1 by default), or, with ``for_seconds``, applies to every
+matching request until its window ends (``times`` as well: whichever ends first). The window
+is measured on the server's monotonic clock from when the fault was posted, whether or not the
+fault has reached the head of its queue; a fault whose window has ended is dropped unapplied.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,19 +42,23 @@ _KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "vanish": (frozenset({"poll", "content"}), frozenset()),
 }
 _AFTER_CREATE_KINDS = frozenset({"status", "reset", "malformed_json"})
-_COMMON_FIELDS = frozenset({"endpoint", "kind", "times", "after_create"})
+_COMMON_FIELDS = frozenset({"endpoint", "kind", "times", "for_seconds", "after_create"})
+MAX_WINDOW_SECONDS = 24 * 3600.0
 
 
 @dataclass
 class Fault:
-    """One scripted fault; ``remaining`` counts down to removal from its queue."""
+    """One scripted fault; ``remaining`` counts down to removal from its queue (None: no count,
+    only the window), ``ends_at`` (monotonic seconds, set when queued) ends its window."""
 
     endpoint: str
     kind: str
-    times: int
+    times: int | None
     after_create: bool
     params: dict[str, Any]
-    remaining: int
+    remaining: int | None
+    for_seconds: float | None = None
+    ends_at: float | None = None
 
     @property
     def stage(self) -> str:
@@ -55,11 +66,16 @@ class Fault:
             return "response"
         return "request"
 
+    def expired(self, now: float) -> bool:
+        return self.ends_at is not None and now >= self.ends_at
+
     def to_dict(self) -> dict[str, Any]:
+        window = {} if self.for_seconds is None else {"for_seconds": self.for_seconds}
         return {
             "endpoint": self.endpoint,
             "kind": self.kind,
             "times": self.times,
+            **window,
             "after_create": self.after_create,
             **self.params,
         }
@@ -88,9 +104,14 @@ def parse_fault(spec: Any) -> Fault:
     unknown = set(spec) - _COMMON_FIELDS - extra_fields
     if unknown:
         raise _bad(f"unknown fields for fault kind {kind}: {', '.join(sorted(unknown))}")
-    times = spec.get("times", 1)
-    if not isinstance(times, int) or isinstance(times, bool) or times < 1:
-        raise _bad("times must be an integer >= 1")
+    for_seconds = spec.get("for_seconds")
+    if for_seconds is not None and (not _number(for_seconds) or not 0 < for_seconds <= MAX_WINDOW_SECONDS):
+        raise _bad(f"for_seconds must be a number of seconds > 0 and <= {MAX_WINDOW_SECONDS:g}")
+    times = spec.get("times", 1 if for_seconds is None else None)
+    if times is None and for_seconds is None:
+        raise _bad("times may be null only with for_seconds")
+    if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
+        raise _bad("times must be an integer >= 1 (or null with for_seconds)")
     after_create = spec.get("after_create", False)
     if not isinstance(after_create, bool):
         raise _bad("after_create must be a boolean")
@@ -98,7 +119,8 @@ def parse_fault(spec: Any) -> Fault:
         raise _bad("after_create applies only to submit faults of kind status, reset or malformed_json")
     params = {key: spec[key] for key in extra_fields if key in spec}
     _check_params(kind, params)
-    return Fault(endpoint, kind, times, after_create, params, remaining=times)
+    window = None if for_seconds is None else float(for_seconds)
+    return Fault(endpoint, kind, times, after_create, params, remaining=times, for_seconds=window)
 
 
 def _check_params(kind: str, params: dict[str, Any]) -> None:
@@ -128,14 +150,18 @@ def _check_params(kind: str, params: dict[str, Any]) -> None:
 
 
 class FaultBook:
-    """The queues, shared by all connection threads."""
+    """The queues, shared by all connection threads; ``clock`` times the windows."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._queues: dict[str, deque[Fault]] = {endpoint: deque() for endpoint in _ALL}
 
     def add(self, fault: Fault) -> None:
+        """Queue ``fault``; its window, if any, starts now."""
         with self._lock:
+            if fault.for_seconds is not None:
+                fault.ends_at = self._clock() + fault.for_seconds
             self._queues[fault.endpoint].append(fault)
 
     def clear(self) -> None:
@@ -146,11 +172,15 @@ class FaultBook:
     def take(self, endpoint: str, stage: str) -> Fault | None:
         """Consume one application of the first fault due for ``endpoint`` at ``stage``."""
         with self._lock:
+            now = self._clock()
             for queue in (self._queues[endpoint], self._queues["any"]):
+                while queue and queue[0].expired(now):
+                    queue.popleft()
                 if queue and queue[0].stage == stage:
                     fault = queue[0]
-                    fault.remaining -= 1
-                    if fault.remaining == 0:
-                        queue.popleft()
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                        if fault.remaining == 0:
+                            queue.popleft()
                     return fault
         return None

@@ -10,9 +10,11 @@ Fixtures:
 
 ``openrouter_emulator`` (:class:`Emulator`)
     A clean emulator for this test: the server is shared by the session and reset before each
-    test. ``.control`` scripts it (``rate_limit``, ``fail_requests``, ``jobs_take``,
-    ``jobs_end_as``, ``truncate_downloads``, ...) and reads back the requests it saw. In the test
-    process, the connection (ini ``openrouter_conn_id``) points at it too.
+    test. ``.control`` scripts it (``rate_limit``, ``fail_requests``, ``drop_connections``,
+    ``slow_requests``, ``truncate_downloads``: for ``times`` requests or, with ``for_seconds``, for
+    a time window; ``outage(seconds, kind="503" | "reset")`` for every endpoint at once;
+    ``jobs_take``, ``jobs_end_as``, ...) and reads back the requests it saw, faulted ones included.
+    In the test process, the connection (ini ``openrouter_conn_id``) points at it too.
 ``airflow_dag_runner`` (:class:`DagRunner`)
     ``.run(dag_id, conf=None, env=None)`` runs one DAG with ``dag.test()`` and returns a
     :class:`DagRunResult`: the run's and every task's state, every XCom, the files written under
