@@ -12,7 +12,6 @@ __all__ = [
     "DEFAULT_CONN_ID",
     "DEFAULT_INITIAL_POLL_DELAYS",
     "DEFAULT_JOB_TIMEOUT_SECONDS",
-    "DEFAULT_MAX_CONSECUTIVE_FAILURES",
     "DEFAULT_POLL_INTERVAL_SECONDS",
     "DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS",
     "DEFERRABLE_ENV_VAR",
@@ -30,7 +29,6 @@ DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS = 600.0
 """With webhooks on, the trigger's own safety checks: every 10 minutes, plus one at the deadline.
 A job of up to 10 minutes then costs at most one poll (target of ``benchmarks/completion_detection.py``
 ``--webhooks``); a lost webhook delays its task by at most 10 minutes, never loses it."""
-DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
 DEFAULT_JOB_TIMEOUT_SECONDS = 3600.0
 
 DEFERRABLE_ENV_VAR = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"

@@ -28,12 +28,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_orvideo._internal.api import JobStatus, VideoJob
-from airflow_provider_orvideo.defaults import DEFAULT_MAX_CONSECUTIVE_FAILURES
-from airflow_provider_orvideo.exceptions import OpenRouterVideoError, TriggerEventError
+from airflow_provider_orvideo.exceptions import (
+    OpenRouterNotFoundError,
+    OpenRouterVideoError,
+    TriggerEventError,
+)
 from airflow_provider_orvideo.retry import is_transient
 
 __all__ = [
     "EVENT_VERSION",
+    "FIRST_FAILURE_DELAY_SECONDS",
     "LOOPBACK_POLL_SCALE_ENV_VAR",
     "TRIGGER_EVENT_STATUSES",
     "EventStatus",
@@ -43,9 +47,14 @@ __all__ = [
     "confirm_webhook",
     "loopback_poll_scale",
     "terminal_event",
+    "waits_through",
 ]
 
 EVENT_VERSION = 1
+
+FIRST_FAILURE_DELAY_SECONDS = 2.0
+"""The wait after a first failed poll; it doubles with each failure in a row, up to the poll
+interval (2, 4, 8, 16, 30, 30 ... s with the default 30 s interval)."""
 
 LOOPBACK_POLL_SCALE_ENV_VAR = "AIRFLOW__OPENROUTER__LOOPBACK_POLL_SCALE"
 """Airflow setting ``[openrouter] loopback_poll_scale``: see :func:`loopback_poll_scale`."""
@@ -190,6 +199,8 @@ class PollState:
     last_status: str | None = None
     consecutive_failures: int = 0
     polls: int = 0
+    last_error: str | None = None
+    """The last failed poll's error, while polls fail (for the message at the deadline)."""
 
 
 @dataclass(frozen=True)
@@ -274,16 +285,26 @@ class JobPoller:
     :param submitted_at: absolute Unix time of the submission, which anchors ``initial_poll_delays``;
         None (a trigger serialized before schedules existed) polls every ``poll_interval``.
     :param initial_poll_delays: see :class:`PollSchedule`.
-    :param max_consecutive_poll_failures: transient poll failures tolerated in a row (each one is
-        already after the hook's own HTTP retries).
+
+    A paid job is waited for until its deadline, whatever answers come meanwhile: a transient
+    failure (no answer, 5xx, 429, an unreadable body) and a 404 about the job (OpenRouter answered
+    202 with this id, so the job exists; a 404 is a load balancer's or a replica's answer, never
+    proof) back off, capped at ``poll_interval`` and jittered, and end only at the deadline. Only
+    an answer that will not change (401, 403, 400) ends the wait early.
     """
 
     job_id: str
     deadline: float
     poll_interval: float
-    max_consecutive_poll_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
     submitted_at: float | None = None
     initial_poll_delays: tuple[float, ...] = ()
+
+    def failure_delay(self, failures: int, jitter: float, now: float) -> float:
+        """Wait after the ``failures``-th failed poll in a row: doubling from
+        :data:`FIRST_FAILURE_DELAY_SECONDS`, capped at ``poll_interval``, ``jitter`` in [0, 1)
+        taking up to half of it away (pollers that failed together do not come back together)."""
+        backoff = min(self.poll_interval, FIRST_FAILURE_DELAY_SECONDS * float(1 << min(failures - 1, 30)))
+        return max(0.0, min(backoff * (1.0 - 0.5 * jitter), self.deadline - now))
 
     def _delay(self, now: float) -> float:
         if self.submitted_at is None:
@@ -307,12 +328,17 @@ class JobPoller:
 
     def _timeout(self, state: PollState) -> VideoJobEvent:
         last = state.last_status or "unknown"
+        failing = (
+            f"; the last {state.consecutive_failures} polls failed, the last with: {state.last_error}"
+            if state.last_error
+            else ""
+        )
         return VideoJobEvent(
             EventStatus.TIMEOUT,
             self.job_id,
             f"OpenRouter video job {self.job_id} had not finished by the deadline {_iso(self.deadline)} "
-            f"(last status: {last}). It was left as it is on OpenRouter (there is no cancel endpoint), "
-            "so it may still render and bill.",
+            f"(last status: {last}{failing}). It was left as it is on OpenRouter (there is no cancel "
+            "endpoint), so it may still render and bill.",
         )
 
     def on_job(self, state: PollState, job: VideoJob, *, now: float) -> PollStep:
@@ -335,36 +361,53 @@ class JobPoller:
             )
         return PollStep(new_state, delay=self._delay(now), log_message=log_message, warning=warning)
 
-    def on_error(self, state: PollState, error: OpenRouterVideoError, *, now: float) -> PollStep:
-        """Decide after a failed poll (the hook's own HTTP retries are already spent)."""
+    def on_error(
+        self, state: PollState, error: OpenRouterVideoError, *, now: float, jitter: float = 0.0
+    ) -> PollStep:
+        """Decide after a failed poll (the hook's own HTTP retries are already spent).
+
+        ``jitter`` is a random number in [0, 1) from the driver (see :meth:`failure_delay`)."""
         failures = state.consecutive_failures + 1
         new_state = PollState(
-            last_status=state.last_status, consecutive_failures=failures, polls=state.polls + 1
+            last_status=state.last_status,
+            consecutive_failures=failures,
+            polls=state.polls + 1,
+            last_error=str(error),
         )
-        transient = is_transient(error)
-        if not transient or failures >= self.max_consecutive_poll_failures:
-            why = (
-                f"{failures} consecutive polls failed"
-                if transient
-                else "OpenRouter refused the status request"
-            )
+        if not waits_through(error):
             event = VideoJobEvent(
                 EventStatus.ERROR,
                 self.job_id,
-                f"Could not learn the status of OpenRouter video job {self.job_id}: {why}; last error: {error} "
-                "The job may still be rendering and billing on OpenRouter.",
+                f"Could not learn the status of OpenRouter video job {self.job_id}: OpenRouter refused the "
+                f"status request ({error}). The job may still be rendering and billing on OpenRouter.",
             )
             return PollStep(new_state, event=event)
         if now >= self.deadline:
             return PollStep(new_state, event=self._timeout(new_state))
+        delay = self.failure_delay(failures, jitter, now)
+        if isinstance(error, OpenRouterNotFoundError):
+            what = (
+                "OpenRouter answered 404 for it, although its submit answered 202 with this id: the job "
+                "exists (a 404 is a load balancer's or a replica's answer, not proof it is gone)"
+            )
+        else:
+            what = f"the status request failed: {error}"
         return PollStep(
             new_state,
-            delay=self._delay(now),
+            delay=delay,
             warning=(
-                f"Polling OpenRouter video job {self.job_id} failed ({failures}/{self.max_consecutive_poll_failures} "
-                f"in a row, will retry): {error}"
+                f"Polling OpenRouter video job {self.job_id} failed ({failures} in a row): {what}. "
+                f"Polling again in {delay:.0f} s, and on until the deadline {_iso(self.deadline)}; the "
+                "job may be rendering and billing meanwhile."
             ),
         )
+
+
+def waits_through(error: OpenRouterVideoError) -> bool:
+    """Whether a poll loop waits through ``error`` (until the deadline) instead of ending on it:
+    anything that may go away (:func:`~airflow_provider_orvideo.retry.is_transient`), and a 404
+    about a job OpenRouter gave us the id of."""
+    return is_transient(error) or isinstance(error, OpenRouterNotFoundError)
 
 
 def confirm_webhook(

@@ -29,7 +29,7 @@ from airflow_provider_orvideo.polling import (
 )
 
 JOB_ID = "gen-vid-1-abc"
-POLLER = JobPoller(job_id=JOB_ID, deadline=1000.0, poll_interval=10.0, max_consecutive_poll_failures=3)
+POLLER = JobPoller(job_id=JOB_ID, deadline=1000.0, poll_interval=10.0)
 
 
 def job(status: str, error: str | None = None) -> VideoJob:
@@ -113,18 +113,44 @@ def test_unknown_status_keeps_polling_with_a_warning() -> None:
         OpenRouterResponseError("not json"),
     ],
 )
-def test_transient_errors_are_tolerated_up_to_the_limit(error: Exception) -> None:
+def test_transient_errors_back_off_until_the_deadline_never_a_count(error: Exception) -> None:
     state = PollState(last_status="in_progress")
-    for expected_failures in (1, 2):
+    delays = []
+    for expected_failures in range(1, 51):
         step = POLLER.on_error(state, error, now=100.0)  # type: ignore[arg-type]
         assert step.event is None
         assert step.warning is not None
+        assert f"({expected_failures} in a row)" in step.warning
+        assert "until the deadline" in step.warning
         assert step.state.consecutive_failures == expected_failures
+        delays.append(step.delay)
         state = step.state
-    final = POLLER.on_error(state, error, now=100.0)  # type: ignore[arg-type]
+    assert delays[:4] == [2.0, 4.0, 8.0, 10.0]  # doubling, capped at the poll interval
+    assert set(delays[4:]) == {10.0}
+    final = POLLER.on_error(state, error, now=1000.0)  # type: ignore[arg-type]
     assert final.event is not None
-    assert final.event.status is EventStatus.ERROR
-    assert "3 consecutive polls failed" in final.event.message
+    assert final.event.status is EventStatus.TIMEOUT
+    assert "the last 51 polls failed" in final.event.message
+
+
+def test_a_404_about_our_job_is_waited_through_not_proof_it_is_gone() -> None:
+    gone = OpenRouterNotFoundError("gone", http_status=404, api_message="Job not found")
+    step = POLLER.on_error(PollState(last_status="pending"), gone, now=100.0)
+    assert step.event is None
+    assert step.warning is not None
+    assert "404" in step.warning
+    assert "not proof" in step.warning
+    at_deadline = POLLER.on_error(step.state, gone, now=1000.0)
+    assert at_deadline.event is not None
+    assert at_deadline.event.status is EventStatus.TIMEOUT
+    assert "may still render and bill" in at_deadline.event.message
+
+
+@given(jitter=st.floats(min_value=0.0, max_value=0.999), failures=st.integers(min_value=1, max_value=10_000))
+def test_the_failure_backoff_is_jittered_within_half_and_capped(jitter: float, failures: int) -> None:
+    delay = POLLER.failure_delay(failures, jitter, now=100.0)
+    full = min(10.0, 2.0 * 2 ** min(failures - 1, 30))
+    assert full / 2 <= delay <= full
 
 
 def test_a_good_poll_resets_the_failure_count() -> None:
@@ -137,7 +163,6 @@ def test_a_good_poll_resets_the_failure_count() -> None:
     "error",
     [
         OpenRouterAuthError("bad key", http_status=401, api_message="bad key"),
-        OpenRouterNotFoundError("gone", http_status=404, api_message="Job not found"),
     ],
 )
 def test_permanent_errors_end_at_once(error: Exception) -> None:
@@ -252,7 +277,6 @@ WAIT_AGAIN = JobPoller(
     JOB_ID,
     deadline=DEADLINE,
     poll_interval=30.0,
-    max_consecutive_poll_failures=3,
     submitted_at=100.0,
     initial_poll_delays=(30.0, 10.0, 20.0),
 )
@@ -291,21 +315,28 @@ def test_a_webhook_openrouter_contradicts_waits_again_until_the_deadline(status:
 def test_a_transient_failure_to_confirm_waits_again() -> None:
     step = confirm_webhook(CLAIMED, WAIT_AGAIN, OpenRouterServerError("boom", http_status=502), now=100.0)
     assert step.event is None
-    assert step.delay == pytest.approx(30.0)
+    assert step.delay == pytest.approx(2.0)  # the first step of the failure backoff
     assert step.warning is not None
     assert "asking OpenRouter for the job failed (boom)" in step.warning
     assert "waits for the job again" in step.warning
 
 
 def test_a_refused_confirmation_is_an_error() -> None:
-    gone = OpenRouterNotFoundError("gone", http_status=404, api_message="Job not found")
-    step = confirm_webhook(CLAIMED, WAIT_AGAIN, gone, now=100.0)
+    refused = OpenRouterAuthError("bad key", http_status=401, api_message="bad key")
+    step = confirm_webhook(CLAIMED, WAIT_AGAIN, refused, now=100.0)
     assert step.event is not None
     assert step.event.status is EventStatus.ERROR
     assert (
         step.warning
-        == f"A webhook said OpenRouter video job {JOB_ID} is completed, but asking OpenRouter for the job failed (gone)."
+        == f"A webhook said OpenRouter video job {JOB_ID} is completed, but asking OpenRouter for the job failed (bad key)."
     )
+
+
+def test_a_404_to_the_confirmation_waits_again() -> None:
+    gone = OpenRouterNotFoundError("gone", http_status=404, api_message="Job not found")
+    step = confirm_webhook(CLAIMED, WAIT_AGAIN, gone, now=100.0)
+    assert step.event is None
+    assert step.delay is not None
 
 
 @pytest.mark.parametrize("answer", [job("in_progress"), OpenRouterTransportError("reset")])
@@ -364,7 +395,6 @@ def test_contradicted_webhooks_never_end_the_task_before_its_deadline(
             JOB_ID,
             deadline=resumed.deadline,
             poll_interval=30.0,
-            max_consecutive_poll_failures=3,
             submitted_at=now,
             initial_poll_delays=(30.0, 10.0, 20.0),
         )

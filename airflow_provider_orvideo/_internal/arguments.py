@@ -610,7 +610,6 @@ class OperatorArguments:
     initial_poll_delays: tuple[float, ...]
     job_timeout: float
     """Seconds."""
-    max_consecutive_poll_failures: int
     max_cost_usd: float | None
     orphan_policy: str
     airflow_trace: bool
@@ -636,7 +635,6 @@ def check_operator_arguments(
     poll_interval: Any,
     initial_poll_delays: Any,
     job_timeout: Any,
-    max_consecutive_poll_failures: Any,
     max_cost_usd: Any,
     orphan_policy: Any,
     airflow_trace: Any,
@@ -681,9 +679,6 @@ def check_operator_arguments(
         poll_interval=_wait("poll_interval", poll_interval, problems),
         initial_poll_delays=_delays(initial_poll_delays, problems),
         job_timeout=_wait("job_timeout", job_timeout, problems, allow_timedelta=True),
-        max_consecutive_poll_failures=_whole(
-            "max_consecutive_poll_failures", max_consecutive_poll_failures, problems
-        ),
         callback_url=_callback_url(callback_url, problems),
         webhook_poll_interval=_wait("webhook_poll_interval", webhook_poll_interval, problems),
     )

@@ -215,6 +215,16 @@ class Decision:
     """The earlier try's job that this try replaces because the request's video fields changed."""
 
 
+@dataclass(frozen=True)
+class RemoteUnknown:
+    """The earlier try's job could not be looked at now: the GET failed transiently, or answered
+    404. Neither is proof the job is gone: OpenRouter answered 202 with its id, so a paid job
+    exists (a 404 is a load balancer's or a lagging replica's answer as often as a purge)."""
+
+    reason: str
+    not_found: bool = False
+
+
 def needs_remote_check(record: SubmissionRecord | None) -> bool:
     """Whether :func:`decide` needs the remote job: whenever an earlier try learned a job id
     (to re-attach to it, or to report what a changed request supersedes)."""
@@ -225,13 +235,17 @@ def decide(
     record: SubmissionRecord | None,
     body: Mapping[str, Any],
     *,
-    remote: VideoJob | None,
+    remote: VideoJob | RemoteUnknown | None,
     orphan_policy: OrphanPolicy,
     resubmit_failed: bool,
 ) -> Decision:
     """What this try does, given the previous tries' record and the job's current state.
 
-    ``remote`` is the job fetched by id (None when it does not exist on OpenRouter any more).
+    ``remote`` is the job fetched by id, :class:`RemoteUnknown` when that GET failed or answered
+    404, or None when it was not fetched (no earlier job id). A job the record names is never
+    given up on for an answer that is not proof: it is re-attached to (the wait polls it until its
+    deadline), and submitted again only under ``orphan_policy="resubmit"`` after a 404, with the
+    old id kept on record.
     """
     if record is None:
         return Decision(Action.SUBMIT, "no earlier submission is recorded for this task instance")
@@ -239,7 +253,7 @@ def decide(
         changed = "the video fields of the request changed since the earlier try, so it is a new video"
         if record.job_id is None:
             return Decision(Action.SUBMIT, changed)
-        state = "no longer known to OpenRouter" if remote is None else remote.status
+        state = "unknown" if not isinstance(remote, VideoJob) else remote.status
         return Decision(
             Action.SUBMIT,
             f"{changed}; the earlier try's job {record.job_id} ({state}) is kept on record",
@@ -253,9 +267,21 @@ def decide(
         if orphan_policy is OrphanPolicy.RESUBMIT:
             return Decision(Action.SUBMIT, reason + "; submitting again (orphan_policy='resubmit')")
         return Decision(Action.REFUSE, reason)
-    if remote is None:
+    if not isinstance(remote, VideoJob):
+        why = "no answer" if remote is None else remote.reason
+        if isinstance(remote, RemoteUnknown) and remote.not_found and orphan_policy is OrphanPolicy.RESUBMIT:
+            return Decision(
+                Action.SUBMIT,
+                f"OpenRouter answered 404 for job {record.job_id} from an earlier try ({why}); submitting "
+                f"again (orphan_policy='resubmit'); job {record.job_id} is kept on record, and is billed "
+                "too if it exists",
+                supersedes=record.job_id,
+            )
         return Decision(
-            Action.SUBMIT, f"job {record.job_id} from an earlier try no longer exists on OpenRouter"
+            Action.REATTACH,
+            f"job {record.job_id} from an earlier try could not be checked now ({why}); re-attaching: "
+            "it is polled until its deadline, and nothing is submitted again",
+            record.job_id,
         )
     status = remote.known_status
     if status is JobStatus.COMPLETED:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -15,7 +17,6 @@ from airflow_provider_orvideo.defaults import (
     DEFAULT_CONN_ID,
     DEFAULT_INITIAL_POLL_DELAYS,
     DEFAULT_JOB_TIMEOUT_SECONDS,
-    DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_POLL_INTERVAL_SECONDS,
     DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,
     default_deferrable,
@@ -139,7 +140,8 @@ class OpenRouterVideoOperator(BaseOperator):
         ``poll_interval``. Default ``(30, 10, 20)``: checks at 30 s and 40 s, then at 60, 90, ... s.
     :param job_timeout: How long to wait for the job before failing (``timedelta`` or seconds).
         Default one hour. The job is not cancelled (OpenRouter has no cancel endpoint).
-    :param max_consecutive_poll_failures: Transient poll failures tolerated in a row.
+    :param max_consecutive_poll_failures: Deprecated and ignored (a warning says so): polls of a
+        paid job wait through failures until ``job_timeout`` (see :class:`~airflow_provider_orvideo.polling.JobPoller`).
     :param callback_url: The public URL of the provider's webhook receiver in the api-server,
         e.g. ``https://airflow.example.com/orvideo/webhook`` (default: the connection's
         ``callback_url`` extra; None there too means no webhooks; ``""`` turns them off for this
@@ -205,12 +207,20 @@ class OpenRouterVideoOperator(BaseOperator):
         poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
         initial_poll_delays: Sequence[float] = DEFAULT_INITIAL_POLL_DELAYS,
         job_timeout: timedelta | float = DEFAULT_JOB_TIMEOUT_SECONDS,
-        max_consecutive_poll_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        max_consecutive_poll_failures: int | None = None,
         callback_url: str | None = None,
         webhook_poll_interval: float = DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if max_consecutive_poll_failures is not None:
+            warnings.warn(
+                f"OpenRouterVideoOperator(max_consecutive_poll_failures={max_consecutive_poll_failures!r}) is "
+                "deprecated and ignored: a paid job is now polled through any run of failed polls until "
+                "job_timeout. Remove the argument.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         self.prompt = prompt
         self.model = model
         self.output_path = output_path
@@ -237,7 +247,6 @@ class OpenRouterVideoOperator(BaseOperator):
             poll_interval=poll_interval,
             initial_poll_delays=initial_poll_delays,
             job_timeout=job_timeout,
-            max_consecutive_poll_failures=max_consecutive_poll_failures,
             max_cost_usd=max_cost_usd,
             orphan_policy=orphan_policy,
             airflow_trace=airflow_trace,
@@ -264,7 +273,6 @@ class OpenRouterVideoOperator(BaseOperator):
         self.poll_interval = checked.poll_interval
         self.initial_poll_delays = list(checked.initial_poll_delays)
         self.job_timeout = checked.job_timeout
-        self.max_consecutive_poll_failures = checked.max_consecutive_poll_failures
         self.callback_url = checked.callback_url
         self.webhook_poll_interval = checked.webhook_poll_interval
         self._saved: tuple[str, Any, float | None, str, tuple[str, ...]] | None = None
@@ -373,17 +381,20 @@ class OpenRouterVideoOperator(BaseOperator):
         from airflow_provider_orvideo.pricing import estimate_cost
         from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
 
-        target = output_target(self.output_path, self.output_conn_id)  # fails before any request
+        # A try that finds an earlier try's job talks about that job first: nothing else (the model
+        # list, the output's bucket) is asked before it, and what only a new submit needs is
+        # checked only when one will be made.
         scale = self._poll_scale()
         request = self._video_request(context)
-        model = check_against_model(request, self.hook.list_models())
-        check_body_size(request)
         body = request.to_body()
         ledger = SubmissionLedger(task_state_store(context))
         record = ledger.load()
         decision, superseded = self._decide(context, ledger, record, body)
         callback = self._callback_url(context)
         if decision.action is Action.SUBMIT:
+            target = output_target(self.output_path, self.output_conn_id)
+            model = check_against_model(request, self.hook.list_models())
+            check_body_size(request)
             self._check_output_free(context, target, record, superseded)
             self._check_cost(
                 estimate_cost(
@@ -417,7 +428,6 @@ class OpenRouterVideoOperator(BaseOperator):
             job_id=job_id,
             deadline=time.time() + self.job_timeout,
             poll_interval=interval * scale,
-            max_consecutive_poll_failures=self.max_consecutive_poll_failures,
             submitted_at=submitted_at,
             initial_poll_delays=tuple(delay * scale for delay in delays),
         )
@@ -478,25 +488,37 @@ class OpenRouterVideoOperator(BaseOperator):
         Also returns every earlier job a changed request replaced (paid, or still rendering and
         billing): logged at WARNING and pushed to XCom as ``superseded_jobs`` on every try.
         """
+        from airflow_provider_orvideo._internal.api import VideoJob
         from airflow_provider_orvideo._internal.submission import (
             Action,
             OrphanPolicy,
+            RemoteUnknown,
             decide,
             needs_remote_check,
         )
-        from airflow_provider_orvideo.exceptions import OpenRouterNotFoundError, ResubmissionRefusedError
+        from airflow_provider_orvideo.exceptions import (
+            OpenRouterNotFoundError,
+            OpenRouterVideoError,
+            ResubmissionRefusedError,
+        )
+        from airflow_provider_orvideo.polling import waits_through
 
         if not ledger.durable:
             self.log.warning(
                 "No task_state_store in the context: a retry of this task cannot re-attach to this job "
                 "and would submit (and pay for) a new one."
             )
-        remote = None
+        remote: VideoJob | RemoteUnknown | None = None
         if record is not None and needs_remote_check(record):
+            # The first request of a try that finds an earlier job is about that job: an outage or
+            # a 404 now re-attaches (the wait polls it until its deadline) instead of failing a try
+            # that would have kept the paid video.
             try:
                 remote = self.hook.get_job(record.job_id or "")
-            except OpenRouterNotFoundError:
-                remote = None
+            except OpenRouterVideoError as error:
+                if not waits_through(error):
+                    raise
+                remote = RemoteUnknown(str(error), not_found=isinstance(error, OpenRouterNotFoundError))
         decision = decide(
             record,
             body,
@@ -508,10 +530,11 @@ class OpenRouterVideoOperator(BaseOperator):
             self.log.info("Earlier try found: %s.", decision.reason)
         superseded = tuple(dict(entry) for entry in record.superseded) if record is not None else ()
         if record is not None and decision.supersedes is not None:
+            known = remote if isinstance(remote, VideoJob) else None
             entry: dict[str, Any] = {
                 "job_id": decision.supersedes,
-                "status": remote.status if remote is not None else "unknown",
-                "cost": remote.cost if remote is not None else None,
+                "status": known.status if known is not None else "unknown",
+                "cost": known.cost if known is not None else None,
                 "outputs": sorted(record.outputs),
             }
             superseded = (*(e for e in superseded if e.get("job_id") != entry["job_id"]), entry)
@@ -667,7 +690,6 @@ class OpenRouterVideoOperator(BaseOperator):
             job_id=claimed.job_id,
             deadline=now + self.job_timeout if claimed.deadline is None else claimed.deadline,
             poll_interval=self.poll_interval * scale,
-            max_consecutive_poll_failures=self.max_consecutive_poll_failures,
             # Anchored at the GET below: the task waits again only for a job that GET saw
             # unfinished, so its checks start over as after a submit (none wasted at once).
             submitted_at=now,
@@ -719,7 +741,7 @@ class OpenRouterVideoOperator(BaseOperator):
             try:
                 job = self.hook.get_job(poller.job_id)
             except OpenRouterVideoError as error:
-                step = poller.on_error(state, error, now=time.time())
+                step = poller.on_error(state, error, now=time.time(), jitter=random.random())
             else:
                 step = poller.on_job(state, job, now=time.time())
             if step.log_message:

@@ -20,6 +20,7 @@ Invariants (each one is there because breaking it costs money or a video):
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,7 +29,6 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_orvideo.defaults import (
     DEFAULT_CONN_ID,
-    DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_POLL_INTERVAL_SECONDS,
 )
 from airflow_provider_orvideo.exceptions import OpenRouterVideoError
@@ -50,11 +50,13 @@ class OpenRouterVideoTrigger(BaseTrigger):
     :param submitted_at: Absolute Unix time of the submission; anchors the schedule. Optional
         for kwargs written by releases before schedules (they poll every ``poll_interval``).
     :param initial_delays: Delays of the first checks after submission (see ``PollSchedule``).
-    :param max_consecutive_failures: Transient poll failures tolerated in a row before giving up.
+    :param max_consecutive_failures: Ignored; accepted so triggers serialized by releases before
+        1.x (which gave up after this many failed polls) still load. Polls now wait through any
+        run of failures until ``deadline`` (see :class:`JobPoller`).
 
     The kwargs are a serialized contract (triggers written by one release run under another), so
-    their names stay as first released; ``initial_delays`` and ``max_consecutive_failures`` are
-    the operator's (and :class:`JobPoller`'s) ``initial_poll_delays`` and ``max_consecutive_poll_failures``.
+    their names stay as first released; ``initial_delays`` is the operator's (and
+    :class:`JobPoller`'s) ``initial_poll_delays``.
     """
 
     def __init__(
@@ -64,7 +66,7 @@ class OpenRouterVideoTrigger(BaseTrigger):
         deadline: float,
         openrouter_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = DEFAULT_POLL_INTERVAL_SECONDS,
-        max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+        max_consecutive_failures: int | None = None,
         submitted_at: float | None = None,
         initial_delays: list[float] | None = None,
     ) -> None:
@@ -73,7 +75,6 @@ class OpenRouterVideoTrigger(BaseTrigger):
         self.deadline = float(deadline)
         self.openrouter_conn_id = openrouter_conn_id
         self.poll_interval = float(poll_interval)
-        self.max_consecutive_failures = int(max_consecutive_failures)
         self.submitted_at = None if submitted_at is None else float(submitted_at)
         self.initial_delays = [float(d) for d in initial_delays or ()]
 
@@ -86,7 +87,6 @@ class OpenRouterVideoTrigger(BaseTrigger):
             deadline=poller.deadline,
             openrouter_conn_id=openrouter_conn_id,
             poll_interval=poller.poll_interval,
-            max_consecutive_failures=poller.max_consecutive_poll_failures,
             submitted_at=poller.submitted_at,
             initial_delays=list(poller.initial_poll_delays),
         )
@@ -100,7 +100,6 @@ class OpenRouterVideoTrigger(BaseTrigger):
                 "deadline": self.deadline,
                 "openrouter_conn_id": self.openrouter_conn_id,
                 "poll_interval": self.poll_interval,
-                "max_consecutive_failures": self.max_consecutive_failures,
                 "submitted_at": self.submitted_at,
                 "initial_delays": self.initial_delays,
             },
@@ -112,7 +111,6 @@ class OpenRouterVideoTrigger(BaseTrigger):
             job_id=self.job_id,
             deadline=self.deadline,
             poll_interval=self.poll_interval,
-            max_consecutive_poll_failures=self.max_consecutive_failures,
             submitted_at=self.submitted_at,
             initial_poll_delays=tuple(self.initial_delays),
         )
@@ -133,7 +131,7 @@ class OpenRouterVideoTrigger(BaseTrigger):
                 try:
                     job = await hook.aget_job(self.job_id)
                 except OpenRouterVideoError as error:
-                    step = poller.on_error(state, error, now=time.time())
+                    step = poller.on_error(state, error, now=time.time(), jitter=random.random())
                 else:
                     step = poller.on_job(state, job, now=time.time())
                 self._report(step)

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from airflow_provider_orvideo._internal.api import VideoJob
+from airflow_provider_orvideo._internal.api import VideoJob, parse_job
 from airflow_provider_orvideo._internal.submission import (
     NOTHING_CREATED_STATUSES,
     Action,
     OrphanPolicy,
+    RemoteUnknown,
     SubmissionLedger,
     SubmissionRecord,
     decide,
@@ -82,12 +85,17 @@ def test_a_version_1_record_compares_the_whole_body() -> None:
         (SUBMITTED, job("cancelled"), OrphanPolicy.FAIL, True, Action.SUBMIT),
         (SUBMITTED, job("expired"), OrphanPolicy.FAIL, True, Action.SUBMIT),
         (SUBMITTED, job("failed"), OrphanPolicy.FAIL, False, Action.REFUSE),
-        (SUBMITTED, None, OrphanPolicy.FAIL, True, Action.SUBMIT),  # vanished: nothing to re-attach to
+        # A 404 or an outage is no proof the paid job is gone: re-attach (the wait polls it until its
+        # deadline); only orphan_policy="resubmit" pays again after a 404, keeping the old id.
+        (SUBMITTED, RemoteUnknown("HTTP 404", not_found=True), OrphanPolicy.FAIL, True, Action.REATTACH),
+        (SUBMITTED, RemoteUnknown("HTTP 503"), OrphanPolicy.FAIL, True, Action.REATTACH),
+        (SUBMITTED, RemoteUnknown("HTTP 503"), OrphanPolicy.RESUBMIT, True, Action.REATTACH),
+        (SUBMITTED, RemoteUnknown("HTTP 404", not_found=True), OrphanPolicy.RESUBMIT, True, Action.SUBMIT),
     ],
 )
 def test_decision_table(
     record: SubmissionRecord | None,
-    remote: VideoJob | None,
+    remote: VideoJob | RemoteUnknown | None,
     policy: OrphanPolicy,
     resubmit: bool,
     action: Action,
@@ -96,6 +104,40 @@ def test_decision_table(
     assert decision.action is action
     if action in (Action.REATTACH, Action.DOWNLOAD):
         assert decision.job_id == "gen-vid-1"
+    if isinstance(remote, RemoteUnknown) and action is Action.SUBMIT:
+        assert decision.supersedes == "gen-vid-1"  # the old id stays on record
+
+
+_REMOTES = st.one_of(
+    st.builds(RemoteUnknown, st.text(max_size=20), st.booleans()),
+    st.builds(
+        lambda status: parse_job({"id": "gen-vid-1", "status": status}),
+        st.sampled_from(["pending", "in_progress", "paused", "completed", "failed", "cancelled", "expired"]),
+    ),
+)
+
+
+@given(
+    remote=_REMOTES,
+    policy=st.sampled_from(list(OrphanPolicy)),
+    resubmit=st.booleans(),
+)
+def test_a_recorded_job_is_never_paid_again_without_proof_or_consent(
+    remote: VideoJob | RemoteUnknown, policy: OrphanPolicy, resubmit: bool
+) -> None:
+    """Whatever OpenRouter answers about the job an earlier try was given, this try pays again only
+    for a job OpenRouter says ended without a video (with resubmit_failed_jobs), or after a 404
+    with orphan_policy='resubmit'; and then the old job stays on record."""
+    decision = decide(SUBMITTED, BODY, remote=remote, orphan_policy=policy, resubmit_failed=resubmit)
+    if decision.action is not Action.SUBMIT:
+        return
+    if isinstance(remote, RemoteUnknown):
+        assert remote.not_found
+        assert policy is OrphanPolicy.RESUBMIT
+        assert decision.supersedes == "gen-vid-1"
+    else:
+        assert remote.status in ("failed", "cancelled", "expired")
+        assert resubmit
 
 
 def test_remote_check_for_every_recorded_job() -> None:

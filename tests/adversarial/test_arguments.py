@@ -82,27 +82,6 @@ REFUSED_AT_PARSE: list[tuple[str, dict[str, Any], str, str, str]] = [
         "None",
         "list or tuple",
     ),
-    (
-        "max_consecutive_poll_failures zero",
-        {"max_consecutive_poll_failures": 0},
-        "max_consecutive_poll_failures",
-        "0",
-        "whole number >= 1",
-    ),
-    (
-        "max_consecutive_poll_failures negative",
-        {"max_consecutive_poll_failures": -2},
-        "max_consecutive_poll_failures",
-        "-2",
-        "whole number >= 1",
-    ),
-    (
-        "max_consecutive_poll_failures float",
-        {"max_consecutive_poll_failures": 2.0},
-        "max_consecutive_poll_failures",
-        "2.0",
-        "an int",
-    ),
     ("max_cost_usd zero", {"max_cost_usd": 0}, "max_cost_usd", "0", "finite number of USD > 0"),
     ("max_cost_usd nan", {"max_cost_usd": math.nan}, "max_cost_usd", "nan", "finite number of USD > 0"),
     ("max_cost_usd str", {"max_cost_usd": "5"}, "max_cost_usd", "'5'", "finite number of USD > 0"),
@@ -235,7 +214,7 @@ def test_every_problem_is_reported_at_once(emulator: Any, tmp_path: Path) -> Non
             tmp_path,
             job_timeout=math.inf,
             poll_interval=math.nan,
-            max_consecutive_poll_failures=0,
+            webhook_poll_interval=0,
             duration="²",
             trace="x",
         )
@@ -243,7 +222,7 @@ def test_every_problem_is_reported_at_once(emulator: Any, tmp_path: Path) -> Non
     for fragment in (
         "job_timeout=inf",
         "poll_interval=nan",
-        "max_consecutive_poll_failures=0",
+        "webhook_poll_interval=0",
         "duration='²'",
         "trace='x'",
     ):
@@ -265,11 +244,6 @@ ACCEPTED_AT_PARSE: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("initial_poll_delays zero", {"initial_poll_delays": [0, 2]}, {"initial_poll_delays": [0.0, 2.0]}),
     ("job_timeout timedelta", {"job_timeout": timedelta(minutes=5)}, {"job_timeout": 300.0}),
     ("job_timeout int", {"job_timeout": 30}, {"job_timeout": 30.0}),
-    (
-        "max_consecutive_poll_failures one",
-        {"max_consecutive_poll_failures": 1},
-        {"max_consecutive_poll_failures": 1},
-    ),
     ("max_cost_usd small", {"max_cost_usd": 0.01}, {"max_cost_usd": 0.01}),
     ("orphan_policy resubmit", {"orphan_policy": "resubmit"}, {"orphan_policy": "resubmit"}),
     ("duration digit str", {"duration": "8"}, {"duration": "8"}),
@@ -374,7 +348,7 @@ BAD_DAG = textwrap.dedent(
             model="google/veo-3.1",
             output_path="/nonexistent/out.mp4",
             job_timeout=float("inf"),
-            max_consecutive_poll_failures=0,
+            poll_interval=0,
         )
     """
 )
@@ -397,7 +371,7 @@ def test_a_dag_file_with_a_bad_argument_fails_to_import(emulator: Any, tmp_path:
     assert "InvalidOperatorArgumentError" in error
     assert "Invalid arguments for OpenRouterVideoOperator (task 'render')" in error
     assert "job_timeout=inf must be a timedelta or a finite number of seconds > 0" in error
-    assert "max_consecutive_poll_failures=0 must be a whole number >= 1" in error
+    assert "poll_interval=0 must be" in error
     assert emulator.control.requests() == []
 
 

@@ -130,12 +130,23 @@ def test_a_transient_failure_to_confirm_defers_again(emulator: Any, tmp_path: Pa
     assert emulator.control.count("submit", "POST") == 1
 
 
-def test_a_job_openrouter_does_not_know_fails_as_a_polling_error(emulator: Any, tmp_path: Path) -> None:
-    """A GET OpenRouter refuses (404 here) ends the task as a poll would: nothing to wait for."""
-    with pytest.raises(VideoJobPollingError, match="OpenRouter refused the status request"):
+def test_a_404_to_the_confirmation_waits_again_it_is_not_proof(emulator: Any, tmp_path: Path) -> None:
+    """OpenRouter answered 202 with this id: a 404 about it is a replica's or a load balancer's
+    answer, never a reason to give up on a paid job before its deadline."""
+    with pytest.raises(TaskDeferred):
         make_operator(tmp_path).execute_complete(
             context_with(RecordingTaskInstance()),
             webhook_event("gen-vid-unknown", deadline=time.time() + 600),
+        )
+
+
+def test_a_confirmation_openrouter_refuses_fails_as_a_polling_error(emulator: Any, tmp_path: Path) -> None:
+    """A GET OpenRouter refuses for good (a revoked key) ends the task as a poll would."""
+    job_id = submitted_job(emulator, in_progress_seconds=60)
+    emulator.control.add_fault("poll", "status", status=401, times=10)
+    with pytest.raises(VideoJobPollingError, match="OpenRouter refused the status request"):
+        make_operator(tmp_path).execute_complete(
+            context_with(RecordingTaskInstance()), webhook_event(job_id, deadline=time.time() + 600)
         )
 
 
