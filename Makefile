@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python benchmarks/worker_slot_time.py
 	$(BIN)/python benchmarks/webhook_completion.py
 	$(BIN)/python benchmarks/video_pages.py
+	$(BIN)/python benchmarks/webhook_flood.py
 
 clean:
 	rm -rf $(VENV) .venvs .demo build dist *.egg-info

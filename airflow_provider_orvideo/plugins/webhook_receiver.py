@@ -25,6 +25,15 @@ the task instance row, changed under a row lock and only while it is ``deferred`
 job, so a duplicate, a concurrent replica or a late poll of the trigger finds nothing to do; no
 receiver or triggerer holds anything in memory that a restart would lose (the per-process
 duplicate record only saves work). The worker that resumes confirms the job with one GET.
+
+Why a flood costs little: the endpoint has no login, so every value in a request is the
+sender's choice, the ``conn_id`` included, and nothing a refusal costs may grow with the values it
+names. Connection lookups are cached for the connections that have a secret (real ones only) and
+otherwise drawn from a small shared budget (:class:`SettingsCache`, :class:`LookupBudget`; past it
+the answer is 503 without a lookup, OpenRouter delivers a genuine event again, and the trigger's
+safety poll finds the job anyway); refusal log lines are throttled per kind, and per connection
+only for connections with a secret (:class:`LogThrottle`). So forged requests naming 10,000
+connection ids cost 10 lookups at once, then 10 a minute, and one log line per minute per kind.
 """
 
 from __future__ import annotations
@@ -64,9 +73,11 @@ __all__ = [
     "WEBHOOK_SECRET_EXTRA",
     "AnnounceOutcome",
     "LogThrottle",
+    "LookupBudget",
     "ReceiverSettings",
     "Reply",
     "ResumeOutcome",
+    "SettingsCache",
     "announce_completed_job",
     "asset_event_extra",
     "build_app",
@@ -92,18 +103,31 @@ FUTURE_SKEW_SECONDS = 30.0
 TRIGGER_CLASSPATH = "airflow_provider_orvideo.triggers.openrouter_video.OpenRouterVideoTrigger"
 RETRY_AFTER_SECONDS = 1
 SETTINGS_TTL_SECONDS = 30.0
-"""How long the receiver reuses a connection's settings: a flood of forged requests costs no
-database or secrets-backend lookups beyond one per connection id per 30 s; a changed secret
-applies within 30 s."""
-SETTINGS_CACHE_SIZE = 64
+"""How long the receiver reuses a connection's settings: a changed or removed secret applies
+within 30 s, and a connection with a secret costs one lookup per 30 s however often it is named."""
+KNOWN_CONNECTIONS_CACHED = 64
+"""Connections with a secret remembered at once (only real, configured connections compete)."""
+REFUSED_CONNECTIONS_CACHED = 256
+"""Connection ids without a secret remembered at once (so a repeated one costs no lookup)."""
+LOOKUP_BURST = 10
+"""Lookups of connection ids not known to have a secret that may happen at once (a cold start)."""
+LOOKUP_REFILL_SECONDS = 6.0
+"""One more such lookup allowed per 6 s: a flood of made-up ids costs 10 lookups a minute."""
+BUSY_RETRY_AFTER_SECONDS = 10
+"""``Retry-After`` of a delivery answered without a lookup: a genuine one comes back later."""
 
 
 @dataclass(frozen=True)
 class ReceiverSettings:
-    """What the receiver reads from a connection: the signing secret, and the asset to announce on."""
+    """What the receiver reads from a connection: the signing secret, and the asset to announce on.
+
+    ``problem`` says why a connection gave nothing (e.g. ``AirflowNotFoundException``): it goes
+    into the refusal's throttled log line, so a missing connection costs no log line of its own.
+    """
 
     secret: str | None = field(default=None, repr=False)
     asset: str | None = None
+    problem: str | None = None
 
 
 class AnnounceOutcome(str, enum.Enum):
@@ -150,6 +174,9 @@ class LogThrottle:
 
     A refused delivery is logged so an operator can see a misconfiguration, but anyone can POST to
     the endpoint: without a throttle a flood of forged requests would flood the api-server's log.
+    The keys must be ones a sender cannot multiply (:func:`receive` keys by the refusal's kind,
+    and by connection only for a connection with a secret): ``max_keys`` bounds the memory, not
+    the lines, since a forgotten key logs again at once.
     """
 
     def __init__(self, interval: float = 60.0, max_keys: int = 256) -> None:
@@ -170,6 +197,112 @@ class LogThrottle:
         return True, 0 if last is None else last[1]
 
 
+class LookupBudget:
+    """A token bucket for connection lookups: ``capacity`` at once, one more per ``refill_seconds``.
+
+    The query's ``conn_id`` is the sender's choice, so without a budget a flood naming a new id per
+    request would cost the api-server one database or secrets-backend lookup per request. With it
+    such a flood costs ``capacity`` lookups plus one per ``refill_seconds`` whatever its rate.
+    """
+
+    def __init__(self, capacity: int = LOOKUP_BURST, refill_seconds: float = LOOKUP_REFILL_SECONDS) -> None:
+        if capacity < 1 or not refill_seconds > 0:
+            raise ValueError(
+                f"Need capacity >= 1 and refill_seconds > 0, got {capacity!r}, {refill_seconds!r}."
+            )
+        self.capacity = capacity
+        self.refill_seconds = refill_seconds
+        self._tokens = float(capacity)
+        self._stamp: float | None = None
+
+    def take(self, now: float) -> bool:
+        """Spend one lookup if one is left at ``now`` (a monotonic clock)."""
+        if self._stamp is not None:
+            earned = max(0.0, now - self._stamp) / self.refill_seconds
+            self._tokens = min(float(self.capacity), self._tokens + earned)
+        self._stamp = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+class SettingsCache:
+    """Which connections' settings the receiver remembers, and when it may look one up.
+
+    * Connections with a secret (at most ``max_known``): only real, configured connections get
+      here, so they are kept apart from everything else and no flood of made-up ids evicts them.
+      Each is looked up again once its entry is ``ttl`` seconds old, without asking the budget (a
+      rotated or removed secret applies within ``ttl``); requests meanwhile keep its last settings,
+      so that costs one lookup however many requests arrive.
+    * Anything else that was looked up (no such connection, no secret; at most ``max_refused``, for
+      ``ttl`` each): a repeated id costs no lookup. A flood may evict these: that costs a budgeted
+      lookup later, nothing more.
+    * An id in neither may be looked up only within the :class:`LookupBudget`, except once for each
+      of ``expected`` (the default connection): so a flood that starts before the first genuine
+      webhook does not keep the connection almost every deployment uses from being looked up.
+
+    Not thread-safe: :func:`build_app` uses it from the event loop only.
+    """
+
+    def __init__(
+        self,
+        budget: LookupBudget | None = None,
+        *,
+        expected: Iterable[str] = (DEFAULT_CONN_ID,),
+        ttl: float = SETTINGS_TTL_SECONDS,
+        max_known: int = KNOWN_CONNECTIONS_CACHED,
+        max_refused: int = REFUSED_CONNECTIONS_CACHED,
+    ) -> None:
+        self.budget = LookupBudget() if budget is None else budget
+        self.ttl = ttl
+        self.max_known = max_known
+        self.max_refused = max_refused
+        self._known: OrderedDict[str, tuple[float, ReceiverSettings]] = OrderedDict()
+        self._refused: OrderedDict[str, tuple[float, ReceiverSettings]] = OrderedDict()
+        self._first_lookup_free = set(expected)
+
+    def get(self, conn_id: str, now: float) -> ReceiverSettings | None:
+        """The settings of ``conn_id`` read less than ``ttl`` ago, if any."""
+        for entries in (self._known, self._refused):
+            entry = entries.get(conn_id)
+            if entry is not None and now - entry[0] < self.ttl:
+                entries.move_to_end(conn_id)
+                return entry[1]
+        return None
+
+    def claim_lookup(self, conn_id: str, now: float) -> bool:
+        """May ``conn_id`` be looked up now? Always for a connection with a secret (its entry then
+        counts as fresh until the lookup's :meth:`put`), and the first time for an expected one;
+        otherwise only within the budget."""
+        entry = self._known.get(conn_id)
+        if entry is not None:
+            self._known[conn_id] = (now, entry[1])
+            return True
+        if conn_id in self._first_lookup_free:
+            self._first_lookup_free.discard(conn_id)
+            return True
+        return self.budget.take(now)
+
+    def put(self, conn_id: str, settings: ReceiverSettings, now: float) -> None:
+        """Remember what a lookup of ``conn_id`` found."""
+        self._known.pop(conn_id, None)
+        self._refused.pop(conn_id, None)
+        entries, limit = (
+            (self._known, self.max_known) if settings.secret else (self._refused, self.max_refused)
+        )
+        entries[conn_id] = (now, settings)
+        while len(entries) > limit:
+            entries.popitem(last=False)
+
+
+def _warn_throttled(throttle: LogThrottle, key: str, now: float, message: str, *args: object) -> None:
+    """Log ``message`` unless ``key`` was logged within the throttle's interval; say how many were not."""
+    logged, held_back = throttle.allow(key, now)
+    if logged:
+        log.warning("%s (%d more refused the same way since the last line.)", message % args, held_back)
+
+
 _ANSWERS: Mapping[ResumeOutcome, int] = {
     ResumeOutcome.RESUMED: 200,
     ResumeOutcome.NOT_DEFERRED_YET: 503,
@@ -185,32 +318,47 @@ async def receive(
     headers: Mapping[str, str],
     query: Iterable[tuple[str, str]],
     *,
-    load_settings: Callable[[str], Awaitable[ReceiverSettings]],
+    load_settings: Callable[[str], Awaitable[ReceiverSettings | None]],
     resume: Callable[[VideoWebhookEvent, CallbackTarget], Awaitable[ResumeOutcome]],
     announce: Callable[[VideoWebhookEvent, CallbackTarget, str], Awaitable[AnnounceOutcome]],
     deduplicator: WebhookDeduplicator,
     throttle: LogThrottle,
     now: float | None = None,
 ) -> Reply:
-    """Decide the answer to one delivery; see the module docstring. Never raises for bad input."""
+    """Decide the answer to one delivery; see the module docstring. Never raises for bad input.
+
+    ``load_settings`` answers ``None`` when it did not look the connection up (the lookup budget is
+    spent): the delivery is then refused with 503, as OpenRouter delivers a genuine one again.
+    """
     try:
         target = CallbackTarget.from_query(query, DEFAULT_CONN_ID)
     except InvalidCallbackTargetError as error:
         return Reply(400, "bad_target", str(error))
     clock = time.time() if now is None else now
     settings = await load_settings(target.conn_id)
+    if settings is None:
+        _warn_throttled(
+            throttle,
+            "not_looked_up",
+            clock,
+            "Refusing an OpenRouter webhook for connection %r without looking the connection up: "
+            "too many connection ids this receiver does not know were named lately (a flood of "
+            "forged requests?). Answered 503, so OpenRouter delivers a genuine event again later.",
+            target.conn_id,
+        )
+        return Reply(503, "busy", "The connection could not be looked up now.", BUSY_RETRY_AFTER_SECONDS)
     secret = settings.secret
     if not secret:
-        logged, held_back = throttle.allow(f"not_configured:{target.conn_id}", clock)
-        if logged:
-            log.warning(
-                "Refusing an OpenRouter webhook: connection %r has no %r extra, so no webhook can be "
-                "verified. Set it to the signing secret of OpenRouter's workspace settings. (%d more "
-                "refused since the last line.)",
-                target.conn_id,
-                WEBHOOK_SECRET_EXTRA,
-                held_back,
-            )
+        _warn_throttled(
+            throttle,
+            "not_configured",
+            clock,
+            "Refusing an OpenRouter webhook: connection %r has no %r extra%s, so no webhook can be "
+            "verified. Set it to the signing secret of OpenRouter's workspace settings.",
+            target.conn_id,
+            WEBHOOK_SECRET_EXTRA,
+            "" if settings.problem is None else f" (it cannot be read: {settings.problem})",
+        )
         return Reply(503, "not_configured", "This receiver has no signing secret for the connection.")
     try:
         event = verify_and_parse(
@@ -224,15 +372,15 @@ async def receive(
     except InvalidWebhookPayloadError as error:
         return Reply(400, "bad_payload", str(error))
     except WebhookVerificationError as error:
-        logged, held_back = throttle.allow(f"{type(error).__name__}:{target.conn_id}", clock)
-        if logged:
-            log.warning(
-                "Refusing an OpenRouter webhook for connection %r: %s (%d more refused the same way "
-                "since the last line.)",
-                target.conn_id,
-                error,
-                held_back,
-            )
+        # Only a connection with a secret gets here: a real one, so keying by it is bounded.
+        _warn_throttled(
+            throttle,
+            f"{type(error).__name__}:{target.conn_id}",
+            clock,
+            "Refusing an OpenRouter webhook for connection %r: %s",
+            target.conn_id,
+            error,
+        )
         return Reply(401, "unverified", type(error).__name__)
     header_key = idempotency_key(headers)
     if header_key is not None and header_key != event.idempotency_key:
@@ -273,21 +421,22 @@ async def receive(
 
 
 def receiver_settings(conn_id: str) -> ReceiverSettings:
-    """The connection's ``webhook_secret`` and ``webhook_asset`` extras (empty settings for a
-    missing connection or extra: then every webhook is refused). Blocking."""
+    """The connection's ``webhook_secret`` and ``webhook_asset`` extras (no secret for a missing
+    connection or extra: then every webhook is refused). Blocking. Logs nothing: the id is the
+    sender's choice, so why a connection gave nothing goes into ``problem``, for the refusal's
+    throttled line."""
     from airflow.models.connection import Connection
 
     try:
         conn = Connection.get_connection_from_secrets(conn_id)
     except Exception as error:  # AirflowNotFoundException, or a secrets backend that is down
-        log.warning("Cannot read connection %r for OpenRouter webhooks: %s", conn_id, type(error).__name__)
-        return ReceiverSettings()
+        return ReceiverSettings(problem=type(error).__name__)
     try:
         extra = conn.extra_dejson
-    except Exception:
-        return ReceiverSettings()
+    except Exception as error:
+        return ReceiverSettings(problem=type(error).__name__)
     if not isinstance(extra, Mapping):
-        return ReceiverSettings()
+        return ReceiverSettings(problem="its extra is not a JSON object")
 
     def text(name: str) -> str | None:
         value = extra.get(name)
@@ -424,8 +573,10 @@ def build_app(
     load_settings: Callable[[str], ReceiverSettings] = receiver_settings,
     resume: Callable[[VideoWebhookEvent, CallbackTarget], ResumeOutcome] = resume_waiting_task,
     announce: Callable[[VideoWebhookEvent, CallbackTarget, str], AnnounceOutcome] = announce_completed_job,
+    clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
-    """The receiver's FastAPI app (the blocking lookups run in the thread pool)."""
+    """The receiver's FastAPI app (the blocking lookups run in the thread pool; ``clock`` drives
+    the settings cache and its lookup budget)."""
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
@@ -433,18 +584,16 @@ def build_app(
     app = FastAPI(title="OpenRouter video webhooks", openapi_url=None, docs_url=None, redoc_url=None)
     deduplicator = WebhookDeduplicator()
     throttle = LogThrottle()
-    cache: OrderedDict[str, tuple[float, ReceiverSettings]] = OrderedDict()
+    cache = SettingsCache()
 
-    async def settings_of(conn_id: str) -> ReceiverSettings:
-        now = time.monotonic()
-        cached = cache.get(conn_id)
-        if cached is not None and now - cached[0] < SETTINGS_TTL_SECONDS:
-            return cached[1]
-        settings = await run_in_threadpool(load_settings, conn_id)
-        cache[conn_id] = (now, settings)
-        cache.move_to_end(conn_id)
-        while len(cache) > SETTINGS_CACHE_SIZE:
-            cache.popitem(last=False)
+    async def settings_of(conn_id: str) -> ReceiverSettings | None:
+        now = clock()
+        settings = cache.get(conn_id, now)
+        if settings is None:
+            if not cache.claim_lookup(conn_id, now):
+                return None
+            settings = await run_in_threadpool(load_settings, conn_id)
+            cache.put(conn_id, settings, clock())
         return settings
 
     async def resume_task(event: VideoWebhookEvent, target: CallbackTarget) -> ResumeOutcome:

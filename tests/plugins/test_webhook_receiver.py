@@ -24,11 +24,14 @@ from airflow_provider_orvideo.plugins.webhook_receiver import (
     WEBHOOK_PATH,
     AnnounceOutcome,
     LogThrottle,
+    LookupBudget,
     ReceiverSettings,
     ResumeOutcome,
+    SettingsCache,
     asset_event_extra,
     build_app,
     receive,
+    receiver_settings,
 )
 from airflow_provider_orvideo.webhooks import (
     CallbackTarget,
@@ -122,13 +125,14 @@ def run(
     dedup: WebhookDeduplicator | None = None,
     throttle: LogThrottle | None = None,
     now: float | None = None,
+    load: Any = None,
 ) -> Any:
     return asyncio.run(
         receive(
             body,
             headers,
             query() if q is None else q,
-            load_settings=settings_for,
+            load_settings=settings_for if load is None else load,
             resume=Recorder() if resume is None else resume,
             announce=Announcer() if announce is None else announce,
             deduplicator=WebhookDeduplicator() if dedup is None else dedup,
@@ -486,3 +490,176 @@ def test_log_throttle_counts_and_forgets() -> None:
     assert throttle.allow("b", 10) == (True, 0)
     assert throttle.allow("c", 10) == (True, 0)  # "a" is the oldest key: forgotten
     assert throttle.allow("a", 11) == (True, 0)
+
+
+# -- a flood of made-up connection ids (issue 22) -----------------------------------------------
+
+
+def test_the_lookup_budget_allows_a_burst_then_one_per_refill() -> None:
+    budget = LookupBudget(capacity=3, refill_seconds=10)
+    assert [budget.take(0) for _ in range(5)] == [True, True, True, False, False]
+    assert not budget.take(9.9)
+    assert budget.take(10.1)
+    assert not budget.take(10.2)
+    assert [budget.take(1_000) for _ in range(5)] == [True, True, True, False, False]  # capped at 3
+
+
+def test_the_lookup_budget_refuses_nonsense() -> None:
+    with pytest.raises(ValueError, match="capacity"):
+        LookupBudget(capacity=0)
+    with pytest.raises(ValueError, match="refill_seconds"):
+        LookupBudget(refill_seconds=float("nan"))
+
+
+KNOWN = ReceiverSettings(secret=SECRET)
+MISSING = ReceiverSettings(problem="AirflowNotFoundException")
+
+
+def test_the_cache_keeps_connections_with_a_secret_through_a_flood_of_unknown_ids() -> None:
+    cache = SettingsCache(
+        LookupBudget(capacity=2, refill_seconds=60), expected=(), ttl=30, max_known=4, max_refused=8
+    )
+    assert cache.claim_lookup("openrouter_default", 0)
+    cache.put("openrouter_default", KNOWN, 0)
+    claimed = sum(cache.claim_lookup(f"forged_{i}", 1) for i in range(10_000))
+    assert claimed == 1  # the other token went to openrouter_default
+    for i in range(10_000):  # even were every one looked up: they evict only each other
+        cache.put(f"forged_{i}", MISSING, 1)
+    assert cache.get("openrouter_default", 29) == KNOWN
+    assert cache.get("forged_9999", 29) == MISSING
+    assert cache.get("forged_0", 29) is None  # only the last 8 are remembered
+
+
+def test_a_connection_with_a_secret_is_looked_up_again_once_per_ttl_without_the_budget() -> None:
+    cache = SettingsCache(LookupBudget(capacity=1, refill_seconds=3600), expected=(), ttl=30)
+    assert cache.claim_lookup("openrouter_default", 0)
+    cache.put("openrouter_default", KNOWN, 0)
+    assert not cache.claim_lookup("forged", 1)  # the budget is spent
+    assert cache.get("openrouter_default", 31) is None  # stale: look it up again
+    assert cache.claim_lookup("openrouter_default", 31)  # allowed although the budget is spent
+    assert cache.get("openrouter_default", 31.5) == KNOWN  # others keep it while the lookup runs
+    rotated = ReceiverSettings(secret="whsec-rotated")
+    cache.put("openrouter_default", rotated, 32)
+    assert cache.get("openrouter_default", 33) == rotated
+    cache.put("openrouter_default", ReceiverSettings(), 70)  # the secret was removed
+    assert cache.get("openrouter_default", 71) == ReceiverSettings()
+    assert cache.get("openrouter_default", 101) is None
+    assert not cache.claim_lookup("openrouter_default", 101)  # no longer known: the budget decides
+
+
+def test_the_default_connection_is_looked_up_the_first_time_even_when_the_budget_is_spent() -> None:
+    cache = SettingsCache(LookupBudget(capacity=1, refill_seconds=3600))
+    assert cache.claim_lookup("forged", 0)
+    assert not cache.claim_lookup("openrouter_other", 0)
+    assert cache.claim_lookup("openrouter_default", 0)  # once: a flood cannot keep it waiting
+    cache.put("openrouter_default", ReceiverSettings(), 0)  # no secret: nothing special any more
+    assert not cache.claim_lookup("openrouter_default", 31)
+
+
+def test_an_id_without_a_secret_is_remembered_for_the_ttl() -> None:
+    cache = SettingsCache(LookupBudget(capacity=1, refill_seconds=3600), ttl=30)
+    assert cache.claim_lookup("openrouter_no_secret", 0)
+    cache.put("openrouter_no_secret", ReceiverSettings(), 0)
+    assert cache.get("openrouter_no_secret", 29) == ReceiverSettings()  # no lookup, no budget
+    assert cache.get("openrouter_no_secret", 30) is None
+
+
+def test_a_delivery_that_could_not_be_looked_up_is_503_with_retry_after(caplog: Any) -> None:
+    async def spent(conn_id: str) -> ReceiverSettings | None:
+        return None
+
+    body = body_for()
+    resume, throttle = Recorder(), LogThrottle()
+    with caplog.at_level(logging.WARNING):
+        replies = [
+            run(body, signed(body), resume=resume, throttle=throttle, load=spent, now=time.time() + second)
+            for second in range(10)
+        ]
+    assert {(r.status, r.outcome, r.retry_after) for r in replies} == {(503, "busy", 10)}
+    assert resume.calls == []
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1, lines
+    assert "connection 'openrouter_default' without looking the connection up" in lines[0]
+
+
+def test_a_missing_connection_costs_no_log_line_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    from airflow.models.connection import Connection
+
+    from airflow_provider_orvideo._internal.compat import AirflowNotFoundException
+
+    def missing(conn_id: str) -> Connection:
+        raise AirflowNotFoundException(conn_id)
+
+    monkeypatch.setattr(Connection, "get_connection_from_secrets", missing)
+    with caplog.at_level(logging.DEBUG, logger="airflow_provider_orvideo"):
+        settings = receiver_settings("openrouter_gone")
+    assert settings == ReceiverSettings(problem="AirflowNotFoundException")
+    assert caplog.records == []
+
+    async def load(conn_id: str) -> ReceiverSettings:
+        return settings
+
+    body = body_for()
+    with caplog.at_level(logging.WARNING):
+        reply = run(body, signed(body), [("conn_id", "openrouter_gone")], load=load)
+    assert (reply.status, reply.outcome) == (503, "not_configured")
+    assert "connection 'openrouter_gone' has no 'webhook_secret' extra (it cannot be read: " in caplog.text
+
+
+def test_10000_forged_requests_naming_10000_connections_cost_a_few_lookups_and_lines(caplog: Any) -> None:
+    import httpx
+
+    lookups: list[str] = []
+
+    def load(conn_id: str) -> ReceiverSettings:
+        lookups.append(conn_id)
+        return ReceiverSettings(secret=SECRET) if conn_id.startswith("openrouter_") else ReceiverSettings()
+
+    resumed: list[str] = []
+
+    def resume(event: VideoWebhookEvent, target: CallbackTarget) -> ResumeOutcome:
+        resumed.append(target.conn_id)
+        return ResumeOutcome.RESUMED
+
+    now = [0.0]
+    app = build_app(load_settings=load, resume=resume, clock=lambda: now[0])
+
+    def genuine(conn_id: str, job: str) -> tuple[str, bytes, dict[str, str]]:
+        target = CallbackTarget(conn_id, "dag", "render", "r", -1)
+        body = body_for(job=job)
+        headers = signed(body) | {"X-OpenRouter-Idempotency-Key": f"{job}-completed"}
+        return target.url("https://x/orvideo/webhook").removeprefix("https://x/orvideo"), body, headers
+
+    async def flood() -> dict[str, int]:
+        forged_body = body_for()
+        forged = {
+            "X-OpenRouter-Signature": build_signature_header(forged_body, "whsec-guess", int(time.time()))
+        }
+        answers: dict[str, int] = {}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            for i in range(10_000):  # starts before any genuine webhook: nothing is cached
+                answer = await c.post(
+                    f"{WEBHOOK_PATH}?conn_id=forged_{i}", content=forged_body, headers=forged
+                )
+                answers[str(answer.status_code)] = answers.get(str(answer.status_code), 0) + 1
+                now[0] += 0.001  # 10,000 requests in 10 s
+                if i == 5_000:
+                    url, body, headers = genuine("openrouter_default", "job-during")
+                    assert (await c.post(url, content=body, headers=headers)).status_code == 200
+            now[0] += 60.0  # after the flood: the budget has refilled, the cached settings are stale
+            for conn_id in ("openrouter_default", "openrouter_new"):
+                url, body, headers = genuine(conn_id, f"job-after-{conn_id}")
+                assert (await c.post(url, content=body, headers=headers)).status_code == 200
+        return answers
+
+    with caplog.at_level(logging.WARNING):
+        answers = asyncio.run(flood())
+    assert answers == {"503": 10_000}
+    assert len(lookups) <= 20, lookups
+    assert lookups.count("openrouter_default") == 2  # once at first, once after the TTL
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) <= 3, warnings
+    assert resumed == ["openrouter_default", "openrouter_default", "openrouter_new"]
