@@ -13,9 +13,12 @@ __all__ = [
     "DEFAULT_INITIAL_POLL_DELAYS",
     "DEFAULT_JOB_TIMEOUT_SECONDS",
     "DEFAULT_POLL_INTERVAL_SECONDS",
+    "DEFAULT_VIDEO_RETRIES",
     "DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS",
     "DEFERRABLE_ENV_VAR",
+    "RETRIES_ENV_VAR",
     "default_deferrable",
+    "default_retries",
 ]
 
 DEFAULT_CONN_ID = "openrouter_default"
@@ -32,6 +35,25 @@ A job of up to 10 minutes then costs at most one poll (target of ``benchmarks/co
 DEFAULT_JOB_TIMEOUT_SECONDS = 3600.0
 
 DEFERRABLE_ENV_VAR = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"
+RETRIES_ENV_VAR = "AIRFLOW__CORE__DEFAULT_TASK_RETRIES"
+DEFAULT_VIDEO_RETRIES = 3
+"""Retries of a video task whose DAG sets none. A try that finds its earlier try's job re-attaches
+to it and never pays again, so a retry costs nothing; without one, a failure of the
+infrastructure at the wrong moment (a broker or api-server restart when the deferred task
+resumes, a worker lost mid-download) leaves a paid video undownloaded until someone clears the
+task. With Airflow's default ``retry_delay`` (5 minutes) three retries outlast such restarts."""
+
+
+def default_retries() -> int:
+    """The operator's ``retries`` when neither the task nor the DAG's ``default_args`` set it:
+    :data:`DEFAULT_VIDEO_RETRIES`, unless the deployment sets ``AIRFLOW__CORE__DEFAULT_TASK_RETRIES``
+    (then Airflow's ``[core] default_task_retries`` decides, as for every other operator; only
+    the environment variable counts as a deployment's choice, as for :func:`default_deferrable`)."""
+    if RETRIES_ENV_VAR not in os.environ:
+        return DEFAULT_VIDEO_RETRIES
+    from airflow.configuration import conf
+
+    return conf.getint("core", "default_task_retries", fallback=0)
 
 
 def default_deferrable() -> bool:

@@ -57,6 +57,7 @@ class RecordingTaskInstance:
         self.task_id = task_id
         self.run_id = run_id
         self.map_index = map_index
+        self.try_number = 1
         self.xcom: dict[str, Any] = {}
         self.run_xcom = {} if run_xcom is None else run_xcom
         """The DAG run's XCom table (task_id, map_index, key) -> value; share one between the

@@ -20,6 +20,7 @@ from airflow_provider_orvideo.defaults import (
     DEFAULT_POLL_INTERVAL_SECONDS,
     DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,
     default_deferrable,
+    default_retries,
 )
 from airflow_provider_orvideo.links.openrouter_video import WatchVideoLink
 
@@ -50,14 +51,18 @@ DEFERRAL_GRACE_SECONDS = 300.0
 ``timeout`` event (which reaches ``execute_complete`` with a clear message) always fires first."""
 
 _RETRY_WORDS = {
-    True: "A retry of this task submits a new job, which is billed again.",
-    False: "A retry of this task will not submit again (resubmit_failed_jobs=False).",
+    True: "submits a new job, which is billed again (resubmit_failed_jobs=True).",
+    False: "does not submit again (resubmit_failed_jobs=False): it fails at once, nothing is paid.",
 }
-_RETRY_REATTACHES = "A retry of this task re-attaches to the same job instead of paying again."
+_RETRY_REATTACHES = "re-attaches to the same job (no new payment) and downloads it once it completes."
 _RETRY_AFTER_POLL_ERROR = (
-    "A retry of this task checks the same job first: it re-attaches if OpenRouter still knows the job, "
-    "and submits a new, billed job only if OpenRouter no longer has it."
+    "asks OpenRouter about the same job first and re-attaches to it (no new payment); it submits again "
+    "only if OpenRouter reports the job failed (with resubmit_failed_jobs=True), or answers 404 with "
+    "orphan_policy='resubmit'."
 )
+
+
+_DEFAULT_RETRIES = default_retries()
 
 
 def _task_instance_facts(ti: Any) -> dict[str, Any]:
@@ -127,7 +132,10 @@ class OpenRouterVideoOperator(BaseOperator):
     :param strict_cost_check: With ``max_cost_usd``, also refuse when the price cannot be
         estimated (a SKU family this provider does not know). Default False: warn and submit.
     :param resubmit_failed_jobs: When a retry finds that the earlier try's job failed, was
-        cancelled or expired, submit a new one (default True). False fails the retry instead.
+        cancelled or expired (OpenRouter's verdict, not an outage), submit a new, billed one.
+        Default False: retries are on by default to outlast infrastructure failures, and a retry
+        that re-attaches costs nothing; paying again for a job OpenRouter refused (a content
+        policy, say) must be asked for.
     :param orphan_policy: When a retry finds that an earlier try sent the submit request but never
         learned the job id (its answer was lost): ``"fail"`` (default) refuses to submit again,
         since a job may exist and bill; ``"resubmit"`` submits anyway.
@@ -151,6 +159,11 @@ class OpenRouterVideoOperator(BaseOperator):
         templated; not sent when ``deferrable=False`` (nothing would wait for it).
     :param webhook_poll_interval: With webhooks, seconds between the trigger's own checks
         (default 600), plus one at the deadline: a lost webhook delays the task, never loses it.
+    :param retries: Airflow's ``retries``; default 3 when neither the task nor ``default_args``
+        set it (and the deployment does not set ``AIRFLOW__CORE__DEFAULT_TASK_RETRIES``): a retry
+        re-attaches to the paid job and never pays again (see
+        :data:`~airflow_provider_orvideo.defaults.DEFAULT_VIDEO_RETRIES`). ``retries=0`` is
+        honoured: a failed resume then keeps the paid video only until someone clears the task.
     """
 
     operator_extra_links = (WatchVideoLink(),)
@@ -200,7 +213,7 @@ class OpenRouterVideoOperator(BaseOperator):
         airflow_trace: bool = True,
         max_cost_usd: float | None = None,
         strict_cost_check: bool = False,
-        resubmit_failed_jobs: bool = True,
+        resubmit_failed_jobs: bool = False,
         orphan_policy: str = "fail",
         openrouter_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool | None = None,
@@ -210,9 +223,12 @@ class OpenRouterVideoOperator(BaseOperator):
         max_consecutive_poll_failures: int | None = None,
         callback_url: str | None = None,
         webhook_poll_interval: float = DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,
+        retries: int | None = _DEFAULT_RETRIES,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        # ``retries`` is declared here so that Airflow fills it from ``default_args`` and, for
+        # ``.partial()``, takes this default when neither sets it (see DEFAULT_VIDEO_RETRIES).
+        super().__init__(retries=retries, **kwargs)
         if max_consecutive_poll_failures is not None:
             warnings.warn(
                 f"OpenRouterVideoOperator(max_consecutive_poll_failures={max_consecutive_poll_failures!r}) is "
@@ -786,8 +802,17 @@ class OpenRouterVideoOperator(BaseOperator):
         else:
             retry = _RETRY_WORDS[self.resubmit_failed_jobs]
         raise failure_classes[event.status](
-            f"{event.message} {retry}", job_id=event.job_id, remote_error=event.remote_error
+            f"{event.message} {self._next_try(context)} {retry}",
+            job_id=event.job_id,
+            remote_error=event.remote_error,
         )
+
+    def _next_try(self, context: Context) -> str:
+        """Who acts next on a failed try: Airflow's retry if one is left, else a user's clear."""
+        try_number = getattr(context["ti"], "try_number", None)
+        if isinstance(try_number, int) and isinstance(self.retries, int) and try_number <= self.retries:
+            return f"The next try ({try_number + 1} of {self.retries + 1})"
+        return "No retry is left; clearing this task"
 
     def _download(
         self, context: Context, job_id: str, request: dict[str, Any], *, job: VideoJob | None = None

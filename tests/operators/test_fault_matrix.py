@@ -201,9 +201,10 @@ MATRIX: list[tuple[str, str, dict[str, Any], dict[str, Any], str, int, int]] = [
         1,
     ),
     ("500 on submit", "submit", {"kind": "status", "status": 500, "times": 1}, {}, "failed", 1, 0),
-    ("failed job", "poll", {}, {"outcome": "failed", "error": "Content policy violation"}, "failed", 3, 3),
-    ("cancelled job", "poll", {}, {"outcome": "cancelled"}, "failed", 3, 3),
-    ("expired job", "poll", {}, {"outcome": "expired"}, "failed", 3, 3),
+    # OpenRouter's verdict is not paid for again unless asked (resubmit_failed_jobs=True, below).
+    ("failed job", "poll", {}, {"outcome": "failed", "error": "Content policy violation"}, "failed", 1, 1),
+    ("cancelled job", "poll", {}, {"outcome": "cancelled"}, "failed", 1, 1),
+    ("expired job", "poll", {}, {"outcome": "expired"}, "failed", 1, 1),
 ]
 
 
@@ -250,11 +251,18 @@ def test_orphan_policy_resubmit_pays_again_knowingly(emulator: Any, tmp_path: Pa
     assert (outcome.state, outcome.posts, outcome.jobs) == ("success", 2, 2)
 
 
-def test_failed_job_not_resubmitted_when_told_not_to(emulator: Any, tmp_path: Path) -> None:
+def test_failed_job_not_resubmitted_by_default(emulator: Any, tmp_path: Path) -> None:
     emulator.control.set_job_defaults(pending_seconds=0.1, in_progress_seconds=0.2, outcome="failed")
-    outcome = run_with_retries(emulator, tmp_path, resubmit_failed_jobs=False)
+    outcome = run_with_retries(emulator, tmp_path)
     assert (outcome.state, outcome.tries, outcome.posts) == ("failed", 2, 1)
     assert "resubmit_failed_jobs=False" in str(outcome.errors[-1])
+
+
+def test_failed_job_resubmitted_when_asked(emulator: Any, tmp_path: Path) -> None:
+    emulator.control.set_job_defaults(pending_seconds=0.1, in_progress_seconds=0.2, outcome="failed")
+    outcome = run_with_retries(emulator, tmp_path, resubmit_failed_jobs=True)
+    assert (outcome.state, outcome.posts, outcome.jobs) == ("failed", 3, 3)
+    assert "submits a new job, which is billed again" in str(outcome.errors[0])
 
 
 def test_timeout_then_retry_reattaches_without_paying(emulator: Any, tmp_path: Path) -> None:

@@ -135,14 +135,25 @@ def test_execute_complete_failures_raise_by_status(tmp_path: Path, status: str, 
     with pytest.raises(cls) as info:
         make_operator(tmp_path).execute_complete(context_with(RecordingTaskInstance()), event)
     assert "Content policy violation" in str(info.value)
+    # The operator's retries default to 3 and this is try 1: the message says what try 2 does.
+    assert "The next try (2 of 4)" in str(info.value)
     if status == "timeout":  # the job may still be running: a retry re-attaches to it
-        assert "re-attaches to the same job instead of paying again" in str(info.value)
-    elif status == "error":  # a retry checks the job first; it pays again only if OpenRouter lost the job
-        assert "submits a new, billed job only if OpenRouter no longer has it" in str(info.value)
-    else:
-        assert "submits a new job, which is billed again" in str(info.value)
+        assert "re-attaches to the same job (no new payment)" in str(info.value)
+    elif status == "error":  # a retry asks about the job first; a 404 alone never pays again
+        assert "asks OpenRouter about the same job first" in str(info.value)
+        assert "answers 404 with orphan_policy='resubmit'" in str(info.value)
+    else:  # OpenRouter's verdict: paid again only when asked for
+        assert "does not submit again (resubmit_failed_jobs=False)" in str(info.value)
     assert info.value.job_id == "gen-vid-9"
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_the_last_try_says_a_clear_acts_next(tmp_path: Path) -> None:
+    ti = RecordingTaskInstance()
+    ti.try_number = 1
+    event = {"version": 1, "status": "timeout", "job_id": "gen-vid-9", "message": "Deadline passed."}
+    with pytest.raises(VideoJobTimeoutError, match="No retry is left; clearing this task re-attaches"):
+        make_operator(tmp_path, retries=0).execute_complete(context_with(ti), event)
 
 
 @pytest.mark.parametrize("event", [None, {}, {"status": "success", "job_id": "x"}])
