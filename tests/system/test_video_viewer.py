@@ -519,9 +519,11 @@ def test_no_input_gets_a_500_from_any_route(
 
 def test_a_flood_of_forged_webhooks_costs_a_few_log_lines(stack: AirflowStack) -> None:
     """2,000 forged deliveries, each naming a different connection: all refused, and the
-    api-server's log gains at most a few lines for them (before: two per request)."""
+    provider's log lines about them stay a few (before: two per request). Airflow's own access
+    log still writes one line per request (rate-limit the path at the proxy: README)."""
     log = stack.log_path("api-server")
-    before = log.read_text(errors="replace").count("webhook")
+    marker = "Refusing an OpenRouter webhook"
+    before = log.read_text(errors="replace").count(marker)
 
     def forge(number: int) -> int:
         query = {
@@ -546,9 +548,9 @@ def test_a_flood_of_forged_webhooks_costs_a_few_log_lines(stack: AirflowStack) -
         statuses = set(pool.map(forge, range(2_000)))
     assert statuses <= {400, 401, 503}, statuses
     time.sleep(1)  # the api-server's log is written by its own process
-    lines = [line for line in log.read_text(errors="replace").splitlines() if "webhook" in line]
-    added = log.read_text(errors="replace").count("webhook") - before
-    assert added <= 5, "\n".join(lines[-20:])
+    text = log.read_text(errors="replace")
+    added = text.count(marker) - before
+    assert added <= 5, "\n".join(line for line in text.splitlines() if marker in line)[-3000:]
 
 
 # ------------------------------------------------------------------------------------ browser
