@@ -407,3 +407,39 @@ def test_contradicted_webhooks_never_end_the_task_before_its_deadline(
     final = confirm_webhook(resumed, poller, claims[-1][2], now=deadline)  # type: ignore[arg-type]
     assert final.event is not None
     assert final.event.status is EventStatus.TIMEOUT
+
+
+_WAITED_THROUGH = st.one_of(
+    st.builds(OpenRouterTransportError, st.just("Connection reset by peer")),
+    st.builds(
+        lambda status: OpenRouterServerError("unavailable", http_status=status, api_message="unavailable"),
+        st.sampled_from([500, 502, 503, 504]),
+    ),
+    st.builds(OpenRouterResponseError, st.just("not json")),
+    st.just(OpenRouterNotFoundError("gone", http_status=404, api_message="Job not found")),
+    st.sampled_from(["pending", "in_progress", "paused"]).map(job),
+)
+
+
+@settings(max_examples=300)
+@given(answers=st.lists(st.tuples(_WAITED_THROUGH, st.floats(0.0, 0.999)), max_size=60), data=st.data())
+def test_no_run_of_outage_answers_before_the_deadline_ends_a_paid_job(
+    answers: list[tuple[object, float]], data: st.DataObject
+) -> None:
+    """Any sequence of transient failures, 404s and unfinished statuses, at any times before the
+    deadline, keeps the loop waiting; the loop ends at the deadline at the latest, with a timeout
+    (a retry re-attaches), never an error that would end the wait early."""
+    state, now = PollState(), 0.0
+    for answer, jitter in answers:
+        now = data.draw(st.floats(min_value=now, max_value=POLLER.deadline - 0.001))
+        if isinstance(answer, VideoJob):
+            step = POLLER.on_job(state, answer, now=now)
+        else:
+            step = POLLER.on_error(state, answer, now=now, jitter=jitter)  # type: ignore[arg-type]
+        assert step.event is None, step.event
+        assert step.delay is not None
+        assert 0 <= step.delay <= POLLER.deadline - now
+        state = step.state
+    last = POLLER.on_error(state, OpenRouterTransportError("reset"), now=POLLER.deadline)
+    assert last.event is not None
+    assert last.event.status is EventStatus.TIMEOUT
