@@ -27,12 +27,11 @@ from airflow_provider_orvideo.plugins.video_views import (
     Refused,
     Unavailable,
     Unreachable,
-    VideoTask,
 )
+from tests.plugins.test_video_views import TASK
 
 MP4 = b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 64
 SECRET = b"[core]\nfernet_key = never-served\n" * 8
-TASK = VideoTask("product_videos", "manual__2026-01-01T00:00:00+00:00", "render", -1)
 WRITER = {
     "dag_id": TASK.dag_id,
     "run_id": TASK.run_id,

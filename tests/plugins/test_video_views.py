@@ -39,15 +39,7 @@ from airflow_provider_orvideo.plugins.video_views import (
     spend_chart,
 )
 
-MP4 = b"\x00\x00\x00\x18ftypisom" + b"\x00" * 64
 TASK = VideoTask("product_videos", "manual__2026-01-01T00:00:00+00:00", "render", -1)
-WRITER = {
-    "dag_id": TASK.dag_id,
-    "run_id": TASK.run_id,
-    "task_id": TASK.task_id,
-    "map_index": -1,
-    "job_id": "j",
-}
 REQUEST = {"model": "google/veo-3.1", "prompt": "A kite", "duration": 4, "resolution": "720p"}
 
 
