@@ -200,6 +200,10 @@ def team_may_use_connection(dag_id: str, conn_id: str) -> bool:
 
     if not conf.getboolean("core", "multi_team", fallback=False):
         return True
+    if "___" in conn_id:
+        # AIRFLOW_CONN__TEAM_B___X spelled through the global prefix: another team's environment
+        # connection. Airflow 3.3 refuses such ids itself; 3.2 would resolve them.
+        return False
     from airflow.models.connection import Connection
     from airflow.models.dag import DagModel
 

@@ -23,7 +23,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
 
 from airflow_provider_orvideo.defaults import default_retries
-from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
+from airflow_provider_orvideo.operators.openrouter_video import (
+    OpenRouterVideoOperator,
+    dag_leaves_retries_unset,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -195,30 +198,11 @@ def openrouter_video_task(python_callable: Callable[..., Any] | None = None, **k
     ``retries`` defaults as for the operator, also for a mapped task (``.expand()``), whose
     retries Airflow takes from the decorator's arguments and the DAG's ``default_args`` only.
     """
-    if "retries" not in kwargs and _dag_leaves_retries_unset():
+    if "retries" not in kwargs and dag_leaves_retries_unset(default_args=kwargs.get("default_args")):
         kwargs["retries"] = default_retries()
     return task_decorator_factory(
         python_callable=python_callable,
         multiple_outputs=False,
         decorated_operator_class=OpenRouterVideoDecoratedOperator,
         **kwargs,
-    )
-
-
-def _dag_leaves_retries_unset() -> bool:
-    """Whether the DAG being defined (and its task group) sets no ``retries`` in ``default_args``.
-
-    False outside a DAG definition: a function decorated at module level may be called in any
-    DAG, whose ``default_args`` then decide (the operator's own default still applies to an
-    unmapped task)."""
-    try:
-        from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
-    except ImportError:  # pragma: no cover - every supported version has it
-        return False
-    dag = DagContext.get_current()
-    if dag is None:
-        return False
-    group = TaskGroupContext.get_current(dag)
-    return not any(
-        "retries" in (defaults or {}) for defaults in (dag.default_args, getattr(group, "default_args", None))
     )

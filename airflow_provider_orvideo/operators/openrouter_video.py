@@ -65,6 +65,27 @@ _RETRY_AFTER_POLL_ERROR = (
 _DEFAULT_RETRIES = default_retries()
 
 
+def dag_leaves_retries_unset(dag: Any = None, default_args: Any = None) -> bool:
+    """Whether neither ``default_args`` nor those of ``dag`` (default: the DAG being defined) and
+    of its current task group set ``retries``: then a video task takes :data:`_DEFAULT_RETRIES`.
+
+    False outside a DAG definition: a task made there may be added to any DAG, whose
+    ``default_args`` then decide (the operator's own signature default still applies to an
+    unmapped operator, which Airflow fills from ``default_args`` first)."""
+    try:
+        from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
+    except ImportError:  # pragma: no cover - every supported version has it
+        return False
+    dag = dag or DagContext.get_current()
+    if dag is None:
+        return False
+    group = TaskGroupContext.get_current(dag)
+    return not any(
+        isinstance(defaults, dict) and "retries" in defaults
+        for defaults in (default_args, dag.default_args, getattr(group, "default_args", None))
+    )
+
+
 def _task_instance_facts(ti: Any) -> dict[str, Any]:
     """The identity of a task instance that a saved video records as its writer (never the try)."""
     return {
@@ -293,6 +314,18 @@ class OpenRouterVideoOperator(BaseOperator):
         self.webhook_poll_interval = checked.webhook_poll_interval
         self._saved: tuple[str, Any, float | None, str, tuple[str, ...]] | None = None
         """What this process saved (job id, model, cost, host, locations): for OpenLineage."""
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:
+        """``BaseOperator.partial``, with this operator's default ``retries`` when neither the call
+        nor the DAG's (or task group's) ``default_args`` set it: the scheduler reads a mapped
+        task's retries from here, and Airflow before 3.3 does not take an operator's own
+        signature default for it."""
+        if "retries" not in kwargs and dag_leaves_retries_unset(
+            kwargs.get("dag"), kwargs.get("default_args")
+        ):
+            kwargs["retries"] = _DEFAULT_RETRIES
+        return super().partial(**kwargs)
 
     @cached_property
     def hook(self) -> OpenRouterVideoHook:
