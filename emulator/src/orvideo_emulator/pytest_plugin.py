@@ -54,6 +54,9 @@ from orvideo_emulator.server import EmulatorServer
 
 __all__ = ["DagRunResult", "DagRunner", "Emulator", "airflow_env", "migrate_airflow_home"]
 
+RETRY_DELAY_SECONDS = "1"
+"""``[core] default_task_retry_delay`` in a test run, instead of Airflow's 300 s."""
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
@@ -154,10 +157,13 @@ class DagRunner:
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment of a run: the developer's, minus every ``AIRFLOW*`` variable, plus the
-        throw-away home, the DAGs folder, the connection and the poll scale."""
+        throw-away home, the DAGs folder, the connection, the poll scale and a 1 s retry delay."""
         env = airflow_env(self.airflow_home, self.dags_folder)
         env.update(self.emulator.connection_env())
         env["AIRFLOW__OPENROUTER__LOOPBACK_POLL_SCALE"] = self.poll_scale
+        # Airflow's retry delay (5 minutes) shortened like the poll delays: a task retried in a
+        # test run (video tasks retry by default) waits 1 s. A DAG's own retry_delay is kept.
+        env["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"] = RETRY_DELAY_SECONDS
         env["ORVIDEO_OUTPUT_DIR"] = str(self.output_dir)
         env.update(extra or {})
         return env
