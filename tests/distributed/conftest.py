@@ -1,9 +1,14 @@
-"""Fixtures for the distributed system tests (``celery_stack.py``): one stack per module.
+"""Fixtures for the distributed system tests (``celery_stack.py``): one stack for the suite.
 
 Every test under ``tests/distributed`` is marked ``distributed``. The suite runs on its own
 (``make test-distributed``, called by ``make test``), never inside the ``-n 2`` unit run.
 
-What a module gets from ``distributed_env``:
+A stack costs 30-60 s to start, so every module of the suite shares one: the DAG files are the
+``DAGS`` of every module with a selected test (file names must differ), each module's tests
+start with ``emulator.reset()``, write their videos under their own run's directory, and leave
+every component running (a test that kills one restarts it).
+
+What the tests get from ``distributed_env``:
 
 - a private PostgreSQL and a private Redis (``services.py``), a moto S3 server with a bucket,
   the OpenRouter emulator of the test session, and a shared output directory (the "shared disk"
@@ -141,7 +146,21 @@ class DistributedEnv:
         return f"<unknown title {title!r}>"
 
 
-@pytest.fixture(scope="module")
+def _suite_items(session: pytest.Session) -> list[pytest.Item]:
+    return [item for item in session.items if _HERE in Path(item.path).resolve().parents]
+
+
+def _suite_modules(session: pytest.Session) -> list[Any]:
+    """The test modules of the suite with a selected test, in collection order."""
+    modules: list[Any] = []
+    for item in _suite_items(session):
+        module = getattr(item, "module", None)
+        if module is not None and module not in modules:
+            modules.append(module)
+    return modules
+
+
+@pytest.fixture(scope="session")
 def distributed_env(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
@@ -149,9 +168,10 @@ def distributed_env(
     s3_endpoint: str,
     figures: Figures,
 ) -> Iterator[DistributedEnv]:
-    """Services, S3 bucket, shared output dir and a started ``CeleryStack`` for one module.
+    """Services, S3 bucket, shared output dir and a started ``CeleryStack`` for the suite.
 
-    The DAG files come from the module's ``DAGS`` (``{file name: source}``).
+    The DAG files come from the ``DAGS`` (``{file name: source}``) of every module of the suite
+    with a selected test; ``DAG_IDS`` say which DAGs to wait for.
     """
     if postgres_bin_dir() is None or redis_server_path() is None:
         # CI installs both (.ci/run); elsewhere: apt-get install postgresql redis-server
@@ -163,8 +183,13 @@ def distributed_env(
     output_dir = base / "shared-disk"
     output_dir.mkdir()
     (home / "dags").mkdir(parents=True)
-    for file_name, source in getattr(request.module, "DAGS", {}).items():
-        (home / "dags" / file_name).write_text(source, encoding="utf-8")
+    modules = _suite_modules(request.session)
+    for module in modules:
+        for file_name, source in getattr(module, "DAGS", {}).items():
+            path = home / "dags" / file_name
+            if path.exists():
+                raise ValueError(f"two modules of the distributed suite define the DAG file {file_name}")
+            path.write_text(source, encoding="utf-8")
 
     s3 = new_bucket(s3_endpoint)
     env = {
@@ -188,15 +213,13 @@ def distributed_env(
             home, home / "dags", postgres=postgres, redis=redis, env=env, component_envs=component_envs
         )
         stack.start(health_timeout=120)
-        for dag_id in getattr(request.module, "DAG_IDS", ()):
-            stack.wait_for_dag(dag_id, timeout=90)
+        for module in modules:
+            for dag_id in getattr(module, "DAG_IDS", ()):
+                stack.wait_for_dag(dag_id, timeout=90)
         figures.startup_seconds = time.monotonic() - t0
         yield DistributedEnv(stack=stack, emulator=control, s3=s3, output_dir=output_dir, figures=figures)
     finally:
-        module_items = [
-            item for item in request.session.items if item.nodeid.startswith(f"{request.node.nodeid}::")
-        ]
-        failed = any(item_failed(item) for item in module_items)
+        failed = any(item_failed(item) for item in _suite_items(request.session))
         try:
             if failed and stack is not None:
                 _print_uncaptured(

@@ -306,6 +306,17 @@ class PrivateRedis:
             raise ServiceError(f"redis: {error}\n{_tail(self.log_dir / 'redis.out')}") from None
         return self
 
+    def kill(self) -> int:
+        """``kill -9`` of the server by its pid (what losing the broker's host looks like);
+        returns the pid. ``start()`` brings a fresh, empty server back on the same port."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise ServiceError("redis is not running")
+        pid = self.proc.pid
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.stop()  # closes the log; the process is gone already
+        return pid
+
     def stop(self, timeout: float = 10.0) -> None:
         try:
             _stop(self.proc, signal.SIGTERM, timeout)

@@ -1,6 +1,6 @@
 """Process death on a distributed stack: CeleryExecutor, PostgreSQL, Redis, 2 workers, 2 triggerers.
 
-Issue 12, point 2. One ``CeleryStack`` serves the module (``conftest.py``); the OpenRouter
+Issue 12, point 2. One ``CeleryStack`` serves the suite (``conftest.py``); the OpenRouter
 emulator runs in the test process and logs every request with its headers. Each triggerer and
 each worker sends its own ``X-OpenRouter-Title``, so every poll and download in that log is
 attributed to the process that made it.
@@ -350,11 +350,12 @@ def test_local_dag_survives_worker_kill_during_download(distributed_env: Distrib
         f"{retry_download - kill_time:.1f} s after kill -9 (heartbeat timeout included)"
     )
     assert_no_interleaved_polls(env, killed=None)
-    # The shared disk holds the finished videos and nothing else: no temporary (.part) files.
+    # The run's directory on the shared disk holds the finished videos and nothing else: no
+    # temporary (.part) files (other modules' DAGs write under directories of their own).
     run_after = stack.dag_run(LOCAL_DAG, run_id)["run_after"]
     stamp = run_after[:19].replace("-", "").replace(":", "")
     expected = sorted(env.output_dir / stamp / f"clip-{i}.mp4" for i in range(len(LOCAL_PROMPTS)))
-    assert sorted(p for p in env.output_dir.rglob("*") if p.is_file()) == expected
+    assert sorted(p for p in (env.output_dir / stamp).rglob("*") if p.is_file()) == expected
     for path in expected:
         assert path.read_bytes()[4:8] == b"ftyp", path
     assert stack.xcom(LOCAL_DAG, run_id, "read_back") == [str(p) for p in expected]
