@@ -34,6 +34,7 @@ Hierarchy::
     |   +-- VideoJobPollingError          (we could not learn the job's status)
     +-- VideoDownloadError                (the output could not be saved completely)
     |   +-- OutputWriteError              (the local or object-store write failed: disk full, denied)
+    |   +-- OutputPathUnknownError        (where to save cannot be determined on resume)
     |   +-- VideoOutputGoneError          (OpenRouter no longer serves the output: 404/410)
     +-- TriggerEventError                 (the trigger handed back an event we cannot trust)
     +-- WebhookVerificationError          (an incoming webhook must not be trusted)
@@ -75,6 +76,7 @@ __all__ = [
     "OpenRouterVideoError",
     "OutputExistsError",
     "OutputPathCollisionError",
+    "OutputPathUnknownError",
     "OutputWriteError",
     "RequestNotSentError",
     "ResubmissionRefusedError",
@@ -276,6 +278,12 @@ class OutputWriteError(VideoDownloadError):
     """Writing the finished video failed on the worker's side (disk full, permission denied,
     read-only filesystem ...), not in the network. The job is complete and paid; a retry of the
     task downloads it again without paying."""
+
+
+class OutputPathUnknownError(VideoDownloadError):
+    """The job is complete and paid, but where to save it cannot be determined on resume (the
+    output path no longer renders to a usable location): waiting does not help; a retry does,
+    once the path is fixed."""
 
 
 class VideoOutputGoneError(VideoDownloadError):

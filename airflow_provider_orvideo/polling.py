@@ -45,6 +45,7 @@ __all__ = [
     "PollSchedule",
     "VideoJobEvent",
     "confirm_webhook",
+    "download_may_recover",
     "loopback_poll_scale",
     "terminal_event",
     "waits_through",
@@ -401,6 +402,22 @@ class JobPoller:
                 "job may be rendering and billing meanwhile."
             ),
         )
+
+
+def download_may_recover(error: OpenRouterVideoError) -> bool:
+    """Whether downloading a completed (paid) job may succeed if tried again later: whatever a
+    poll waits through (:func:`waits_through`), and a download cut off mid-way; not a local write
+    failure (a full disk, a read-only path) nor an output OpenRouter no longer serves."""
+    from airflow_provider_orvideo.exceptions import (
+        OutputPathUnknownError,
+        OutputWriteError,
+        VideoDownloadError,
+        VideoOutputGoneError,
+    )
+
+    if isinstance(error, (OutputWriteError, OutputPathUnknownError, VideoOutputGoneError)):
+        return False
+    return waits_through(error) or isinstance(error, VideoDownloadError)
 
 
 def waits_through(error: OpenRouterVideoError) -> bool:

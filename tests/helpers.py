@@ -136,19 +136,24 @@ class InMemoryTaskStateStore:
         self.values.pop(key, None)
 
 
-def run_task(operator: Any, context: Any) -> Any:
-    """Run one try the way Airflow does: execute(), and on deferral the trigger, then the resume method."""
+def run_task(operator: Any, context: Any, *, max_deferrals: int = 50) -> Any:
+    """Run one try the way Airflow does: execute(), and on each deferral the trigger, then the
+    resume method (which may defer again: a contradicted webhook, a download that must wait)."""
     import asyncio
+
+    async def first_event(trigger: Any) -> Any:
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("the trigger ended without an event")
 
     try:
         return operator.execute(context)
     except TaskDeferred as deferred:
-        trigger = deferred.trigger
-
-        async def first_event() -> Any:
-            async for event in trigger.run():
-                return event.payload
-            raise AssertionError("the trigger ended without an event")
-
-        payload = asyncio.run(first_event())
-        return getattr(operator, deferred.method_name)(context, event=payload, **(deferred.kwargs or {}))
+        for _ in range(max_deferrals):
+            payload = asyncio.run(first_event(deferred.trigger))
+            resume = getattr(operator, deferred.method_name)
+            try:
+                return resume(context, event=payload, **(deferred.kwargs or {}))
+            except TaskDeferred as again:
+                deferred = again
+        raise AssertionError(f"the task deferred more than {max_deferrals} times") from None

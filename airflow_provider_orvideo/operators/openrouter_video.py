@@ -765,6 +765,46 @@ class OpenRouterVideoOperator(BaseOperator):
             ),
         )
 
+    def _download_later(self, event: VideoJobEvent, error: Exception) -> None:
+        """After a failed download of a completed, paid job: defer until the job can be fetched
+        again (one poll interval, then the trigger finds it completed and resumes the task), up
+        to the deadline the task waited with. Returns (the caller raises) when waiting cannot help:
+        a local write failure, an output gone, no deadline known, or ``deferrable=False``."""
+        from airflow_provider_orvideo.exceptions import OpenRouterVideoError
+        from airflow_provider_orvideo.polling import JobPoller, download_may_recover
+        from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
+
+        now = time.time()
+        if not (
+            self.deferrable
+            and event.deadline is not None
+            and now < event.deadline
+            and isinstance(error, OpenRouterVideoError)
+            and download_may_recover(error)
+        ):
+            return
+        wait = self.poll_interval * self._poll_scale()
+        poller = JobPoller(
+            job_id=event.job_id,
+            deadline=event.deadline,
+            poll_interval=wait,
+            submitted_at=now,
+            initial_poll_delays=(wait,),
+        )
+        self.log.warning(
+            "Downloading the video of OpenRouter video job %s failed (%s). The job is complete and paid: "
+            "trying again in %.0f s, and on until the deadline %s; nothing is submitted again.",
+            event.job_id,
+            error,
+            wait,
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.deadline)),
+        )
+        self.defer(
+            trigger=OpenRouterVideoTrigger.for_poller(poller, self.openrouter_conn_id),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=event.deadline - now + wait + DEFERRAL_GRACE_SECONDS),
+        )
+
     def _submitted_request(self, context: Context) -> dict[str, Any]:
         """The request facts ``execute`` recorded in XCom before deferring (same try).
 
@@ -827,7 +867,11 @@ class OpenRouterVideoOperator(BaseOperator):
         if event.status is EventStatus.COMPLETED:
             if request is None:
                 request = self._submitted_request(context)
-            return self._download(context, event.job_id, request, job=job)
+            try:
+                return self._download(context, event.job_id, request, job=job)
+            except exceptions.OpenRouterVideoError as error:
+                self._download_later(event, error)
+                raise
         if event.status is EventStatus.TIMEOUT:
             retry = _RETRY_REATTACHES
         elif event.status is EventStatus.ERROR:
@@ -867,7 +911,7 @@ class OpenRouterVideoOperator(BaseOperator):
         from airflow_provider_orvideo._internal.submission import SubmissionLedger
         from airflow_provider_orvideo.exceptions import (
             InvalidOutputPathError,
-            VideoDownloadError,
+            OutputPathUnknownError,
             VideoOutputGoneError,
         )
 
@@ -880,7 +924,7 @@ class OpenRouterVideoOperator(BaseOperator):
             first = output_target(self.output_path, self.output_conn_id, check=False)
         except InvalidOutputPathError as error:
             # After paying, a refusal would end the task for good: make it a retryable failure.
-            raise VideoDownloadError(
+            raise OutputPathUnknownError(
                 f"OpenRouter video job {job.id} is complete and paid, but where to save it cannot be "
                 f"determined on resume: {error} A retry of this task downloads it without paying."
             ) from None

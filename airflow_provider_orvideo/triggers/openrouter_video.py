@@ -23,6 +23,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -138,7 +139,10 @@ class OpenRouterVideoTrigger(BaseTrigger):
                 state = step.state
                 if step.event is not None:
                     self.log.info("Trigger finished for job %s: %s", self.job_id, step.event.status)
-                    yield TriggerEvent(step.event.to_payload())  # type: ignore[no-untyped-call]
+                    # The deadline travels with the event: a download that fails after it can
+                    # wait for the paid job again, until that same deadline.
+                    event = replace(step.event, deadline=self.deadline)
+                    yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]
                     return
                 await asyncio.sleep(step.delay or 0.0)
         finally:

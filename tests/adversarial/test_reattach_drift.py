@@ -21,7 +21,11 @@ from tests.helpers import InMemoryTaskStateStore
 
 
 def fail_first_download(emulator: Any) -> None:
-    """The job completes and is paid, but the first try's download fails for good (5 attempts)."""
+    """The job completes and is paid, but the first try's download fails for good (5 attempts).
+
+    The tasks here poll on the worker (``deferrable=False``): a deferrable task would wait for the
+    job and download it again within the same try (see ``tests/operators/test_download_patience.py``),
+    and these tests are about what the next try re-attaches to."""
     emulator.control.add_fault("content", "status", status=503, retry_after="0", times=5)
 
 
@@ -43,7 +47,7 @@ DRIFT: list[tuple[str, Any]] = [
 def test_label_drift_never_pays_again(emulator: Any, tmp_path: Path, arguments: Any) -> None:
     fail_first_download(emulator)
     target = str(tmp_path / "clip.mp4")
-    tries = run_tries(emulator, lambda n: video_operator(output_path=target, **arguments(n)), tries=2)
+    tries = run_tries(emulator, lambda n: video_operator(deferrable=False, output_path=target, **arguments(n)), tries=2)
     assert isinstance(tries.results[0], OpenRouterServerError)
     assert tries.last == target
     assert is_mp4(target)
@@ -68,6 +72,7 @@ def test_a_taskflow_function_with_a_timestamp_in_its_trace_never_pays_again(
             output_path=target,
             poll_interval=0.05,
             initial_poll_delays=(0.05,),
+            deferrable=False,
         )
 
     tries = run_tries(emulator, operator, tries=2)
@@ -81,7 +86,7 @@ def test_a_changed_prompt_pays_for_a_new_job_and_reports_the_earlier_one(
     fail_first_download(emulator)
     target = str(tmp_path / "clip.mp4")
     tries = run_tries(
-        emulator, lambda n: video_operator(output_path=target, prompt=f"a lighthouse, take {n}"), tries=2
+        emulator, lambda n: video_operator(deferrable=False, output_path=target, prompt=f"a lighthouse, take {n}"), tries=2
     )
     assert tries.last == target
     assert tries.posts == 2
@@ -100,11 +105,11 @@ def test_a_changed_prompt_never_replaces_the_earlier_paid_video(emulator: Any, t
     """A task cleared after success, with a new prompt, would replace the video it paid for."""
     target = str(tmp_path / "clip.mp4")
     store = InMemoryTaskStateStore()
-    first = run_tries(emulator, lambda _: video_operator(output_path=target), store=store)
+    first = run_tries(emulator, lambda _: video_operator(deferrable=False, output_path=target), store=store)
     earlier = Path(target).read_bytes()
     job_id = first.ti.xcom["job_id"]  # type: ignore[union-attr]
     again = run_tries(
-        emulator, lambda _: video_operator(output_path=target, prompt="another shot"), store=store
+        emulator, lambda _: video_operator(deferrable=False, output_path=target, prompt="another shot"), store=store
     )
     assert isinstance(again.last, OutputExistsError)
     assert f"it holds the video of job {job_id}, which an earlier try of this task instance paid for" in str(
@@ -118,10 +123,10 @@ def test_a_changed_prompt_never_replaces_the_earlier_paid_video(emulator: Any, t
 def test_overwrite_replaces_the_earlier_video_but_keeps_its_record(emulator: Any, tmp_path: Path) -> None:
     target = str(tmp_path / "clip.mp4")
     store = InMemoryTaskStateStore()
-    first = run_tries(emulator, lambda _: video_operator(output_path=target), store=store)
+    first = run_tries(emulator, lambda _: video_operator(deferrable=False, output_path=target), store=store)
     again = run_tries(
         emulator,
-        lambda _: video_operator(output_path=target, prompt="another shot", overwrite=True),
+        lambda _: video_operator(deferrable=False, output_path=target, prompt="another shot", overwrite=True),
         store=store,
     )
     assert again.last == target
@@ -137,7 +142,7 @@ def test_a_record_written_by_the_previous_release_still_re_attaches(emulator: An
     target = str(tmp_path / "clip.mp4")
     fail_first_download(emulator)
     store = InMemoryTaskStateStore()
-    run_tries(emulator, lambda _: video_operator(output_path=target), store=store)
+    run_tries(emulator, lambda _: video_operator(deferrable=False, output_path=target), store=store)
     record = SubmissionRecord.from_json(store.values[STATE_KEY])
     assert record is not None
     trace = {
@@ -158,6 +163,6 @@ def test_a_record_written_by_the_previous_release_still_re_attaches(emulator: An
         "job_id": record.job_id,
         "outputs": {},
     }
-    again = run_tries(emulator, lambda _: video_operator(output_path=target), store=store)
+    again = run_tries(emulator, lambda _: video_operator(deferrable=False, output_path=target), store=store)
     assert again.last == target
     assert again.posts == 1

@@ -35,6 +35,9 @@ DAG = textwrap.dedent(
             initial_poll_delays=[0.2],
             retries=1,
             retry_delay=datetime.timedelta(seconds=0),
+            # On the worker: a deferrable task would wait for the paid job and download it again
+            # within the same try; this test is about the next try re-attaching.
+            deferrable=False,
         )
 
     if __name__ == "__main__":
