@@ -237,14 +237,14 @@ def test_credentials_in_a_uri_are_refused_without_echoing_them(emulator: Any) ->
 def test_remote_output_streams_in_parts_with_bounded_memory(
     s3: S3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """40 MiB written in 1 MiB chunks: parts reach the server while writing (an upload is in
+    """120 MiB written in 1 MiB chunks: parts reach the server while writing (an upload is in
     progress before commit), Python memory stays near one part, and no local file is made."""
     local_scratch = tmp_path / "tmp"
     local_scratch.mkdir()
     monkeypatch.setenv("TMPDIR", str(local_scratch))
     monkeypatch.setattr(tempfile, "tempdir", str(local_scratch))
     chunk = MP4_HEAD + b"\x01" * (1024 * 1024 - len(MP4_HEAD))
-    total_chunks = 40
+    total_chunks = 120
     output = AtomicOutput(f"s3://{s3.conn_id}@{s3.bucket}/big/clip.mp4").open()
     tracemalloc.start()
     try:
@@ -258,7 +258,9 @@ def test_remote_output_streams_in_parts_with_bounded_memory(
     assert in_progress[0].startswith("big/.clip.mp4.")
     assert in_progress[0].endswith(".part")
     assert s3.keys() == []  # nothing visible before commit
-    assert peak < 4 * UPLOAD_PART_BYTES < total_chunks * len(chunk)
+    # A few parts at most, however much is written: measured 38-39 MB of peak for 80 and 160 MiB
+    # (botocore keeps copies of a part for its checksums), so the bound is 6 parts of 120 MiB.
+    assert peak < 6 * UPLOAD_PART_BYTES < total_chunks * len(chunk)
     output.commit()
     assert s3.keys() == ["big/clip.mp4"]
     assert s3.uploads_in_progress() == []
