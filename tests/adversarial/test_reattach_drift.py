@@ -47,7 +47,9 @@ DRIFT: list[tuple[str, Any]] = [
 def test_label_drift_never_pays_again(emulator: Any, tmp_path: Path, arguments: Any) -> None:
     fail_first_download(emulator)
     target = str(tmp_path / "clip.mp4")
-    tries = run_tries(emulator, lambda n: video_operator(deferrable=False, output_path=target, **arguments(n)), tries=2)
+    tries = run_tries(
+        emulator, lambda n: video_operator(deferrable=False, output_path=target, **arguments(n)), tries=2
+    )
     assert isinstance(tries.results[0], OpenRouterServerError)
     assert tries.last == target
     assert is_mp4(target)
@@ -86,7 +88,9 @@ def test_a_changed_prompt_pays_for_a_new_job_and_reports_the_earlier_one(
     fail_first_download(emulator)
     target = str(tmp_path / "clip.mp4")
     tries = run_tries(
-        emulator, lambda n: video_operator(deferrable=False, output_path=target, prompt=f"a lighthouse, take {n}"), tries=2
+        emulator,
+        lambda n: video_operator(deferrable=False, output_path=target, prompt=f"a lighthouse, take {n}"),
+        tries=2,
     )
     assert tries.last == target
     assert tries.posts == 2
@@ -109,7 +113,9 @@ def test_a_changed_prompt_never_replaces_the_earlier_paid_video(emulator: Any, t
     earlier = Path(target).read_bytes()
     job_id = first.ti.xcom["job_id"]  # type: ignore[union-attr]
     again = run_tries(
-        emulator, lambda _: video_operator(deferrable=False, output_path=target, prompt="another shot"), store=store
+        emulator,
+        lambda _: video_operator(deferrable=False, output_path=target, prompt="another shot"),
+        store=store,
     )
     assert isinstance(again.last, OutputExistsError)
     assert f"it holds the video of job {job_id}, which an earlier try of this task instance paid for" in str(
