@@ -494,8 +494,9 @@ def test_no_input_gets_a_500_from_any_route(
         )
         if data.draw(st.booleans(), label=f"with {name}")
     }
-    # A header is bytes on the wire (sent as UTF-8 here); HTTP itself forbids CR, LF and NUL in one.
-    range_header = "".join(c for c in data.draw(_RANGE, label="range") if c not in "\r\n\x00")
+    # A header is bytes on the wire (sent as UTF-8 here); HTTP forbids control characters in one
+    # (the client would refuse to send it), so those are left out.
+    range_header = "".join(c for c in data.draw(_RANGE, label="range") if 32 <= ord(c) != 127)
     headers = {**IDENTITY, "Range": range_header.strip().encode()}
     paths = [
         f"/orvideo/watch/{segments}",
