@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import math
 import re
@@ -46,9 +45,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from airflow_provider_orvideo._internal.api import JobStatus
+from airflow_provider_orvideo._internal.callback_urls import CALLBACK_QUERY_FIELDS, check_callback_url
 from airflow_provider_orvideo.exceptions import (
     FutureWebhookTimestampError,
     InvalidCallbackTargetError,
@@ -414,65 +414,9 @@ class WebhookDeduplicator:
 
 # -- where a webhook goes, and which task it wakes --------------------------------------------
 
-MAX_CALLBACK_URL_LENGTH = 2048
 _CONN_ID = re.compile(r"[\w#!()\-.:/\\]{1,250}")
 """What Airflow accepts as a connection id (``RE_SANITIZE_CONN_ID``, at most 250 characters):
 the receiver looks up nothing else."""
-
-
-def _is_loopback(host: str) -> bool:
-    host = host.lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_callback_url(url: str) -> str:
-    """The receiver URL OpenRouter will POST to, checked; ``ValueError`` saying what is wrong.
-
-    OpenRouter delivers to ``https://`` URLs only; ``http://`` is allowed to this machine alone
-    (a local emulator). No user name or password (the URL is sent to OpenRouter and shown in its
-    logs) and no fragment; the provider adds its own query parameters (see :class:`CallbackTarget`).
-    """
-    if not isinstance(url, str) or not url.strip():
-        raise ValueError("the callback URL is empty")
-    url = url.strip()
-    if len(url) > MAX_CALLBACK_URL_LENGTH:
-        raise ValueError(
-            f"the callback URL is {len(url)} characters long, more than {MAX_CALLBACK_URL_LENGTH}"
-        )
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a port out of range
-    except ValueError as error:
-        raise ValueError(f"the callback URL {url[:80]!r} is not a URL ({error})") from None
-    host = parts.hostname or ""
-    if parts.scheme not in ("https", "http") or not host:
-        raise ValueError(
-            f"the callback URL {url[:80]!r} is not an absolute https:// URL "
-            "(e.g. https://airflow.example.com/orvideo/webhook)"
-        )
-    if parts.scheme == "http" and not _is_loopback(host):
-        raise ValueError(
-            f"the callback URL {url[:80]!r} uses http:// to {host!r}: OpenRouter delivers webhooks "
-            "to https:// URLs only (http:// is accepted for this machine alone, e.g. an emulator)"
-        )
-    if parts.username or parts.password:
-        raise ValueError(
-            "the callback URL carries a user name or password: it is sent to OpenRouter and shown "
-            "in its logs; the receiver authenticates webhooks by their signature instead"
-        )
-    if parts.fragment:
-        raise ValueError(f"the callback URL {url[:80]!r} has a fragment (#...), which is never sent")
-    if any(key in CallbackTarget.QUERY_FIELDS for key, _ in parse_qsl(parts.query, keep_blank_values=True)):
-        raise ValueError(
-            f"the callback URL {url[:80]!r} already has one of the query parameters the provider adds "
-            f"({', '.join(CallbackTarget.QUERY_FIELDS)})"
-        )
-    return url
 
 
 @dataclass(frozen=True)
@@ -493,7 +437,7 @@ class CallbackTarget:
     run_id: str | None = None
     map_index: int = -1
 
-    QUERY_FIELDS = ("conn_id", "dag_id", "task_id", "run_id", "map_index")
+    QUERY_FIELDS = CALLBACK_QUERY_FIELDS
 
     @property
     def names_task(self) -> bool:

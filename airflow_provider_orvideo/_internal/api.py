@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from airflow_provider_orvideo._internal.callback_urls import check_callback_url
 from airflow_provider_orvideo.exceptions import (
     InvalidConnectionError,
     OpenRouterApiError,
@@ -245,8 +246,6 @@ def settings_from_connection(
 
 
 def _callback_url_from_extra(conn_id: str, value: Any) -> str | None:
-    from airflow_provider_orvideo.webhooks import check_callback_url
-
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     try:
