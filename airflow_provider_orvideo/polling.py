@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider_orvideo._internal.api import JobStatus, VideoJob
+from airflow_provider_orvideo._internal.api import TERMINAL_JOB_STATUSES, JobStatus, VideoJob
 from airflow_provider_orvideo.exceptions import (
     OpenRouterNotFoundError,
     OpenRouterVideoError,
@@ -220,12 +220,10 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
 
 
-_REMOTE_TERMINAL = {
-    JobStatus.COMPLETED: EventStatus.COMPLETED,
-    JobStatus.FAILED: EventStatus.FAILED,
-    JobStatus.CANCELLED: EventStatus.CANCELLED,
-    JobStatus.EXPIRED: EventStatus.EXPIRED,
+_REMOTE_TERMINAL: Mapping[JobStatus, EventStatus] = {
+    status: EventStatus(status.value) for status in TERMINAL_JOB_STATUSES
 }
+"""OpenRouter's terminal statuses as events (the event contract uses OpenRouter's own words)."""
 
 
 def terminal_event(
@@ -237,10 +235,10 @@ def terminal_event(
     confirmation of a webhook, so the three cannot word or classify an ending differently.
     """
     try:
-        known: JobStatus | None = JobStatus(status)
+        known = JobStatus(status)
     except ValueError:
-        known = None
-    if known not in _REMOTE_TERMINAL:
+        return None
+    if not known.is_terminal:
         return None
     event_status = _REMOTE_TERMINAL[known]
     if event_status is EventStatus.COMPLETED:

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from airflow_provider_orvideo._internal.api import JobStatus
+from airflow_provider_orvideo._internal.api import TERMINAL_JOB_STATUSES, JobStatus
 from airflow_provider_orvideo._internal.callback_urls import CALLBACK_QUERY_FIELDS, check_callback_url
 from airflow_provider_orvideo.exceptions import (
     FutureWebhookTimestampError,
@@ -80,12 +80,11 @@ DEFAULT_TOLERANCE_SECONDS = 300.0
 """OpenRouter's cookbook rejects a signature whose ``abs(age)`` exceeds 300 s."""
 
 EVENT_TYPES: Mapping[str, JobStatus] = {
-    "video.generation.completed": JobStatus.COMPLETED,
-    "video.generation.failed": JobStatus.FAILED,
-    "video.generation.cancelled": JobStatus.CANCELLED,
-    "video.generation.expired": JobStatus.EXPIRED,
+    f"video.generation.{status.value}": status for status in sorted(TERMINAL_JOB_STATUSES)
 }
-"""Every documented event type and the ``data.status`` it must carry."""
+"""Every documented event type and the ``data.status`` it must carry: OpenRouter sends one per
+terminal status, named after it (``video.generation.completed``, ``...failed``, ``...cancelled``,
+``...expired``)."""
 
 _TIMESTAMP = re.compile(r"[0-9]{1,15}")
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")

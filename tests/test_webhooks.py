@@ -288,6 +288,15 @@ def test_parse_failed_event_with_early_failure_nulls() -> None:
     assert (event.cost, event.is_byok) == (None, None)
 
 
+def test_the_event_types_are_the_documented_ones() -> None:
+    assert dict(EVENT_TYPES) == {
+        "video.generation.completed": JobStatus.COMPLETED,
+        "video.generation.failed": JobStatus.FAILED,
+        "video.generation.cancelled": JobStatus.CANCELLED,
+        "video.generation.expired": JobStatus.EXPIRED,
+    }
+
+
 @pytest.mark.parametrize("event_type", sorted(EVENT_TYPES))
 def test_parse_every_event_type(event_type: str) -> None:
     event = parse_event(event_body(event_type, error="boom" if "completed" not in event_type else None))

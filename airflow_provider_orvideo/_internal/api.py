@@ -44,7 +44,12 @@ MAX_REQUEST_BODY_BYTES = 50 * 1024 * 1024
 
 
 class JobStatus(str, enum.Enum):
-    """The six documented job statuses; any other string is treated as "not finished yet"."""
+    """The six documented job statuses; any other string is treated as "not finished yet".
+
+    Which of them end a job is said once, here (:data:`TERMINAL_JOB_STATUSES`,
+    :data:`ENDED_WITHOUT_VIDEO`): the poll decision, a retry's re-attach decision and the
+    webhook event types all read these sets, so they cannot disagree about what "ended" means.
+    """
 
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
@@ -55,6 +60,25 @@ class JobStatus(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+    @property
+    def is_terminal(self) -> bool:
+        """OpenRouter will not change this status again (completed, or ended without a video)."""
+        return self in TERMINAL_JOB_STATUSES
+
+    @property
+    def ended_without_video(self) -> bool:
+        """OpenRouter's verdict that this job will never have a video (failed, cancelled, expired):
+        waiting longer cannot help, only a new (paid) submission can."""
+        return self in ENDED_WITHOUT_VIDEO
+
+
+ENDED_WITHOUT_VIDEO: frozenset[JobStatus] = frozenset(
+    {JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED}
+)
+"""The terminal statuses of a job that brought no video."""
+TERMINAL_JOB_STATUSES: frozenset[JobStatus] = ENDED_WITHOUT_VIDEO | {JobStatus.COMPLETED}
+"""The statuses after which OpenRouter never changes a job again; every other one is "not yet"."""
 
 
 @dataclass(frozen=True)

@@ -286,7 +286,7 @@ def decide(
     status = remote.known_status
     if status is JobStatus.COMPLETED:
         return Decision(Action.DOWNLOAD, f"job {record.job_id} from an earlier try completed", record.job_id)
-    if status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED):
+    if status is not None and status.ended_without_video:
         ended = f"job {record.job_id} from an earlier try ended {remote.status}: {remote.error or 'no reason given'}"
         if resubmit_failed:
             return Decision(Action.SUBMIT, ended + "; submitting a new job")

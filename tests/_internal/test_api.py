@@ -5,6 +5,8 @@ import json
 import pytest
 
 from airflow_provider_orvideo._internal.api import (
+    ENDED_WITHOUT_VIDEO,
+    TERMINAL_JOB_STATUSES,
     Endpoint,
     JobStatus,
     api_error,
@@ -64,6 +66,16 @@ def test_missing_key_is_a_clear_auth_error() -> None:
         settings_from_connection(
             conn_id="openrouter_default", host=None, schema=None, port=None, password=None, extra={}
         )
+
+
+def test_which_statuses_end_a_job_is_said_once() -> None:
+    assert {"completed", "failed", "cancelled", "expired"} == TERMINAL_JOB_STATUSES
+    assert TERMINAL_JOB_STATUSES - {JobStatus.COMPLETED} == ENDED_WITHOUT_VIDEO
+    for status in JobStatus:
+        assert status.is_terminal is (status in TERMINAL_JOB_STATUSES)
+        assert status.ended_without_video is (status in ENDED_WITHOUT_VIDEO)
+    assert not JobStatus.PENDING.is_terminal
+    assert not JobStatus.IN_PROGRESS.is_terminal
 
 
 def test_job_ids_are_quoted_into_paths() -> None:
