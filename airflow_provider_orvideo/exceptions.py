@@ -184,7 +184,8 @@ class OpenRouterBadRequestError(OpenRouterApiError):
 
 
 class OpenRouterAuthError(OpenRouterApiError):
-    """401 or 403: the API key is missing, wrong, or not allowed to do this."""
+    """401 or 403: OpenRouter refused the API key, or it is not allowed to do this (a connection
+    without a key is an :class:`InvalidConnectionError`, raised before any request)."""
 
 
 class OpenRouterPaymentRequiredError(OpenRouterApiError):

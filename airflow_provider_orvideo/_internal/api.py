@@ -223,11 +223,9 @@ def settings_from_connection(
     """
     api_key = (password or "").strip()
     if not api_key:
-        raise OpenRouterAuthError(
-            "The OpenRouter connection has no API key: set the connection's password (labelled "
-            "'API key' in the UI) to an OpenRouter key.",
-            http_status=401,
-            api_message="no API key configured",
+        raise InvalidConnectionError(
+            f"The OpenRouter connection has no API key: the {API_KEY_FIELD} of connection {conn_id!r} is "
+            "empty. Set it to an OpenRouter key. No request was sent."
         )
     problem = _header_value_problem(api_key, spaces_allowed=False)
     if problem is not None:

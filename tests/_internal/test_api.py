@@ -17,6 +17,7 @@ from airflow_provider_orvideo._internal.api import (
     settings_from_connection,
 )
 from airflow_provider_orvideo.exceptions import (
+    InvalidConnectionError,
     OpenRouterApiError,
     OpenRouterAuthError,
     OpenRouterBadRequestError,
@@ -62,7 +63,7 @@ def test_settings_keep_the_key_out_of_repr() -> None:
 
 
 def test_missing_key_is_a_clear_auth_error() -> None:
-    with pytest.raises(OpenRouterAuthError, match="no API key"):
+    with pytest.raises(InvalidConnectionError, match="no API key"):
         settings_from_connection(
             conn_id="openrouter_default", host=None, schema=None, port=None, password=None, extra={}
         )

@@ -36,7 +36,6 @@ from orvideo_emulator import EmulatorControl, EmulatorServer
 from airflow_provider_orvideo._internal.api import ConnectionSettings
 from airflow_provider_orvideo.exceptions import (
     InvalidConnectionError,
-    OpenRouterAuthError,
     OpenRouterVideoError,
     RequestNotSentError,
 )
@@ -289,7 +288,7 @@ def test_whitespace_only_key_is_a_missing_key(
     error = outcome_of(op, OpenRouterVideoHook(CONN_ID, retry_policy=FAST), "gen-vid-x", tmp_path / "o.mp4")
     record_property("outcome", type(error).__name__)
     record_property("requests", len(emulator.control.requests()))
-    assert isinstance(error, OpenRouterAuthError), repr(error)
+    assert isinstance(error, InvalidConnectionError), repr(error)
     assert "The OpenRouter connection has no API key" in str(error)
     assert emulator.control.requests() == []
 
