@@ -42,7 +42,9 @@ class WatchVideoLink(BaseOperatorLink):
                 return ""
             from airflow.sdk.execution_time.xcom import XCom
 
-            if not XCom.get_value(ti_key=ti_key, key="output_paths"):
+            from airflow_provider_orvideo._internal.task_record import OUTPUT_PATHS, saved_paths
+
+            if not saved_paths(XCom.get_value(ti_key=ti_key, key=OUTPUT_PATHS)):
                 return ""
             path = watch_path(ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)
             base = _base_url()

@@ -34,11 +34,18 @@ from urllib.parse import quote
 # This module is imported only when the plugin's app is built, in the api-server.
 from starlette.responses import Response as StarletteResponse
 
+from airflow_provider_orvideo._internal.task_record import (
+    OUTPUT_CONN_ID,
+    OUTPUT_HOST,
+    OUTPUT_PATHS,
+    RECORDED_KEYS,
+    USAGE,
+    VIDEO_REQUEST,
+)
 from airflow_provider_orvideo.plugins.video_html import PageUrls, render_error, render_gallery, render_watch
 from airflow_provider_orvideo.plugins.video_sources import STREAM_CHUNK_BYTES, Source, open_video, probe
 from airflow_provider_orvideo.plugins.video_views import (
     GALLERY_PAGE_SIZE,
-    RECORDED_KEYS,
     SPEND_DAYS,
     SPEND_MAX_ROWS,
     GalleryFilter,
@@ -179,7 +186,7 @@ def load_video(task: VideoTask) -> RecordedVideo | None:
             )
         )
     values = {key: value for key, value, _ in rows}
-    recorded_at = next((stamp for key, _, stamp in rows if key == "output_paths"), None)
+    recorded_at = next((stamp for key, _, stamp in rows if key == OUTPUT_PATHS), None)
     return RecordedVideo.from_xcoms(task, values, recorded_at=recorded_at, try_number=try_number)
 
 
@@ -193,6 +200,11 @@ def _same_task_instance(other: Any, paths: Any) -> Any:
     )
 
 
+GALLERY_KEYS = (OUTPUT_PATHS, VIDEO_REQUEST, USAGE, OUTPUT_CONN_ID, OUTPUT_HOST)
+"""The XComs a gallery card is read from: a video task's saved video (the first two) and, when
+recorded, its cost and where it is."""
+
+
 def load_gallery(readable: set[str], filters: GalleryFilter) -> GalleryPage:
     """One page of the newest saved videos the user may read: one keyset-paged query."""
     from airflow.models.xcom import XComModel
@@ -200,7 +212,8 @@ def load_gallery(readable: set[str], filters: GalleryFilter) -> GalleryPage:
     from sqlalchemy import and_, or_, select
     from sqlalchemy.orm import aliased
 
-    paths, request, usage, conn, host = (aliased(XComModel) for _ in range(5))
+    xcoms = {key: aliased(XComModel) for key in GALLERY_KEYS}
+    paths, request = xcoms[OUTPUT_PATHS], xcoms[VIDEO_REQUEST]
     statement = (
         select(
             paths.dag_id,
@@ -209,22 +222,18 @@ def load_gallery(readable: set[str], filters: GalleryFilter) -> GalleryPage:
             paths.map_index,
             paths.timestamp,
             paths.dag_run_id,
-            paths.value,
-            request.value,
-            usage.value,
-            conn.value,
-            host.value,
+            *(xcom.value for xcom in xcoms.values()),
         )
-        .join(request, and_(_same_task_instance(request, paths), request.key == "video_request"))
-        .outerjoin(usage, and_(_same_task_instance(usage, paths), usage.key == "usage"))
-        .outerjoin(conn, and_(_same_task_instance(conn, paths), conn.key == "output_conn_id"))
-        .outerjoin(host, and_(_same_task_instance(host, paths), host.key == "output_host"))
-        .where(paths.key == "output_paths", paths.dag_id.in_(sorted(readable)))
+        .join(request, and_(_same_task_instance(request, paths), request.key == VIDEO_REQUEST))
+        .where(paths.key == OUTPUT_PATHS, paths.dag_id.in_(sorted(readable)))
         .order_by(
             paths.timestamp.desc(), paths.dag_run_id.desc(), paths.task_id.desc(), paths.map_index.desc()
         )
         .limit(GALLERY_PAGE_SIZE + 1)
     )
+    for key in GALLERY_KEYS[2:]:  # recorded or not
+        xcom = xcoms[key]
+        statement = statement.outerjoin(xcom, and_(_same_task_instance(xcom, paths), xcom.key == key))
     if filters.dag_id:
         statement = statement.where(paths.dag_id == filters.dag_id)
     if filters.model:
@@ -259,13 +268,7 @@ def load_gallery(readable: set[str], filters: GalleryFilter) -> GalleryPage:
     for dag_id, run_id, task_id, map_index, stamp, _, *values in rows[:GALLERY_PAGE_SIZE]:
         recorded = RecordedVideo.from_xcoms(
             VideoTask(dag_id, run_id, task_id, map_index),
-            dict(
-                zip(
-                    ("output_paths", "video_request", "usage", "output_conn_id", "output_host"),
-                    values,
-                    strict=True,
-                )
-            ),
+            dict(zip(GALLERY_KEYS, values, strict=True)),
             recorded_at=stamp,
         )
         if recorded is not None:
@@ -290,8 +293,8 @@ def load_spend(
     model = request.value["model"].as_string()
     statement = (
         select(usage.dag_id, usage.timestamp, usage.value, model)
-        .join(request, and_(_same_task_instance(request, usage), request.key == "video_request"))
-        .where(usage.key == "usage", usage.timestamp >= since, usage.dag_id.in_(sorted(readable)))
+        .join(request, and_(_same_task_instance(request, usage), request.key == VIDEO_REQUEST))
+        .where(usage.key == USAGE, usage.timestamp >= since, usage.dag_id.in_(sorted(readable)))
         .limit(SPEND_MAX_ROWS)
     )
     if filters.dag_id:

@@ -29,17 +29,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+from airflow_provider_orvideo._internal.task_record import SavedVideo, recorded_request, usage_cost
+
 __all__ = [
     "GALLERY_PAGE_SIZE",
     "MAP_INDEX_PLACEHOLDER",
-    "RECORDED_KEYS",
     "SPEND_DAYS",
     "SPEND_MAX_ROWS",
     "VIDEO_MEDIA_TYPES",
@@ -64,24 +64,10 @@ __all__ = [
     "media_type_of",
     "output_index",
     "spend_chart",
-    "xcom_value",
 ]
 
 MAP_INDEX_PLACEHOLDER = "{MAP_INDEX}"
 """Airflow 3.1-3.3 leave this in a plugin view's URL for a task instance that is not mapped."""
-
-RECORDED_KEYS = (
-    "output_paths",
-    "output_sizes",
-    "output_conn_id",
-    "output_host",
-    "unavailable_outputs",
-    "video_request",
-    "usage",
-    "job_id",
-    "generation_id",
-)
-"""The XComs a successful video task records (see the operator's docstring)."""
 
 VIDEO_MEDIA_TYPES = {
     ".mp4": "video/mp4",
@@ -178,27 +164,6 @@ class VideoTask:
         ) == (self.dag_id, self.run_id, self.task_id, self.map_index)
 
 
-def xcom_value(raw: Any) -> Any:
-    """An XCom value as read from the metadata database: native JSON, or a JSON string from an
-    XCom backend or an older writer."""
-    if isinstance(raw, (str, bytes)):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
-def _size(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 @dataclass(frozen=True)
 class RecordedVideo:
     """What a successful video task recorded: its outputs, where they are, and what they cost."""
@@ -226,32 +191,25 @@ class RecordedVideo:
         recorded_at: datetime | None = None,
         try_number: int | None = None,
     ) -> RecordedVideo | None:
-        """From the task instance's XComs by key; None unless it is a video task that saved a video
-        (``video_request`` marks the operator, ``output_paths`` a saved video)."""
-        paths = xcom_value(values.get("output_paths"))
-        request = xcom_value(values.get("video_request"))
-        if not isinstance(paths, list) or not paths or not isinstance(request, dict):
+        """From the task instance's XComs by key (read by
+        :mod:`~airflow_provider_orvideo._internal.task_record`); None unless it is a video task that
+        saved a video (``video_request`` marks the operator, ``output_paths`` a saved video)."""
+        request = recorded_request(values)
+        saved = SavedVideo.from_xcoms(values)
+        if request is None or saved is None:
             return None
-        usage = xcom_value(values.get("usage"))
-        conn_id = xcom_value(values.get("output_conn_id"))
-        host = xcom_value(values.get("output_host"))
-        job_id = xcom_value(values.get("job_id"))
-        missing = xcom_value(values.get("unavailable_outputs"))
-        sizes = xcom_value(values.get("output_sizes"))
         return cls(
             task=task,
-            locations=tuple(str(path) for path in paths),
-            conn_id=conn_id if isinstance(conn_id, str) and conn_id else None,
-            host=host if isinstance(host, str) else None,
+            locations=saved.paths,
+            conn_id=saved.conn_id,
+            host=saved.host,
             request=request,
-            cost=_number(usage.get("cost")) if isinstance(usage, dict) else None,
-            job_id=job_id if isinstance(job_id, str) else None,
+            cost=saved.cost,
+            job_id=saved.job_id,
             recorded_at=recorded_at,
             try_number=try_number,
-            missing_outputs=tuple(i for i in missing if isinstance(i, int))
-            if isinstance(missing, list)
-            else (),
-            sizes=tuple(_size(value) for value in sizes) if isinstance(sizes, list) else (),
+            missing_outputs=saved.unavailable,
+            sizes=saved.sizes,
         )
 
     def recorded_size(self, index: int) -> int | None:
@@ -558,8 +516,7 @@ def spend_chart(
         if not first <= day <= today:
             continue
         videos += 1
-        value = xcom_value(usage)
-        cost = _number(value.get("cost")) if isinstance(value, dict) else None
+        cost = usage_cost(usage)
         if cost is None:
             unpriced += 1
             continue
