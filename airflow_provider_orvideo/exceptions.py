@@ -103,7 +103,19 @@ NOTHING_SPENT = "Nothing was submitted to OpenRouter and nothing was billed."
 
 
 class OpenRouterVideoError(AirflowException):
-    """Base class of every error this provider raises."""
+    """Base class of every error this provider raises.
+
+    ``request_left`` says whether the HTTP request behind the error left this machine: ``False``
+    when it provably never did (no connection was made, the client refused to build it, the
+    connection was unusable), ``True`` when it did or may have (an answer came, or the exchange
+    broke after sending began), ``None`` when unknown or not about a request. Whether a failed
+    submit may have created a paid job rests on it
+    (:func:`~airflow_provider_orvideo._internal.submission.submit_created_nothing`), never on the
+    class hierarchy. Set per class where the class decides it, per error by the retry engine
+    where only the exchange does.
+    """
+
+    request_left: bool | None = None
 
 
 class InvalidVideoRequestError(OpenRouterVideoError, AirflowFailException, ValueError):
@@ -149,6 +161,8 @@ class InvalidConnectionError(OpenRouterVideoError, AirflowFailException):
     cannot be sent in an HTTP header). Raised before any request; the message names the
     connection and the field, never the value of a secret."""
 
+    request_left = False
+
 
 class InvalidSettingError(OpenRouterVideoError, AirflowFailException):
     """An Airflow setting read by this provider (``[openrouter] loopback_poll_scale``,
@@ -163,6 +177,9 @@ class OpenRouterApiError(OpenRouterVideoError):
     ``api_message`` is OpenRouter's ``error.message`` verbatim; ``error_type`` is
     ``error.metadata.error_type`` when present.
     """
+
+    request_left = True
+    """An HTTP answer came back: the request reached a server."""
 
     def __init__(
         self,
@@ -209,7 +226,14 @@ class OpenRouterServerError(OpenRouterApiError):
 
 
 class OpenRouterTransportError(OpenRouterVideoError):
-    """No HTTP answer at all (connection refused or reset, timeout), after our own retries."""
+    """No HTTP answer at all (connection refused or reset, timeout), after our own retries.
+
+    ``request_left`` is ``False`` by default (the submit's transport error is raised only when no
+    connection was made: a lost answer is a :class:`SubmitOutcomeUnknownError`); the retry engine
+    sets it ``True`` on an error whose exchange broke after the request was sent.
+    """
+
+    request_left: bool | None = False
 
 
 class RequestNotSentError(OpenRouterTransportError):
@@ -218,9 +242,13 @@ class RequestNotSentError(OpenRouterTransportError):
     Nothing left the worker, so nothing was created or billed; the same request fails the same
     way, so it is never retried. Usually the connection's host (base URL) is unusable."""
 
+    request_left = False
+
 
 class OpenRouterResponseError(OpenRouterVideoError):
     """OpenRouter answered 2xx with a body that does not match the documented shape."""
+
+    request_left = True
 
 
 class SubmitOutcomeUnknownError(OpenRouterVideoError):
@@ -232,6 +260,8 @@ class SubmitOutcomeUnknownError(OpenRouterVideoError):
     OpenRouter may have created, and may bill, a job whose id we never learned. The POST is
     deliberately not retried automatically: a blind retry can pay for a second video.
     """
+
+    request_left = True
 
 
 class ResubmissionRefusedError(OpenRouterVideoError, AirflowFailException):

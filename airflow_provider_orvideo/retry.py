@@ -132,6 +132,13 @@ class Fault(str, enum.Enum):
     """The HTTP library refused to build the request (a URL or header value it cannot send):
     nothing left, and the same request fails the same way."""
 
+    @property
+    def request_left(self) -> bool:
+        """Whether the request may have reached the server: the one place this is known, written
+        onto the error raised (:attr:`OpenRouterVideoError.request_left
+        <airflow_provider_orvideo.exceptions.OpenRouterVideoError.request_left>`)."""
+        return self is Fault.SENT
+
 
 @dataclass(frozen=True)
 class Answered:
@@ -198,6 +205,12 @@ def _content_words(request: ApiRequest) -> str:
 
 
 def _status_failure(request: ApiRequest, answer: Answered, secret: str) -> OpenRouterVideoError:
+    failure = _answer_failure(request, answer, secret)
+    failure.request_left = True  # a server answered it
+    return failure
+
+
+def _answer_failure(request: ApiRequest, answer: Answered, secret: str) -> OpenRouterVideoError:
     error = api_error(request.endpoint, answer.status_code, answer.body)
     if secret:  # a server (or a proxy in front of it) echoing the key back
         error.api_message = redact(error.api_message, secret, bearer=False)
@@ -218,6 +231,12 @@ def _status_failure(request: ApiRequest, answer: Answered, secret: str) -> OpenR
 
 
 def _broken_failure(request: ApiRequest, broken: Broken, secret: str, conn_id: str) -> OpenRouterVideoError:
+    failure = _exchange_failure(request, broken, secret, conn_id)
+    failure.request_left = broken.fault.request_left
+    return failure
+
+
+def _exchange_failure(request: ApiRequest, broken: Broken, secret: str, conn_id: str) -> OpenRouterVideoError:
     if broken.fault is Fault.REFUSED:
         where = f" Check the host (base URL) of the connection {conn_id!r}." if broken.about_url else ""
         return RequestNotSentError(
@@ -290,7 +309,7 @@ class RetryPolicy:
         if outcome.fault is Fault.REFUSED:
             return GiveUp(_broken_failure(request, outcome, secret, conn_id))
         delay = self.delay_after_transport_error(
-            idempotent=idempotent, attempt=attempt, request_sent=outcome.fault is Fault.SENT, rand=rand
+            idempotent=idempotent, attempt=attempt, request_sent=outcome.fault.request_left, rand=rand
         )
         if delay is None:
             return GiveUp(_broken_failure(request, outcome, secret, conn_id))

@@ -248,3 +248,37 @@ def test_transient_is_the_retryable_statuses() -> None:
     assert is_transient(OpenRouterServerError("x", http_status=502))
     assert is_transient(OpenRouterTransportError("reset"))
     assert not is_transient(RequestNotSentError("refused"))
+
+
+@given(
+    request=st.sampled_from([SUBMIT, POLL, CONTENT]),
+    fault=st.sampled_from(list(Fault)),
+    received=st.integers(min_value=0, max_value=10_000),
+)
+def test_every_broken_exchange_says_whether_its_request_left(
+    request: object, fault: Fault, received: int
+) -> None:
+    """The adapter's classification is written onto the error, whatever its class: never unknown."""
+    decision = POLICY.next_step(
+        request, POLICY.max_attempts, Broken(fault, "X: y", received=received), now=0.0
+    )  # type: ignore[arg-type]
+    assert isinstance(decision, GiveUp)
+    assert decision.error.request_left is (fault is Fault.SENT)
+
+
+@given(request=st.sampled_from([SUBMIT, POLL, CONTENT]), status=st.integers(min_value=400, max_value=599))
+def test_every_error_answer_says_its_request_left(request: object, status: int) -> None:
+    decision = POLICY.next_step(request, POLICY.max_attempts, Answered(status), now=0.0)  # type: ignore[arg-type]
+    assert isinstance(decision, GiveUp)
+    assert decision.error.request_left is True
+
+
+def test_the_submit_whose_answer_was_lost_left_and_one_never_sent_did_not() -> None:
+    lost = step(SUBMIT, 1, Broken(Fault.SENT, "RemoteProtocolError: reset"))
+    unreachable = step(SUBMIT, POLICY.max_attempts, Broken(Fault.NOT_SENT, "ConnectError: refused"))
+    assert isinstance(lost, GiveUp)
+    assert isinstance(lost.error, SubmitOutcomeUnknownError)
+    assert lost.error.request_left is True
+    assert isinstance(unreachable, GiveUp)
+    assert type(unreachable.error) is OpenRouterTransportError
+    assert unreachable.error.request_left is False

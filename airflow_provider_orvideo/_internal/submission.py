@@ -50,19 +50,18 @@ NOTHING_CREATED_STATUSES = frozenset({400, 401, 402, 403, 404, 413, 422, 429})
 def submit_created_nothing(error: BaseException) -> bool:
     """Whether a failed submit proves that OpenRouter created no job, so the next try may submit.
 
-    True for a documented refusal (:data:`NOTHING_CREATED_STATUSES`) and for a request that never
-    left: a connection never made, or a request refused on our side (an unusable connection
-    value). Everything else, a lost answer above all, may have created a paid job.
+    True for a request that never left (``request_left`` is False: a connection never made, a
+    request refused on our side, an unusable connection value) and for a documented refusal
+    (:data:`NOTHING_CREATED_STATUSES`). Everything else, a lost answer above all, and any error
+    that does not say whether its request left, may have created a paid job. The error's
+    ``request_left`` decides, not its class: a lost answer stays "may have created" wherever it
+    sits in the hierarchy.
     """
-    from airflow_provider_orvideo.exceptions import (
-        InvalidConnectionError,
-        OpenRouterApiError,
-        OpenRouterTransportError,
-    )
+    from airflow_provider_orvideo.exceptions import OpenRouterApiError
 
-    if isinstance(error, OpenRouterApiError):
-        return error.http_status in NOTHING_CREATED_STATUSES
-    return isinstance(error, (OpenRouterTransportError, InvalidConnectionError))
+    if getattr(error, "request_left", None) is False:
+        return True
+    return isinstance(error, OpenRouterApiError) and error.http_status in NOTHING_CREATED_STATUSES
 
 
 LABEL_FIELDS = frozenset({"trace", "user", "session_id"})

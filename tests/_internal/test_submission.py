@@ -212,6 +212,27 @@ def test_only_proof_that_no_job_exists_frees_the_next_try(
         assert (error.http_status in NOTHING_CREATED_STATUSES) is created_nothing
 
 
+def test_a_lost_submit_answer_frees_nothing_wherever_its_class_sits() -> None:
+    """Money safety rests on ``request_left``, not on the hierarchy: a SubmitOutcomeUnknownError
+    that were also an OpenRouterTransportError (as it could well be) still frees nothing."""
+    as_subclass = type("SubmitOutcomeUnknownError", (OpenRouterTransportError,), {"request_left": True})
+    as_mixin = type("LostAnswer", (SubmitOutcomeUnknownError, OpenRouterTransportError), {})
+    for cls in (as_subclass, as_mixin):
+        error = cls("The submit request (POST /videos) was sent but no answer came back.")
+        assert isinstance(error, OpenRouterTransportError)
+        assert submit_created_nothing(error) is False
+    sent = OpenRouterTransportError("No answer from OpenRouter for POST /videos (reset).")
+    sent.request_left = True  # the retry engine's mark on an exchange broken after sending
+    assert submit_created_nothing(sent) is False
+
+
+@pytest.mark.parametrize("request_left", [None, True])
+def test_an_error_that_does_not_prove_the_request_stayed_frees_nothing(request_left: bool | None) -> None:
+    error = InvalidConnectionError("unusable key")
+    error.request_left = request_left
+    assert submit_created_nothing(error) is False
+
+
 def test_a_submit_is_retried_only_on_an_answer_that_proves_nothing_was_created() -> None:
     policy = RetryPolicy()
     for status in (400, 402, 408, 409, 500, 502, 503):
