@@ -30,8 +30,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_orvideo._internal.api import MAX_REQUEST_BODY_BYTES
-from airflow_provider_orvideo._internal.arguments import FRAME_TYPES as FRAME_TYPES
-from airflow_provider_orvideo._internal.arguments import (
+from airflow_provider_orvideo._internal.field_checks import FRAME_TYPES as FRAME_TYPES
+from airflow_provider_orvideo._internal.field_checks import (
     frame_images_problems,
     input_references_problems,
     is_object_storage_path,

@@ -1,6 +1,6 @@
 """Build the submit body and check it against the model's declared capabilities, before money.
 
-Everything here is pure. The operator renders its templates, calls :func:`build_request` (type
+Everything here is pure. The operator renders its templates, calls :func:`build_request_from` (type
 checks, so ``"8"`` from a Jinja template becomes ``8``), then :func:`check_against_model` with
 the catalogue from ``GET /videos/models``. Every problem is reported at once, each naming the
 field, the value, the model and what is allowed, so one fix-and-rerun cycle is enough.
@@ -14,8 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_orvideo._internal.api import MAX_REQUEST_BODY_BYTES, VideoModel, submit_request
-from airflow_provider_orvideo._internal.arguments import MAX_SESSION_ID_LENGTH as MAX_SESSION_ID_LENGTH
-from airflow_provider_orvideo._internal.arguments import check_request_fields, shown
+from airflow_provider_orvideo._internal.field_checks import MAX_SESSION_ID_LENGTH as MAX_SESSION_ID_LENGTH
+from airflow_provider_orvideo._internal.field_checks import shown
+from airflow_provider_orvideo._internal.request_fields import (
+    MEDIA_FIELDS,
+    NON_MEDIA_FIELDS,
+    REQUEST_FIELD_TABLE,
+    check_request_fields,
+)
 from airflow_provider_orvideo.exceptions import (
     NOTHING_SPENT,
     InvalidOperatorArgumentError,
@@ -48,40 +54,16 @@ class VideoRequest:
     user: str | None = None
 
     def to_body(self) -> dict[str, Any]:
-        fields: dict[str, Any] = {
-            "model": self.model,
-            "prompt": self.prompt,
-            "duration": self.duration,
-            "resolution": self.resolution,
-            "aspect_ratio": self.aspect_ratio,
-            "size": self.size,
-            "generate_audio": self.generate_audio,
-            "seed": self.seed,
-            "previous_job_id": self.previous_job_id,
-            "session_id": self.session_id,
-            "trace": dict(self.trace) if self.trace else None,
-            "user": self.user,
-        }
-        if self.frame_images:
-            fields["frame_images"] = [
-                {"type": "image_url", "image_url": {"url": media.url}, "frame_type": frame_type}
-                for frame_type, media in self.frame_images
-            ]
-        if self.input_references:
-            fields["input_references"] = [
-                {"type": kind.content_type, kind.content_type: {"url": media.url}}
-                for kind, media in self.input_references
-            ]
-        if self.provider_options:
-            fields["provider"] = {
-                "options": {
-                    slug: {"parameters": dict(params)} for slug, params in self.provider_options.items()
-                }
-            }
-        return {key: value for key, value in fields.items() if value is not None}
+        """The submit body: each field as its row of the request field table sends it."""
+        body: dict[str, Any] = {}
+        for field in REQUEST_FIELD_TABLE:
+            value = field.body_value(getattr(self, field.name))
+            if value is not None:
+                body[field.body_key] = value
+        return body
 
     def media(self) -> list[ResolvedMedia]:
-        return [media for _, media in self.frame_images] + [media for _, media in self.input_references]
+        return [media for name in MEDIA_FIELDS for _, media in getattr(self, name)]
 
 
 def _fail(
@@ -91,47 +73,28 @@ def _fail(
     return error(f"Invalid video request for model {shown_model(model)}:\n{lines}\n{NOTHING_SPENT}")
 
 
-def build_request(
+def build_request_from(
+    values: Mapping[str, Any],
     *,
-    model: Any,
-    prompt: Any,
-    duration: Any = None,
-    resolution: Any = None,
-    aspect_ratio: Any = None,
-    size: Any = None,
-    generate_audio: Any = None,
-    seed: Any = None,
     frame_images: tuple[tuple[str, ResolvedMedia], ...] = (),
     input_references: tuple[tuple[MediaKind, ResolvedMedia], ...] = (),
-    provider_options: Any = None,
-    previous_job_id: Any = None,
-    session_id: Any = None,
-    trace: Any = None,
-    user: Any = None,
 ) -> VideoRequest:
     """Type-check rendered operator arguments into a :class:`VideoRequest` (no network).
 
-    The checks are :data:`airflow_provider_orvideo._internal.arguments.FIELD_CHECKS`, the ones the operator
-    also runs when the DAG is parsed. Media fields arrive already resolved (see
+    ``values`` maps the request fields that are not media
+    (:data:`~airflow_provider_orvideo._internal.request_fields.NON_MEDIA_FIELDS`) to their values;
+    a field left out is None. The checks are the fields' converters, the ones the operator also
+    runs when the DAG is parsed. Media fields arrive already resolved (see
     :mod:`airflow_provider_orvideo.media`). Raises :class:`InvalidOperatorArgumentError`.
     """
-    fields, problems = check_request_fields(
-        {
-            "model": model,
-            "prompt": prompt,
-            "duration": duration,
-            "resolution": resolution,
-            "aspect_ratio": aspect_ratio,
-            "size": size,
-            "generate_audio": generate_audio,
-            "seed": seed,
-            "provider_options": provider_options,
-            "previous_job_id": previous_job_id,
-            "session_id": session_id,
-            "trace": trace,
-            "user": user,
-        }
-    )
+    unknown = sorted(set(values) - set(NON_MEDIA_FIELDS))
+    if unknown:  # the caller's mistake, not the DAG author's
+        raise TypeError(
+            f"build_request_from() got {', '.join(unknown)}; it takes {', '.join(NON_MEDIA_FIELDS)}, "
+            "and the media resolved, as frame_images= and input_references="
+        )
+    model, prompt = values.get("model"), values.get("prompt")
+    fields, problems = check_request_fields({name: values.get(name) for name in NON_MEDIA_FIELDS})
     has_problem = {name for name in ("model", "prompt") if any(p.startswith(f"{name}=") for p in problems)}
     if fields["model"] is None and "model" not in has_problem:
         problems.append(
@@ -148,6 +111,16 @@ def build_request(
         input_references=input_references,
         **fields,
     )
+
+
+def build_request(
+    *,
+    frame_images: tuple[tuple[str, ResolvedMedia], ...] = (),
+    input_references: tuple[tuple[MediaKind, ResolvedMedia], ...] = (),
+    **values: Any,
+) -> VideoRequest:
+    """:func:`build_request_from` with the fields as keyword arguments."""
+    return build_request_from(values, frame_images=frame_images, input_references=input_references)
 
 
 def _got(name: str, value: Any) -> str:
