@@ -1,9 +1,14 @@
-"""The poll decision and the trigger event contract, free of I/O and clocks.
+"""The poll decision, the trigger event contract, and how a task ends on an event.
 
 The async trigger (triggerer) and the operator's ``deferrable=False`` loop (worker) are thin
-shells around :class:`JobPoller`: they fetch the job, pass it (or the error) in with ``now``,
-and act on the :class:`PollStep` they get back. Time is injected, so every branch is tested
-without sleeping.
+shells around :meth:`JobPoller.step`: they fetch the job, pass it (or the error) in with ``now``,
+act on the :class:`PollStep` they get back, and log it with :func:`report`. The worker's loop is
+:func:`poll_until_event` (its clock, sleep and jitter injected); the trigger's is its ``run()``,
+the same loop with ``await``. Time is injected everywhere, so every branch is tested without
+sleeping.
+
+An event that brought no video ends the task with the exception and the retry advice of
+:data:`ENDINGS` (:func:`ending_error`), saying who acts next (:func:`next_try`).
 
 The event payload is a versioned contract between a trigger serialized by one release and an
 operator resumed by another: a closed set of statuses (:data:`TRIGGER_EVENT_STATUSES`), JSON
@@ -21,10 +26,12 @@ from __future__ import annotations
 import enum
 import ipaddress
 import math
-from collections.abc import Mapping, Sequence
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from airflow_provider_orvideo._internal.api import TERMINAL_JOB_STATUSES, JobStatus, VideoJob
@@ -32,21 +39,35 @@ from airflow_provider_orvideo.exceptions import (
     OpenRouterNotFoundError,
     OpenRouterVideoError,
     TriggerEventError,
+    VideoJobCancelledError,
+    VideoJobError,
+    VideoJobExpiredError,
+    VideoJobFailedError,
+    VideoJobPollingError,
+    VideoJobTimeoutError,
 )
 from airflow_provider_orvideo.retry import is_transient
 
 __all__ = [
+    "ENDINGS",
     "EVENT_VERSION",
     "FIRST_FAILURE_DELAY_SECONDS",
     "LOOPBACK_POLL_SCALE_ENV_VAR",
     "TRIGGER_EVENT_STATUSES",
+    "Ending",
     "EventStatus",
     "JobPoller",
     "PollSchedule",
+    "PollState",
+    "PollStep",
     "VideoJobEvent",
     "confirm_webhook",
     "download_may_recover",
+    "ending_error",
     "loopback_poll_scale",
+    "next_try",
+    "poll_until_event",
+    "report",
     "terminal_event",
     "waits_through",
 ]
@@ -340,6 +361,17 @@ class JobPoller:
             "endpoint), so it may still render and bill.",
         )
 
+    def step(
+        self, state: PollState, answer: VideoJob | OpenRouterVideoError, *, now: float, jitter: float = 0.0
+    ) -> PollStep:
+        """Decide after one poll, whatever it brought: the job, or the error the hook raised.
+
+        The one entry point of every driver (the trigger, :func:`poll_until_event`,
+        :func:`confirm_webhook`); ``jitter`` in [0, 1) spreads retries after a failure."""
+        if isinstance(answer, OpenRouterVideoError):
+            return self.on_error(state, answer, now=now, jitter=jitter)
+        return self.on_job(state, answer, now=now)
+
     def on_job(self, state: PollState, job: VideoJob, *, now: float) -> PollStep:
         """Decide after a successful poll."""
         changed = job.status != state.last_status
@@ -441,11 +473,10 @@ def confirm_webhook(
     * past the deadline: the timeout event; a GET OpenRouter refuses: the error event.
     """
     job_id = poller.job_id
+    step = poller.step(PollState(), answer, now=now)
     if isinstance(answer, OpenRouterVideoError):
-        step = poller.on_error(PollState(), answer, now=now)
         reported = f"asking OpenRouter for the job failed ({answer})"
     else:
-        step = poller.on_job(PollState(), answer, now=now)
         reported = f"OpenRouter reports it {answer.status}"
     event = step.event
     if event is not None and event.status in _REMOTE_TERMINAL.values():
@@ -466,4 +497,117 @@ def confirm_webhook(
             f"{contradiction}. The webhook is not acted on: the task waits for the job again, on the "
             f"normal poll schedule (every {poller.poll_interval:g} s), until its deadline {_iso(poller.deadline)}."
         ),
+    )
+
+
+# -- the drivers' shared steps -----------------------------------------------------------------
+
+
+class PollLog(Protocol):
+    """The two levels a poll driver logs at (a ``logging.Logger``, Airflow's task logger)."""
+
+    def info(self, msg: str, /, *args: Any) -> object: ...
+
+    def warning(self, msg: str, /, *args: Any) -> object: ...
+
+
+def report(step: PollStep, log: PollLog) -> None:
+    """Log what ``step`` has to say: a status change at INFO, anything worth a look at WARNING."""
+    if step.log_message:
+        log.info(step.log_message)
+    if step.warning:
+        log.warning(step.warning)
+
+
+def _ask(get_job: Callable[[str], VideoJob], job_id: str) -> VideoJob | OpenRouterVideoError:
+    try:
+        return get_job(job_id)
+    except OpenRouterVideoError as error:
+        return error
+
+
+def poll_until_event(
+    poller: JobPoller,
+    get_job: Callable[[str], VideoJob],
+    *,
+    log: PollLog,
+    sleep: Callable[[float], object] = time.sleep,
+    clock: Callable[[], float] = time.time,
+    rand: Callable[[], float] = random.random,
+) -> VideoJobEvent:
+    """Poll ``poller``'s job on this thread until it ends or its deadline passes: the
+    ``deferrable=False`` twin of the trigger's ``run()``, on the same :meth:`JobPoller.step`.
+
+    ``get_job`` is the hook's ``get_job`` (its own HTTP retries included); whatever
+    :class:`~airflow_provider_orvideo.exceptions.OpenRouterVideoError` it raises is the poll's
+    answer, never this function's: the poller decides whether to wait through it.
+    """
+    state = PollState()
+    sleep(poller.first_delay(clock()))
+    while True:
+        step = poller.step(state, _ask(get_job, poller.job_id), now=clock(), jitter=rand())
+        report(step, log)
+        if step.event is not None:
+            return step.event
+        state = step.state
+        sleep(step.delay or 0.0)
+
+
+# -- how a task ends on an event without a video ---------------------------------------------
+
+_RESUBMITS = "submits a new job, which is billed again (resubmit_failed_jobs=True)."
+_DOES_NOT_RESUBMIT = "does not submit again (resubmit_failed_jobs=False): it fails at once, nothing is paid."
+_REATTACHES = "re-attaches to the same job (no new payment) and downloads it once it completes."
+_ASKS_FIRST = (
+    "asks OpenRouter about the same job first and re-attaches to it (no new payment); it submits again "
+    "only if OpenRouter reports the job failed (with resubmit_failed_jobs=True), or answers 404 with "
+    "orphan_policy='resubmit'."
+)
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a task ends on an event that brought no video: the exception it raises, and what its
+    next try does (which may depend on ``resubmit_failed_jobs``), said truthfully to the on-call
+    reader: a verdict is paid for again only when asked, a timeout or a poll error never."""
+
+    error_class: type[VideoJobError]
+    retry_if_resubmitting: str
+    retry_otherwise: str
+
+    def retry(self, resubmit_failed: bool) -> str:
+        return self.retry_if_resubmitting if resubmit_failed else self.retry_otherwise
+
+
+ENDINGS: Mapping[EventStatus, Ending] = {
+    EventStatus.FAILED: Ending(VideoJobFailedError, _RESUBMITS, _DOES_NOT_RESUBMIT),
+    EventStatus.CANCELLED: Ending(VideoJobCancelledError, _RESUBMITS, _DOES_NOT_RESUBMIT),
+    EventStatus.EXPIRED: Ending(VideoJobExpiredError, _RESUBMITS, _DOES_NOT_RESUBMIT),
+    EventStatus.TIMEOUT: Ending(VideoJobTimeoutError, _REATTACHES, _REATTACHES),
+    EventStatus.ERROR: Ending(VideoJobPollingError, _ASKS_FIRST, _ASKS_FIRST),
+}
+"""Every event status but ``completed``: OpenRouter's verdicts (a retry pays again only with
+``resubmit_failed_jobs=True``) and our own endings (a retry re-attaches to the same job)."""
+
+
+def next_try(try_number: object, retries: object) -> str:
+    """Who acts next on a failed try (the start of a sentence): Airflow's retry if one is left,
+    else a user's clear. ``try_number`` is the task instance's (1-based), ``retries`` the task's."""
+    if isinstance(try_number, int) and isinstance(retries, int) and try_number <= retries:
+        return f"The next try ({try_number + 1} of {retries + 1})"
+    return "No retry is left; clearing this task"
+
+
+def ending_error(event: VideoJobEvent, *, next_try: str, resubmit_failed: bool) -> VideoJobError:
+    """The exception a task raises on ``event`` (any status but ``completed``): the event's
+    message, who acts next (:func:`next_try`) and what that next try does (:data:`ENDINGS`)."""
+    ending = ENDINGS.get(event.status)
+    if ending is None:
+        raise ValueError(
+            f"OpenRouter video job {event.job_id} completed: its ending is a video, not an error."
+        )
+    return ending.error_class(
+        f"{event.message} {next_try} {ending.retry(resubmit_failed)}",
+        job_id=event.job_id,
+        remote_error=event.remote_error,
     )

@@ -28,13 +28,14 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_orvideo._internal.api import VideoJob
 from airflow_provider_orvideo.defaults import (
     DEFAULT_CONN_ID,
     DEFAULT_POLL_INTERVAL_SECONDS,
 )
 from airflow_provider_orvideo.exceptions import OpenRouterVideoError
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
-from airflow_provider_orvideo.polling import JobPoller, PollState, PollStep
+from airflow_provider_orvideo.polling import JobPoller, PollState, report
 
 __all__ = [
     "OpenRouterVideoTrigger",
@@ -116,12 +117,6 @@ class OpenRouterVideoTrigger(BaseTrigger):
             initial_poll_delays=tuple(self.initial_delays),
         )
 
-    def _report(self, step: PollStep) -> None:
-        if step.log_message:
-            self.log.info(step.log_message)
-        if step.warning:
-            self.log.warning(step.warning)
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
         poller = self.poller()
         hook = OpenRouterVideoHook(self.openrouter_conn_id)
@@ -129,13 +124,14 @@ class OpenRouterVideoTrigger(BaseTrigger):
         try:
             await asyncio.sleep(poller.first_delay(time.time()))
             while True:
+                # The async twin of polling.poll_until_event: the same step, the same report.
+                answer: VideoJob | OpenRouterVideoError
                 try:
-                    job = await hook.aget_job(self.job_id)
+                    answer = await hook.aget_job(self.job_id)
                 except OpenRouterVideoError as error:
-                    step = poller.on_error(state, error, now=time.time(), jitter=random.random())
-                else:
-                    step = poller.on_job(state, job, now=time.time())
-                self._report(step)
+                    answer = error
+                step = poller.step(state, answer, now=time.time(), jitter=random.random())
+                report(step, self.log)
                 state = step.state
                 if step.event is not None:
                     self.log.info("Trigger finished for job %s: %s", self.job_id, step.event.status)
