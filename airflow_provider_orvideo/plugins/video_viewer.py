@@ -27,6 +27,7 @@ import functools
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -367,45 +368,70 @@ def _text(message: str, status: int, headers: Mapping[str, str] | None = None) -
     )
 
 
-def _login_redirect(request: Request) -> Response:
+def _login_url(request: Request) -> str | None:
+    """The auth manager's login page, back to this page after signing in; None without one."""
     from airflow.api_fastapi.app import get_auth_manager
-    from starlette.responses import RedirectResponse
 
     try:
-        target = get_auth_manager().get_url_login(next_url=str(request.url))
+        return str(get_auth_manager().get_url_login(next_url=str(request.url)))
     except Exception:  # an auth manager without a login page
-        return _html(
-            render_error("Sign in to Airflow", "Sign in to Airflow, then open this page again."), 401
-        )
-    return RedirectResponse(target, status_code=303)
+        return None
 
 
 Handler = Callable[["Request"], Awaitable["Response"]]
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """How the pages answer one kind of refusal: its status, the heading of its HTML page, and
+    headers both forms carry."""
+
+    status: int
+    heading: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    media_prefix: str = ""
+    """Before the message in a media answer (plain text)."""
+
+
+REFUSALS: dict[type[Exception], Refusal] = {
+    NotAuthenticated: Refusal(401, "Sign in to Airflow", media_prefix="Not authenticated: "),
+    Forbidden: Refusal(403, "Not allowed"),
+    InvalidViewRequest: Refusal(400, "Bad request"),
+    StorageTimeout: Refusal(503, "Storage too slow", {"Retry-After": "30"}),
+}
+"""Every refusal a route may raise; anything else is a bug, left to the api-server (500)."""
+
+
+def _refused(request: Request, error: Exception, *, page: bool) -> Response:
+    """The answer for a refusal: pages show an HTML page (or, signed out, go to the login), media
+    answer plain text with the status alone."""
+    from starlette.responses import RedirectResponse
+
+    refusal = next(answer for kind, answer in REFUSALS.items() if isinstance(error, kind))
+    if not page:
+        return _text(f"{refusal.media_prefix}{error}", refusal.status, refusal.headers)
+    message = str(error)
+    if isinstance(error, NotAuthenticated):
+        login = _login_url(request)
+        if login is not None:
+            return RedirectResponse(login, status_code=303)
+        message = "Sign in to Airflow, then open this page again."
+    response = _html(render_error(refusal.heading, message), refusal.status)
+    response.headers.update(refusal.headers)
+    return response
+
+
 def _answered(kind: str) -> Callable[[Handler], Handler]:
-    """The one place a refusal becomes an answer: pages (``"page"``) show an HTML page or redirect
-    to the login; media (``"media"``) answer plain text with the status alone."""
+    """The one place a refusal becomes an answer (:func:`_refused`), for every route: pages
+    (``"page"``) and media (``"media"``)."""
 
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def answer(request: Request) -> Response:
-            page = kind == "page"
             try:
                 return await handler(request)
-            except NotAuthenticated as error:
-                return _login_redirect(request) if page else _text(f"Not authenticated: {error}", 401)
-            except Forbidden as error:
-                return _html(render_error("Not allowed", str(error)), 403) if page else _text(str(error), 403)
-            except InvalidViewRequest as error:
-                return _html(render_error("Bad request", str(error)), 400) if page else _text(str(error), 400)
-            except StorageTimeout as error:
-                retry = {"Retry-After": "30"}
-                if page:
-                    response = _html(render_error("Storage too slow", str(error)), 503)
-                    response.headers.update(retry)
-                    return response
-                return _text(str(error), 503, retry)
+            except tuple(REFUSALS) as error:
+                return _refused(request, error, page=kind == "page")
 
         return answer
 
