@@ -100,7 +100,6 @@ MAX_BODY_BYTES = 64 * 1024
 """A documented event is a few hundred bytes; anything past 64 KiB is refused unread (413)."""
 FUTURE_SKEW_SECONDS = 30.0
 """How far ahead of this host's clock a signature may be dated: clock skew, nothing more."""
-TRIGGER_CLASSPATH = "airflow_provider_orvideo.triggers.openrouter_video.OpenRouterVideoTrigger"
 RETRY_AFTER_SECONDS = 1
 SETTINGS_TTL_SECONDS = 30.0
 """How long the receiver reuses a connection's settings: a changed or removed secret applies
@@ -522,6 +521,8 @@ def resume_waiting_task(event: VideoWebhookEvent, target: CallbackTarget) -> Res
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select
 
+    from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
+
     payload = terminal_event(event.job_id, event.status, event.error, source="webhook")
     if payload is None:  # parse_event admits terminal statuses only
         return ResumeOutcome.NOT_WAITING
@@ -541,14 +542,15 @@ def resume_waiting_task(event: VideoWebhookEvent, target: CallbackTarget) -> Res
         if ti.state != TaskInstanceState.DEFERRED or ti.trigger_id is None:
             return ResumeOutcome.NOT_WAITING
         trigger = session.get(Trigger, ti.trigger_id)
-        if trigger is None or trigger.classpath != TRIGGER_CLASSPATH:
+        if trigger is None:
             return ResumeOutcome.NOT_WAITING
         kwargs: Any = trigger.kwargs
-        if kwargs.get("openrouter_conn_id", DEFAULT_CONN_ID) != target.conn_id:
+        waited_for = OpenRouterVideoTrigger.job_waited_for(trigger.classpath, kwargs, conn_id=target.conn_id)
+        if waited_for is None:
             return ResumeOutcome.NOT_WAITING
-        if kwargs.get("job_id") != event.job_id:
+        if waited_for != event.job_id:
             return ResumeOutcome.OTHER_JOB
-        hint = replace(payload, deadline=kwargs.get("deadline"))
+        hint = replace(payload, deadline=OpenRouterVideoTrigger.deadline_of(kwargs))
         handle_event_submit(TriggerEvent(hint.to_payload()), task_instance=ti, session=session)  # type: ignore[no-untyped-call]
     return ResumeOutcome.RESUMED
 

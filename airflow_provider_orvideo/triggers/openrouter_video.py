@@ -15,6 +15,9 @@ Invariants (each one is there because breaking it costs money or a video):
 * **Exactly one event**, from :data:`~airflow_provider_orvideo.polling.TRIGGER_EVENT_STATUSES`.
 * ``cleanup()`` is left as the base class has it: it must never touch the remote job, because it
   also runs on every triggerer restart. There is no cancel endpoint anyway.
+* **Cheap to import.** The webhook receiver (in the api-server) asks :meth:`OpenRouterVideoTrigger.job_waited_for`
+  whether a deferred task's trigger row is one of ours; the hook (and its HTTP libraries) is
+  imported only when ``run()`` starts.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -34,12 +37,15 @@ from airflow_provider_orvideo.defaults import (
     DEFAULT_POLL_INTERVAL_SECONDS,
 )
 from airflow_provider_orvideo.exceptions import OpenRouterVideoError
-from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 from airflow_provider_orvideo.polling import JobPoller, PollState, report
 
 __all__ = [
     "OpenRouterVideoTrigger",
 ]
+
+_RELEASED_CLASSPATH = "airflow_provider_orvideo.triggers.openrouter_video.OpenRouterVideoTrigger"
+"""The classpath every release so far wrote into the trigger table: still recognised if the class
+moves, as deferred tasks keep rows written by the release before."""
 
 
 class OpenRouterVideoTrigger(BaseTrigger):
@@ -96,7 +102,7 @@ class OpenRouterVideoTrigger(BaseTrigger):
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-primitive kwargs. New kwargs must get defaults (rolling upgrades)."""
         return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
+            self._classpath(),
             {
                 "job_id": self.job_id,
                 "deadline": self.deadline,
@@ -106,6 +112,40 @@ class OpenRouterVideoTrigger(BaseTrigger):
                 "initial_delays": self.initial_delays,
             },
         )
+
+    @classmethod
+    def job_waited_for(cls, classpath: str, kwargs: Any, *, conn_id: str) -> str | None:
+        """The job a serialized trigger row (``classpath``, ``kwargs``) waits on through the connection
+        ``conn_id``, or ``None`` if the row is not this trigger's or polls through another connection.
+
+        For the webhook receiver, which must read rows written by this release and earlier ones:
+        the classpath :meth:`serialize` writes, or the one every release so far wrote; a row
+        without ``openrouter_conn_id`` polls through :data:`DEFAULT_CONN_ID`.
+        """
+        if classpath not in (cls._classpath(), _RELEASED_CLASSPATH) or not isinstance(kwargs, Mapping):
+            return None
+        if kwargs.get("openrouter_conn_id", DEFAULT_CONN_ID) != conn_id:
+            return None
+        job_id = kwargs.get("job_id")
+        return job_id if isinstance(job_id, str) and job_id else None
+
+    @classmethod
+    def waits_for(cls, classpath: str, kwargs: Any, *, conn_id: str, job_id: str) -> bool:
+        """Whether a serialized trigger row waits on ``job_id`` through ``conn_id`` (see
+        :meth:`job_waited_for`)."""
+        return cls.job_waited_for(classpath, kwargs, conn_id=conn_id) == job_id
+
+    @staticmethod
+    def deadline_of(kwargs: Mapping[str, Any]) -> float | None:
+        """The absolute deadline (Unix seconds) in a serialized trigger's kwargs, if it has a usable one."""
+        deadline = kwargs.get("deadline")
+        if isinstance(deadline, bool) or not isinstance(deadline, (int, float)):
+            return None
+        return float(deadline)
+
+    @classmethod
+    def _classpath(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
 
     def poller(self) -> JobPoller:
         """The poll decision for this trigger's job, rebuilt from the kwargs."""
@@ -118,6 +158,8 @@ class OpenRouterVideoTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
+
         poller = self.poller()
         hook = OpenRouterVideoHook(self.openrouter_conn_id)
         state = PollState()

@@ -248,3 +248,64 @@ def test_the_trigger_for_a_poller_polls_by_the_same_decision() -> None:
     _, kwargs = trigger.serialize()
     assert OpenRouterVideoTrigger(**kwargs).poller() == poller
     assert kwargs["openrouter_conn_id"] == "openrouter_custom"
+
+
+# -- what the webhook receiver asks of a trigger row -------------------------------------------
+
+
+def test_a_serialized_trigger_is_recognised_by_the_receivers_check() -> None:
+    classpath, kwargs = OpenRouterVideoTrigger(
+        job_id="gen-vid-1", deadline=1795510800.0, openrouter_conn_id="c"
+    ).serialize()
+    assert OpenRouterVideoTrigger.waits_for(classpath, kwargs, conn_id="c", job_id="gen-vid-1")
+    assert OpenRouterVideoTrigger.job_waited_for(classpath, kwargs, conn_id="c") == "gen-vid-1"
+    assert OpenRouterVideoTrigger.deadline_of(kwargs) == 1795510800.0
+    assert not OpenRouterVideoTrigger.waits_for(classpath, kwargs, conn_id="c", job_id="gen-vid-2")
+    assert not OpenRouterVideoTrigger.waits_for(classpath, kwargs, conn_id="other", job_id="gen-vid-1")
+    assert OpenRouterVideoTrigger.job_waited_for(classpath, kwargs, conn_id="other") is None
+
+
+def test_the_classpath_released_so_far_is_recognised_and_no_other() -> None:
+    kwargs = {"job_id": "gen-vid-1", "deadline": 1.0, "openrouter_conn_id": "c"}
+    assert OpenRouterVideoTrigger.waits_for(CLASSPATH, kwargs, conn_id="c", job_id="gen-vid-1")
+    for renamed in (
+        "airflow_provider_orvideo.triggers.openrouter_video.OtherTrigger",
+        "airflow_provider_orvideo.triggers.other.OpenRouterVideoTrigger",
+        "airflow.providers.http.triggers.http.HttpTrigger",
+        "",
+    ):
+        assert not OpenRouterVideoTrigger.waits_for(renamed, kwargs, conn_id="c", job_id="gen-vid-1")
+
+
+def test_kwargs_of_the_first_release_wait_through_the_default_connection() -> None:
+    legacy = {"job_id": "gen-vid-1", "deadline": 1795510800.0, "poll_interval": 10.0}
+    assert OpenRouterVideoTrigger.waits_for(
+        CLASSPATH, legacy, conn_id="openrouter_default", job_id="gen-vid-1"
+    )
+    assert not OpenRouterVideoTrigger.waits_for(CLASSPATH, legacy, conn_id="c", job_id="gen-vid-1")
+
+
+@pytest.mark.parametrize("kwargs", [None, [], {}, {"job_id": ""}, {"job_id": 7}])
+def test_unusable_kwargs_wait_for_nothing(kwargs: Any) -> None:
+    assert OpenRouterVideoTrigger.job_waited_for(CLASSPATH, kwargs, conn_id="openrouter_default") is None
+
+
+@pytest.mark.parametrize(
+    ("deadline", "expected"), [(5, 5.0), (1.5, 1.5), (None, None), ("5", None), (True, None)]
+)
+def test_deadline_of(deadline: Any, expected: float | None) -> None:
+    assert OpenRouterVideoTrigger.deadline_of({"deadline": deadline}) == expected
+
+
+def test_the_receivers_import_of_the_trigger_stays_cheap() -> None:
+    """The api-server imports the trigger module to check a row: no hook, no aiohttp."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import airflow_provider_orvideo.triggers.openrouter_video\n"
+        "heavy = [m for m in ('aiohttp', 'airflow_provider_orvideo.hooks.openrouter_video') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
