@@ -5,7 +5,7 @@ import pytest
 from airflow_provider_orvideo._internal.api import VideoModel
 from airflow_provider_orvideo._internal.validation import (
     VideoRequest,
-    build_request,
+    build_request_from,
     check_against_model,
     check_body_size,
 )
@@ -41,8 +41,14 @@ MODELS = {VEO.id: VEO, SILENT.id: SILENT}
 
 
 def test_templated_strings_are_coerced_and_none_left_out() -> None:
-    request = build_request(
-        model="google/veo-3.1", prompt="a cat", duration="8", generate_audio="false", seed="7"
+    request = build_request_from(
+        {
+            "model": "google/veo-3.1",
+            "prompt": "a cat",
+            "duration": "8",
+            "generate_audio": "false",
+            "seed": "7",
+        }
     )
     assert request.to_body() == {
         "model": "google/veo-3.1",
@@ -120,7 +126,7 @@ def test_unknown_model_lists_the_available_ones() -> None:
 def test_type_errors_before_any_network(kwargs: dict[str, object], fragment: str) -> None:
     arguments: dict[str, object] = {"model": "google/veo-3.1", "prompt": "p", **kwargs}
     with pytest.raises(InvalidVideoRequestError, match=fragment.replace("*", r"\*")):
-        build_request(**arguments)
+        build_request_from(arguments)
 
 
 def test_oversized_body_is_refused() -> None:

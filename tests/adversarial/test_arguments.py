@@ -376,10 +376,10 @@ def test_a_dag_file_with_a_bad_argument_fails_to_import(emulator: Any, tmp_path:
 
 
 def test_the_checked_request_fields_are_the_templated_ones() -> None:
-    """``arguments.REQUEST_FIELDS`` must follow the operator's templated fields (``output_path``
-    and the connection ids have checks of their own), or a new field would skip the parse-time
-    and rendered checks."""
-    from airflow_provider_orvideo._internal.arguments import REQUEST_FIELDS
+    """``REQUEST_FIELDS`` must follow the operator's templated fields (``output_path`` and the
+    connection ids have checks of their own), or a new field would skip the parse-time and
+    rendered checks."""
+    from airflow_provider_orvideo._internal.request_fields import REQUEST_FIELDS
     from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
 
     assert list(REQUEST_FIELDS) == [
