@@ -218,7 +218,13 @@ def test_values_of_another_shape_read_as_not_recorded() -> None:
 
 # ------------------------------------------------------------------------------------ one definition
 
-READERS = ("links/openrouter_video.py", "plugins/video_views.py", "plugins/video_viewer.py")
+READERS = (
+    "links/openrouter_video.py",
+    "plugins/video_views.py",
+    "plugins/video_viewer.py",
+    "plugins/video_html.py",
+    "plugins/video_sources.py",
+)
 RECORD_KEY_VALUES = {*RECORDED_KEYS, "superseded_jobs", "openrouter_video_output_claim"}
 
 
@@ -240,6 +246,19 @@ def test_readers_name_the_keys_through_the_task_record(reader: str) -> None:
         if isinstance(node, ast.Constant) and node.value in RECORD_KEY_VALUES and id(node) not in docstrings
     ]
     assert spelled == []
+
+
+def test_the_record_imports_nothing_of_airflow() -> None:
+    """The dag-processor and the api-server import it: no Airflow, database or web stack."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, airflow_provider_orvideo._internal.task_record; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'airflow', 'sqlalchemy', 'starlette'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 # ------------------------------------------------------------------------------------ round trip
