@@ -119,7 +119,8 @@ def build_request(
     input_references: tuple[tuple[MediaKind, ResolvedMedia], ...] = (),
     **values: Any,
 ) -> VideoRequest:
-    """:func:`build_request_from` with the fields as keyword arguments."""
+    """:func:`build_request_from` with the fields as keyword arguments (the operator calls this until
+    it passes a mapping)."""
     return build_request_from(values, frame_images=frame_images, input_references=input_references)
 
 
