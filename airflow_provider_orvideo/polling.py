@@ -24,7 +24,6 @@ and a job OpenRouter reports unfinished is waited for again, until the deadline 
 from __future__ import annotations
 
 import enum
-import ipaddress
 import math
 import random
 import time
@@ -35,6 +34,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from airflow_provider_orvideo._internal.api import TERMINAL_JOB_STATUSES, JobStatus, VideoJob
+from airflow_provider_orvideo._internal.callback_urls import is_loopback_host
 from airflow_provider_orvideo.exceptions import (
     OpenRouterNotFoundError,
     OpenRouterVideoError,
@@ -103,13 +103,7 @@ def loopback_poll_scale(base_url: str, configured: str | None) -> float:
             f"{LOOPBACK_POLL_SCALE_ENV_VAR}={configured!r} is not a number in (0, 1]: it scales the "
             "poll delays of tasks whose connection points at this machine (an emulator), e.g. 0.01"
         )
-    host = (urlsplit(base_url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return scale
-    try:
-        return scale if ipaddress.ip_address(host).is_loopback else 1.0
-    except ValueError:  # a DNS name: never treated as this machine
-        return 1.0
+    return scale if is_loopback_host(urlsplit(base_url).hostname or "") else 1.0
 
 
 class EventStatus(str, enum.Enum):

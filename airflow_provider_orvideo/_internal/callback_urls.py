@@ -5,7 +5,8 @@ The connection's ``callback_url`` extra is checked while the connection is resol
 its arguments are checked, and :class:`~airflow_provider_orvideo.webhooks.CallbackTarget`
 checks the URL it extends. This module imports nothing of the provider, so each of them imports
 it without importing the others (``webhooks`` re-exports :func:`check_callback_url`, its
-documented name).
+documented name). :func:`is_loopback_host` is also what decides whether a connection points at
+this machine for ``[openrouter] loopback_poll_scale`` (:mod:`airflow_provider_orvideo.polling`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __all__ = [
     "CALLBACK_QUERY_FIELDS",
     "MAX_CALLBACK_URL_LENGTH",
     "check_callback_url",
+    "is_loopback_host",
 ]
 
 MAX_CALLBACK_URL_LENGTH = 2048
@@ -26,7 +28,9 @@ CALLBACK_QUERY_FIELDS = ("conn_id", "dag_id", "task_id", "run_id", "map_index")
 a URL that already has one is refused, as the receiver could not tell whose value counts."""
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a URL's host name) is this machine: ``localhost`` (and ``*.localhost``) or a
+    loopback address. A DNS name is never taken for this machine, whatever it resolves to."""
     host = host.lower()
     if host == "localhost" or host.endswith(".localhost"):
         return True
@@ -62,7 +66,7 @@ def check_callback_url(url: str) -> str:
             f"the callback URL {url[:80]!r} is not an absolute https:// URL "
             "(e.g. https://airflow.example.com/orvideo/webhook)"
         )
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback_host(host):
         raise ValueError(
             f"the callback URL {url[:80]!r} uses http:// to {host!r}: OpenRouter delivers webhooks "
             "to https:// URLs only (http:// is accepted for this machine alone, e.g. an emulator)"
