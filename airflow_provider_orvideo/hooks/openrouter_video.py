@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -262,7 +263,7 @@ class OpenRouterVideoHook(BaseHook):
         _models_cache[base_url] = (now, models)
         return models
 
-    def submit(self, body: dict[str, Any]) -> VideoJob:
+    def submit(self, body: Mapping[str, Any]) -> VideoJob:
         """POST /videos. Never retried blindly: see :mod:`airflow_provider_orvideo.retry`."""
         job = parse_job(self._send_json(submit_request(body)))
         self.log.info(
