@@ -7,6 +7,7 @@ parses DAG files all day, so everything heavier is imported inside the methods t
 from __future__ import annotations
 
 import os
+from typing import Any
 
 __all__ = [
     "DEFAULT_CONN_ID",
@@ -17,6 +18,7 @@ __all__ = [
     "DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS",
     "DEFERRABLE_ENV_VAR",
     "RETRIES_ENV_VAR",
+    "dag_leaves_retries_unset",
     "default_deferrable",
     "default_retries",
 ]
@@ -83,3 +85,24 @@ def default_deferrable() -> bool:
             "false (or t, f, 1, 0). It sets deferrable for the operators that do not pass it. "
             "Nothing was submitted to OpenRouter and nothing was billed."
         ) from None
+
+
+def dag_leaves_retries_unset(dag: Any = None, default_args: Any = None) -> bool:
+    """Whether neither ``default_args`` nor those of ``dag`` (default: the DAG being defined) and
+    of its current task group set ``retries``: then a video task takes :func:`default_retries`.
+
+    False outside a DAG definition: a task made there may be added to any DAG, whose
+    ``default_args`` then decide (the operator's own signature default still applies to an
+    unmapped operator, which Airflow fills from ``default_args`` first)."""
+    try:
+        from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
+    except ImportError:  # pragma: no cover - every supported version has it
+        return False
+    dag = dag or DagContext.get_current()
+    if dag is None:
+        return False
+    group = TaskGroupContext.get_current(dag)
+    return not any(
+        isinstance(defaults, dict) and "retries" in defaults
+        for defaults in (default_args, dag.default_args, getattr(group, "default_args", None))
+    )

@@ -25,11 +25,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from airflow_provider_orvideo._internal.api import VideoModel
 
 __all__ = [
     "CostEstimate",
+    "check_cost",
     "estimate_cost",
 ]
 
@@ -128,3 +130,35 @@ def estimate_cost(
             )
         seconds, upper_bound = max(model.supported_durations), True
     return CostEstimate(sku.price * seconds, f"{sku.name} ${sku.price:g}/s x {seconds} s", upper_bound)
+
+
+def check_cost(estimate: CostEstimate, *, max_cost_usd: float | None, strict: bool, log: Any) -> None:
+    """Log the estimate and hold it against ``max_cost_usd`` before paying.
+
+    Raises :class:`~airflow_provider_orvideo.exceptions.VideoCostLimitError` when the estimate
+    exceeds the cap, or when it cannot be made and ``strict`` is on; otherwise (no estimate, not
+    strict) warns that the cap could not be checked and lets the submit go ahead.
+    """
+    from airflow_provider_orvideo.exceptions import NOTHING_SPENT, VideoCostLimitError
+
+    bound = " (upper bound)" if estimate.upper_bound else ""
+    if estimate.usd is not None:
+        log.info("Estimated cost: $%.4f%s = %s.", estimate.usd, bound, estimate.formula)
+    if max_cost_usd is None:
+        return
+    if estimate.usd is None:
+        if strict:
+            raise VideoCostLimitError(
+                f"Cannot check max_cost_usd=${max_cost_usd:g}: {estimate.unknown_reason}, and "
+                f"strict_cost_check is on. {NOTHING_SPENT}"
+            )
+        log.warning(
+            "Cannot check max_cost_usd=$%g: %s. Submitting anyway (set strict_cost_check=True to refuse).",
+            max_cost_usd,
+            estimate.unknown_reason,
+        )
+    elif estimate.usd > max_cost_usd:
+        raise VideoCostLimitError(
+            f"Estimated cost ${estimate.usd:.4f}{bound} ({estimate.formula}) exceeds "
+            f"max_cost_usd=${max_cost_usd:g}. {NOTHING_SPENT}"
+        )

@@ -175,7 +175,7 @@ def _orphan_policy(value: Any, problems: list[str]) -> str:
 
 
 def _callback_url(value: Any, problems: list[str]) -> str | None:
-    from airflow_provider_orvideo.webhooks import check_callback_url
+    from airflow_provider_orvideo._internal.callback_urls import check_callback_url
 
     if value is None or value == "":
         return None if value is None else ""  # None: the connection's; "": no webhooks for this task

@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_provider_orvideo._internal.arguments import is_object_storage_path
 
-__all__ = ["dataset_of", "media_sources"]
+if TYPE_CHECKING:
+    from airflow_provider_orvideo._internal.task_record import SavedVideo
+
+__all__ = ["dataset_of", "media_sources", "operator_lineage"]
 
 _NOT_DATASETS = frozenset({"http", "https", "data"})
 
@@ -52,3 +55,36 @@ def media_sources(frame_images: Any, input_references: Any) -> Iterable[Any]:
                 yield entry.get("source")
             else:
                 yield entry
+
+
+def operator_lineage(saved: SavedVideo | None, model: str | None, media: Iterable[Any]) -> Any:
+    """OpenLineage's ``OperatorLineage`` of a render (needs the OpenLineage provider installed):
+    inputs are the ``media`` that are files or object storage, outputs the saved videos; run
+    facets name the OpenRouter job (``externalQuery``) and the model and cost
+    (``openrouterVideo``). ``saved`` None (no video saved in this process): empty lineage."""
+    import attrs
+    from airflow.providers.common.compat.openlineage.facet import Dataset, ExternalQueryRunFacet, RunFacet
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    if saved is None or saved.job_id is None:
+        return OperatorLineage()
+    host = saved.host or ""
+
+    @attrs.define
+    class OpenRouterVideoRunFacet(RunFacet):  # type: ignore[misc, unused-ignore]
+        jobId: str
+        model: str | None
+        cost: float | None
+
+    def datasets(items: Iterable[Any]) -> list[Any]:
+        pairs = dict.fromkeys(p for p in (dataset_of(item, host) for item in items) if p is not None)
+        return [Dataset(namespace=namespace, name=name) for namespace, name in pairs]
+
+    return OperatorLineage(
+        inputs=datasets(media),
+        outputs=datasets(saved.paths),
+        run_facets={
+            "externalQuery": ExternalQueryRunFacet(externalQueryId=saved.job_id, source="openrouter.ai"),
+            "openrouterVideo": OpenRouterVideoRunFacet(jobId=saved.job_id, model=model, cost=saved.cost),
+        },
+    )

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_orvideo._internal.api import JobStatus, VideoJob
+from airflow_provider_orvideo._internal.request_fields import LABEL_FIELDS
 
 STATE_KEY = "openrouter_video"
 RECORD_VERSION = 2
@@ -62,35 +63,6 @@ def submit_created_nothing(error: BaseException) -> bool:
     if getattr(error, "request_left", None) is False:
         return True
     return isinstance(error, OpenRouterApiError) and error.http_status in NOTHING_CREATED_STATUSES
-
-
-LABEL_FIELDS = frozenset({"trace", "user", "session_id"})
-
-REQUEST_FACT_FIELDS = (
-    "model",
-    "prompt",
-    "duration",
-    "resolution",
-    "aspect_ratio",
-    "size",
-    "generate_audio",
-    "seed",
-)
-"""The fields of a validated request that later steps report: the asset event, the XCom
-``video_request``, the log. Frames and references are left out (they can be megabytes of data)."""
-
-
-def request_facts(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What a validated submit body asked for, as JSON primitives (``None``: left to the model).
-
-    Recorded once, before deferring, so the steps after the job (``execute_complete`` on another
-    worker, the asset event) read what was validated and sent instead of parsing the operator's
-    arguments again.
-    """
-    return {name: body.get(name) for name in REQUEST_FACT_FIELDS}
-
-
-"""Submit body fields that label a job in OpenRouter's logs but do not change the video."""
 
 
 class OrphanPolicy(str, enum.Enum):

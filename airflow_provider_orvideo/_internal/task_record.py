@@ -54,7 +54,7 @@ __all__ = [
 JOB_ID = "job_id"
 """The OpenRouter job id (also what DAG authors pull: ``xcom_pull(task_ids=..., key='job_id')``)."""
 VIDEO_REQUEST = "video_request"
-"""The request as validated and submitted (``submission.request_facts``); the pages take it as the
+"""The request as validated and submitted (``request_fields.request_facts``); the pages take it as the
 mark of a video task."""
 SUPERSEDED_JOBS = "superseded_jobs"
 """Jobs of earlier tries set aside for a different request (kept on record, not re-used)."""

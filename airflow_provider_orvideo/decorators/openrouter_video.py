@@ -16,17 +16,13 @@ submit, the deferral, retries that re-attach instead of paying twice, the downlo
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.bases.decorator import DecoratedOperator, TaskDecorator, task_decorator_factory
 
-from airflow_provider_orvideo.defaults import default_retries
-from airflow_provider_orvideo.operators.openrouter_video import (
-    OpenRouterVideoOperator,
-    dag_leaves_retries_unset,
-)
+from airflow_provider_orvideo.defaults import dag_leaves_retries_unset, default_retries
+from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -42,14 +38,6 @@ RETURNABLE_FIELDS: tuple[str, ...] = tuple(
 """Keys the function may return: the operator's per-run (templated) fields."""
 
 REQUIRED_FIELDS = ("prompt", "model", "output_path")
-
-CARRIED_FIELDS_KEY = "openrouter_video_returned_fields"
-"""``task_state_store`` key of the fields the function returned, read back when the task resumes
-after deferring. (Not ``defer(kwargs=...)``: ``dag.test()`` drops those when it runs the trigger.)"""
-
-_SUBMIT_ONLY_FIELDS = frozenset({"frame_images", "input_references"})
-"""Returned fields that are not carried to the resumed task: only the submit reads them, and they
-may hold bytes (not JSON) or megabytes of data URL."""
 
 
 def returned_request_fields(returned: Any, function_name: str) -> dict[str, Any]:
@@ -101,7 +89,7 @@ class OpenRouterVideoDecoratedOperator(DecoratedOperator, OpenRouterVideoOperato
 
     ``prompt``, ``model`` and ``output_path`` may be left out of the decorator when the function
     returns them. Returned values are used as they are (not templated again: the function
-    already had the context). Fields the function returned are kept in the task state store
+    already had the context). Fields the function returned are kept by the job's lifecycle (the task state store)
     for the resumed task, so ``execute_complete`` saves to the returned ``output_path``.
     """
 
@@ -137,11 +125,8 @@ class OpenRouterVideoDecoratedOperator(DecoratedOperator, OpenRouterVideoOperato
     def execute(self, context: Context) -> Any:
         from airflow.sdk import Asset
 
-        from airflow_provider_orvideo._internal.compat import (
-            context_merge,
-            determine_kwargs,
-            task_state_store,
-        )
+        from airflow_provider_orvideo._internal.compat import context_merge, determine_kwargs
+        from airflow_provider_orvideo._internal.request_fields import MEDIA_FIELDS
 
         context_merge(context, self.op_kwargs)
         returned = self.python_callable(
@@ -163,11 +148,10 @@ class OpenRouterVideoDecoratedOperator(DecoratedOperator, OpenRouterVideoOperato
                 f"@task.openrouter_video(...) or return {'them' if len(missing) > 1 else 'it'} "
                 f"from {self.python_callable.__name__!r}."
             )
-        store = task_state_store(context)
-        if store is not None:
-            carried = {k: v for k, v in fields.items() if k not in _SUBMIT_ONLY_FIELDS}
-            # The store takes JSON only: a returned Path becomes its str, a tuple a list.
-            store.set(CARRIED_FIELDS_KEY, json.loads(json.dumps(carried, default=str)))
+        # Kept for the resumed task (execute_complete may run in another process), in the
+        # lifecycle's store; media fields are not: only the submit reads them, and they may hold
+        # bytes (not JSON) or megabytes of data URL.
+        self._lifecycle(context).carry_fields({k: v for k, v in fields.items() if k not in MEDIA_FIELDS})
         # The function already ran: go straight to the operator. DecoratedOperator.execute would
         # call it again, and on Airflow 3.0 it pushes the return value through an xcom_push the
         # task SDK's operators no longer have. Assets passed as arguments still become inlets.
@@ -181,12 +165,7 @@ class OpenRouterVideoDecoratedOperator(DecoratedOperator, OpenRouterVideoOperato
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume with the function's fields: this may be a new instance, which does not run the
         function again."""
-        from airflow_provider_orvideo._internal.compat import task_state_store
-
-        store = task_state_store(context)
-        carried = store.get(CARRIED_FIELDS_KEY) if store is not None else None
-        if isinstance(carried, dict):
-            self._apply(carried)
+        self._apply(self._lifecycle(context).carried_fields())
         return super().execute_complete(context, event)
 
 

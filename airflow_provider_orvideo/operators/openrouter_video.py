@@ -1,24 +1,33 @@
-"""Operator that turns a prompt into a video file through OpenRouter, deferring while it renders."""
+"""Operator that turns a prompt into a video file through OpenRouter, deferring while it renders.
+
+The operator is a driver: the request fields come from one table (``_internal/request_fields``),
+every transition of the task instance's record (re-attach, intent, POST, outputs, finish) is
+:class:`~airflow_provider_orvideo._internal.lifecycle.VideoJobLifecycle`'s, the poll decision is
+:class:`~airflow_provider_orvideo.polling.JobPoller`'s, and how a job ended maps to an exception
+in :mod:`airflow_provider_orvideo.polling`. What stays here is the order of the steps and the
+Airflow side of each (XCom, deferral, asset events, OpenLineage).
+"""
 
 from __future__ import annotations
 
-import random
 import socket
 import time
 import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_orvideo._internal.request_fields import TEMPLATE_FIELDS
 from airflow_provider_orvideo.defaults import (
     DEFAULT_CONN_ID,
     DEFAULT_INITIAL_POLL_DELAYS,
     DEFAULT_JOB_TIMEOUT_SECONDS,
     DEFAULT_POLL_INTERVAL_SECONDS,
     DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,
+    dag_leaves_retries_unset,
     default_deferrable,
     default_retries,
 )
@@ -30,70 +39,22 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_orvideo._internal.api import VideoJob
+    from airflow_provider_orvideo._internal.lifecycle import Resumption, VideoJobLifecycle
     from airflow_provider_orvideo._internal.output_paths import OutputTarget
-    from airflow_provider_orvideo._internal.submission import Decision, SubmissionLedger, SubmissionRecord
+    from airflow_provider_orvideo._internal.task_record import SavedVideo
     from airflow_provider_orvideo._internal.validation import VideoRequest
     from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
     from airflow_provider_orvideo.polling import JobPoller, VideoJobEvent
-    from airflow_provider_orvideo.pricing import CostEstimate
 
 __all__ = [
     "OpenRouterVideoOperator",
 ]
 
-OUTPUT_CLAIM_KEY = "openrouter_video_output_claim"
-REQUEST_XCOM_KEY = "video_request"
-"""XCom with the request as validated and submitted (``submission.request_facts``)."""
-"""XCom key each map index of a mapped task pushes its output location under before paying, so
-two map indexes that render the same ``output_path`` are caught before the second one pays."""
 DEFERRAL_GRACE_SECONDS = 300.0
 """Airflow's own deferral timeout is a safety net set past our deadline, so the trigger's
 ``timeout`` event (which reaches ``execute_complete`` with a clear message) always fires first."""
 
-_RETRY_WORDS = {
-    True: "submits a new job, which is billed again (resubmit_failed_jobs=True).",
-    False: "does not submit again (resubmit_failed_jobs=False): it fails at once, nothing is paid.",
-}
-_RETRY_REATTACHES = "re-attaches to the same job (no new payment) and downloads it once it completes."
-_RETRY_AFTER_POLL_ERROR = (
-    "asks OpenRouter about the same job first and re-attaches to it (no new payment); it submits again "
-    "only if OpenRouter reports the job failed (with resubmit_failed_jobs=True), or answers 404 with "
-    "orphan_policy='resubmit'."
-)
-
-
 _DEFAULT_RETRIES = default_retries()
-
-
-def dag_leaves_retries_unset(dag: Any = None, default_args: Any = None) -> bool:
-    """Whether neither ``default_args`` nor those of ``dag`` (default: the DAG being defined) and
-    of its current task group set ``retries``: then a video task takes :data:`_DEFAULT_RETRIES`.
-
-    False outside a DAG definition: a task made there may be added to any DAG, whose
-    ``default_args`` then decide (the operator's own signature default still applies to an
-    unmapped operator, which Airflow fills from ``default_args`` first)."""
-    try:
-        from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
-    except ImportError:  # pragma: no cover - every supported version has it
-        return False
-    dag = dag or DagContext.get_current()
-    if dag is None:
-        return False
-    group = TaskGroupContext.get_current(dag)
-    return not any(
-        isinstance(defaults, dict) and "retries" in defaults
-        for defaults in (default_args, dag.default_args, getattr(group, "default_args", None))
-    )
-
-
-def _task_instance_facts(ti: Any) -> dict[str, Any]:
-    """The identity of a task instance that a saved video records as its writer (never the try)."""
-    return {
-        "dag_id": ti.dag_id,
-        "run_id": ti.run_id,
-        "task_id": ti.task_id,
-        "map_index": getattr(ti, "map_index", -1),
-    }
 
 
 class OpenRouterVideoOperator(BaseOperator):
@@ -188,26 +149,7 @@ class OpenRouterVideoOperator(BaseOperator):
     """
 
     operator_extra_links = (WatchVideoLink(),)
-    template_fields: Sequence[str] = (
-        "prompt",
-        "model",
-        "output_path",
-        "duration",
-        "resolution",
-        "aspect_ratio",
-        "size",
-        "generate_audio",
-        "seed",
-        "frame_images",
-        "input_references",
-        "provider_options",
-        "previous_job_id",
-        "session_id",
-        "trace",
-        "user",
-        "openrouter_conn_id",
-        "output_conn_id",
-    )
+    template_fields: Sequence[str] = TEMPLATE_FIELDS
     ui_color = "#e8dcff"
 
     def __init__(
@@ -312,8 +254,8 @@ class OpenRouterVideoOperator(BaseOperator):
         self.job_timeout = checked.job_timeout
         self.callback_url = checked.callback_url
         self.webhook_poll_interval = checked.webhook_poll_interval
-        self._saved: tuple[str, Any, float | None, str, tuple[str, ...]] | None = None
-        """What this process saved (job id, model, cost, host, locations): for OpenLineage."""
+        self._saved: tuple[SavedVideo, str | None] | None = None
+        """What this process saved, and the model: for OpenLineage."""
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
@@ -333,32 +275,29 @@ class OpenRouterVideoOperator(BaseOperator):
 
         return OpenRouterVideoHook(self.openrouter_conn_id)
 
-    # -- before money -------------------------------------------------------------------------
+    def _lifecycle(self, context: Context) -> VideoJobLifecycle:
+        """This task instance's job lifecycle, on its durable store (see ``compat.task_state_store``)."""
+        from airflow_provider_orvideo._internal.compat import task_state_store
+        from airflow_provider_orvideo._internal.lifecycle import TaskIdentity, VideoJobLifecycle
+        from airflow_provider_orvideo._internal.submission import OrphanPolicy
 
-    def _trace(self, context: Context) -> dict[str, Any] | None:
-        """Airflow's identity of this task instance (never the try number: it must not change
-        between tries of one task instance), under the user's own trace keys."""
-        if not self.airflow_trace:
-            return self.trace
-        ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
-        span = ti.task_id if map_index is None or map_index < 0 else f"{ti.task_id}[{map_index}]"
-        defaults = {
-            "trace_id": f"airflow:{ti.dag_id}:{ti.run_id}",
-            "trace_name": ti.dag_id,
-            "span_name": span,
-            "generation_name": f"{ti.dag_id}.{ti.task_id}",
-            "airflow_dag_id": ti.dag_id,
-            "airflow_task_id": ti.task_id,
-            "airflow_run_id": ti.run_id,
-            "airflow_map_index": map_index,
-        }
-        return {**defaults, **(self.trace or {})}
+        return VideoJobLifecycle(
+            self.hook,
+            task_state_store(context),
+            TaskIdentity.of(context["ti"]),
+            orphan_policy=OrphanPolicy(self.orphan_policy),
+            resubmit_failed=self.resubmit_failed_jobs,
+            log=self.log,
+        )
+
+    # -- before money -------------------------------------------------------------------------
 
     def _video_request(self, context: Context) -> VideoRequest:
         """Type-check the rendered fields and read the media sources (no OpenRouter call)."""
         from airflow_provider_orvideo._internal.arguments import REQUEST_FIELDS, check_rendered_fields
-        from airflow_provider_orvideo._internal.validation import build_request, shown_model
+        from airflow_provider_orvideo._internal.lifecycle import TaskIdentity
+        from airflow_provider_orvideo._internal.request_fields import NON_MEDIA_FIELDS
+        from airflow_provider_orvideo._internal.validation import build_request_from, shown_model
         from airflow_provider_orvideo.media import resolve_frame_images, resolve_input_references
 
         # The parse-time checks again, now on the rendered values: every type and shape problem at
@@ -374,141 +313,109 @@ class OpenRouterVideoOperator(BaseOperator):
                 "Both frame_images and input_references are set: OpenRouter uses frame_images "
                 "(image-to-video) and ignores input_references."
             )
-        return build_request(
-            model=self.model,
-            prompt=self.prompt,
-            duration=self.duration,
-            resolution=self.resolution,
-            aspect_ratio=self.aspect_ratio,
-            size=self.size,
-            generate_audio=self.generate_audio,
-            seed=self.seed,
+        trace = self.trace
+        if self.airflow_trace:  # the task instance's identity (never the try), under the user's keys
+            trace = {**TaskIdentity.of(context["ti"]).trace(), **(self.trace or {})}
+        return build_request_from(
+            {**{name: getattr(self, name) for name in NON_MEDIA_FIELDS}, "trace": trace},
             frame_images=frame_images,
             input_references=input_references,
-            provider_options=self.provider_options,
-            previous_job_id=self.previous_job_id,
-            session_id=self.session_id,
-            trace=self._trace(context),
-            user=self.user,
         )
 
-    def _check_cost(self, estimate: CostEstimate) -> None:
-        from airflow_provider_orvideo.exceptions import VideoCostLimitError
+    def _check_before_paying(
+        self, context: Context, lifecycle: VideoJobLifecycle, resumption: Resumption, request: VideoRequest
+    ) -> None:
+        """What only a new submit needs: the output location, the model's capabilities, the body's
+        size, the output free, the price under ``max_cost_usd``. Each refusal says nothing was paid."""
+        from airflow_provider_orvideo._internal.lifecycle import XComOutputClaims
+        from airflow_provider_orvideo._internal.output_paths import output_target
+        from airflow_provider_orvideo._internal.validation import check_against_model, check_body_size
+        from airflow_provider_orvideo.pricing import check_cost, estimate_cost
 
-        bound = " (upper bound)" if estimate.upper_bound else ""
-        if estimate.usd is not None:
-            self.log.info("Estimated cost: $%.4f%s = %s.", estimate.usd, bound, estimate.formula)
-        if self.max_cost_usd is None:
-            return
-        from airflow_provider_orvideo.exceptions import NOTHING_SPENT as nothing
-
-        if estimate.usd is None:
-            if self.strict_cost_check:
-                raise VideoCostLimitError(
-                    f"Cannot check max_cost_usd=${self.max_cost_usd:g}: {estimate.unknown_reason}, and "
-                    f"strict_cost_check is on. {nothing}"
-                )
-            self.log.warning(
-                "Cannot check max_cost_usd=$%g: %s. Submitting anyway (set strict_cost_check=True to refuse).",
-                self.max_cost_usd,
-                estimate.unknown_reason,
-            )
-        elif estimate.usd > self.max_cost_usd:
-            raise VideoCostLimitError(
-                f"Estimated cost ${estimate.usd:.4f}{bound} ({estimate.formula}) exceeds "
-                f"max_cost_usd=${self.max_cost_usd:g}. {nothing}"
-            )
+        target = output_target(self.output_path, self.output_conn_id)
+        model = check_against_model(request, self.hook.list_models())
+        check_body_size(request)
+        lifecycle.check_output_free(
+            resumption, target, overwrite=self.overwrite, claims=XComOutputClaims(context["ti"])
+        )
+        estimate = estimate_cost(
+            model,
+            duration=request.duration,
+            resolution=request.resolution,
+            generate_audio=request.generate_audio,
+        )
+        check_cost(estimate, max_cost_usd=self.max_cost_usd, strict=self.strict_cost_check, log=self.log)
 
     # -- execute ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
-        from airflow_provider_orvideo._internal.compat import task_state_store
-        from airflow_provider_orvideo._internal.output_paths import output_target
-        from airflow_provider_orvideo._internal.submission import Action, SubmissionLedger, request_facts
-        from airflow_provider_orvideo._internal.validation import check_against_model, check_body_size
-        from airflow_provider_orvideo.polling import JobPoller
-        from airflow_provider_orvideo.pricing import estimate_cost
-        from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
+        from airflow_provider_orvideo._internal import task_record
+        from airflow_provider_orvideo._internal.request_fields import request_facts
 
         # A try that finds an earlier try's job talks about that job first: nothing else (the model
         # list, the output's bucket) is asked before it, and what only a new submit needs is
         # checked only when one will be made.
-        scale = self._poll_scale()
         request = self._video_request(context)
         body = request.to_body()
-        ledger = SubmissionLedger(task_state_store(context))
-        record = ledger.load()
-        decision, superseded = self._decide(context, ledger, record, body)
+        lifecycle = self._lifecycle(context)
+        ti = context["ti"]
+        resumption = lifecycle.resume(
+            body, on_superseded=lambda jobs: ti.xcom_push(key=task_record.SUPERSEDED_JOBS, value=list(jobs))
+        )
+        scale = self._poll_scale(resumption.job_id or None)
         callback = self._callback_url(context)
-        if decision.action is Action.SUBMIT:
-            target = output_target(self.output_path, self.output_conn_id)
-            model = check_against_model(request, self.hook.list_models())
-            check_body_size(request)
-            self._check_output_free(context, target, record, superseded)
-            self._check_cost(
-                estimate_cost(
-                    model,
-                    duration=request.duration,
-                    resolution=request.resolution,
-                    generate_audio=request.generate_audio,
-                )
-            )
-            job_id = self._submit(ledger, body, record, superseded, callback)
-            submitted_at: float | None = time.time()
-        else:
-            job_id = decision.job_id or ""
-            submitted_at = None  # re-attached: poll at once, then every poll_interval
+        submitted_at: float | None = None  # re-attached: poll at once, then every poll_interval
+        job_id = resumption.job_id
+        if resumption.submits:
+            self._check_before_paying(context, lifecycle, resumption, request)
+            job_id = lifecycle.submit(resumption, body, callback_url=callback)
+            submitted_at = time.time()
         facts = request_facts(body)
-        context["ti"].xcom_push(key="job_id", value=job_id)
-        context["ti"].xcom_push(key=REQUEST_XCOM_KEY, value=facts)
-        if decision.action is Action.DOWNLOAD:
+        ti.xcom_push(key=task_record.JOB_ID, value=job_id)
+        ti.xcom_push(key=task_record.VIDEO_REQUEST, value=facts)
+        if resumption.downloads:
             return self._download(context, job_id, facts)
         # With a webhook on its way, the trigger's polls are only a safety net (at most one for
         # a job of up to webhook_poll_interval, plus one at the deadline). A re-attaching try
         # keeps the normal schedule: it cannot know whether its job was submitted with a callback
         # (and its webhook may have come while nobody waited); it checks at once, then as usual.
-        webhook_on_its_way = callback is not None and submitted_at is not None
-        interval, delays = (
-            (self.webhook_poll_interval, (self.webhook_poll_interval,))
-            if webhook_on_its_way
-            else (self.poll_interval, tuple(self.initial_poll_delays))
-        )
-        poller = JobPoller(
-            job_id=job_id,
+        webhook = callback is not None and submitted_at is not None
+        interval = self.webhook_poll_interval if webhook else self.poll_interval
+        poller = self._poller(
+            job_id,
             deadline=time.time() + self.job_timeout,
-            poll_interval=interval * scale,
             submitted_at=submitted_at,
-            initial_poll_delays=tuple(delay * scale for delay in delays),
+            interval=interval * scale,
+            delays=[interval * scale] if webhook else [d * scale for d in self.initial_poll_delays],
         )
         if not self.deferrable:
-            return self._finish(context, self._poll_on_worker(poller), facts)
-        self.defer(
-            trigger=OpenRouterVideoTrigger.for_poller(poller, self.openrouter_conn_id),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.job_timeout + interval + DEFERRAL_GRACE_SECONDS),
-        )
+            from airflow_provider_orvideo.polling import poll_until_event
+
+            return self._finish(context, poll_until_event(poller, self.hook.get_job, log=self.log), facts)
+        self._defer(poller)
 
     def _callback_url(self, context: Context) -> str | None:
         """The webhook URL for this task instance, or None: no receiver configured, or nothing
         would wait for the webhook (``deferrable=False``)."""
+        from airflow_provider_orvideo._internal.lifecycle import TaskIdentity
         from airflow_provider_orvideo.webhooks import CallbackTarget
 
         base = self.hook.get_settings().callback_url if self.callback_url is None else self.callback_url
         if not base or not self.deferrable:
             return None
-        ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
+        ti = TaskIdentity.of(context["ti"])
         target = CallbackTarget(
             conn_id=self.openrouter_conn_id,
             dag_id=ti.dag_id,
             task_id=ti.task_id,
             run_id=ti.run_id,
-            map_index=-1 if map_index is None else map_index,
+            map_index=ti.map_index,
         )
         return target.url(base)
 
-    def _poll_scale(self) -> float:
-        """``[openrouter] loopback_poll_scale`` for this connection (1 unless it is loopback)."""
+    def _poll_scale(self, job_id: str | None) -> float:
+        """``[openrouter] loopback_poll_scale`` for this connection (1 unless it is loopback);
+        ``job_id``: the earlier try's job this try waits for, if any (said in an error)."""
         from airflow.configuration import conf
 
         from airflow_provider_orvideo.exceptions import NOTHING_SPENT, InvalidSettingError
@@ -520,192 +427,46 @@ class OpenRouterVideoOperator(BaseOperator):
                 base_url, conf.get("openrouter", "loopback_poll_scale", fallback=None)
             )
         except ValueError as error:
-            raise InvalidSettingError(f"{error}. {NOTHING_SPENT}") from None
+            kept = (
+                f"OpenRouter video job {job_id} of an earlier try is left as it is; fix the setting and clear "
+                "this task: it re-attaches to that job without paying again."
+                if job_id
+                else NOTHING_SPENT
+            )
+            raise InvalidSettingError(f"{error}. {kept}") from None
         if scale != 1.0:
             self.log.info("Poll delays x %s: the connection points at this machine (%s).", scale, base_url)
         return scale
 
-    def _decide(
+    def _poller(
         self,
-        context: Context,
-        ledger: SubmissionLedger,
-        record: SubmissionRecord | None,
-        body: dict[str, Any],
-    ) -> tuple[Decision, tuple[dict[str, Any], ...]]:
-        """Look at what earlier tries of this task instance recorded, and at their job.
+        job_id: str,
+        *,
+        deadline: float,
+        submitted_at: float | None,
+        interval: float,
+        delays: Sequence[float],
+    ) -> JobPoller:
+        from airflow_provider_orvideo.polling import JobPoller
 
-        Also returns every earlier job a changed request replaced (paid, or still rendering and
-        billing): logged at WARNING and pushed to XCom as ``superseded_jobs`` on every try.
-        """
-        from airflow_provider_orvideo._internal.api import VideoJob
-        from airflow_provider_orvideo._internal.submission import (
-            Action,
-            OrphanPolicy,
-            RemoteUnknown,
-            decide,
-            needs_remote_check,
-        )
-        from airflow_provider_orvideo.exceptions import (
-            OpenRouterNotFoundError,
-            OpenRouterVideoError,
-            ResubmissionRefusedError,
-        )
-        from airflow_provider_orvideo.polling import waits_through
-
-        if not ledger.durable:
-            self.log.warning(
-                "No task_state_store in the context: a retry of this task cannot re-attach to this job "
-                "and would submit (and pay for) a new one."
-            )
-        remote: VideoJob | RemoteUnknown | None = None
-        if record is not None and needs_remote_check(record):
-            # The first request of a try that finds an earlier job is about that job: an outage or
-            # a 404 now re-attaches (the wait polls it until its deadline) instead of failing a try
-            # that would have kept the paid video.
-            try:
-                remote = self.hook.get_job(record.job_id or "")
-            except OpenRouterVideoError as error:
-                if not waits_through(error):
-                    raise
-                remote = RemoteUnknown(str(error), not_found=isinstance(error, OpenRouterNotFoundError))
-        decision = decide(
-            record,
-            body,
-            remote=remote,
-            orphan_policy=OrphanPolicy(self.orphan_policy),
-            resubmit_failed=self.resubmit_failed_jobs,
-        )
-        if record is not None:
-            self.log.info("Earlier try found: %s.", decision.reason)
-        superseded = tuple(dict(entry) for entry in record.superseded) if record is not None else ()
-        if record is not None and decision.supersedes is not None:
-            known = remote if isinstance(remote, VideoJob) else None
-            entry: dict[str, Any] = {
-                "job_id": decision.supersedes,
-                "status": known.status if known is not None else "unknown",
-                "cost": known.cost if known is not None else None,
-                "outputs": sorted(record.outputs),
-            }
-            superseded = (*(e for e in superseded if e.get("job_id") != entry["job_id"]), entry)
-        for entry in superseded:
-            cost = "unknown" if entry.get("cost") is None else f"${entry['cost']:.4f}"
-            saved = ", ".join(entry.get("outputs") or []) or "not downloaded"
-            self.log.warning(
-                "Job %s of an earlier try of this task instance (%s, cost %s; video: %s) was for a "
-                "different request; it is kept on record (XCom superseded_jobs), not re-used.",
-                entry.get("job_id"),
-                entry.get("status"),
-                cost,
-                saved,
-            )
-        if superseded:
-            context["ti"].xcom_push(key="superseded_jobs", value=list(superseded))
-        if decision.action is Action.REFUSE:
-            raise ResubmissionRefusedError(
-                f"Not submitting: {decision.reason}. Submitting again could pay for the same video twice. "
-                "Check the spend on OpenRouter's activity page; to submit anyway, set "
-                "orphan_policy='resubmit' (lost answer) or resubmit_failed_jobs=True (failed job) and "
-                "clear this task."
-            )
-        return decision, superseded
-
-    def _check_output_free(
-        self,
-        context: Context,
-        target: OutputTarget,
-        record: SubmissionRecord | None,
-        superseded: tuple[dict[str, Any], ...],
-    ) -> None:
-        """Before paying: no other map index renders the same path, and no file that this task
-        instance did not write for this request is there (unless ``overwrite``)."""
-        from airflow_provider_orvideo._internal.output_paths import writer_of, written_by
-        from airflow_provider_orvideo.exceptions import (
-            NOTHING_SPENT,
-            OutputExistsError,
-            OutputPathCollisionError,
+        return JobPoller(
+            job_id=job_id,
+            deadline=deadline,
+            poll_interval=interval,
+            submitted_at=submitted_at,
+            initial_poll_delays=tuple(delays),
         )
 
-        ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
-        if map_index is not None and map_index >= 0:
-            ti.xcom_push(key=OUTPUT_CLAIM_KEY, value={"map_index": map_index, "location": target.identity})
-            claims = ti.xcom_pull(task_ids=[ti.task_id], key=OUTPUT_CLAIM_KEY) or []
-            others = sorted(
-                {
-                    claim["map_index"]
-                    for claim in claims
-                    if isinstance(claim, dict)
-                    and claim.get("location") == target.identity
-                    and claim.get("map_index") != map_index
-                }
-            )
-            if others:
-                raise OutputPathCollisionError(
-                    f"output_path renders to {target.location!r} for map index {map_index} and for map "
-                    f"index(es) {', '.join(map(str, others))} of task {ti.task_id!r}: each would pay for a "
-                    "video and only one file would be kept. Make the path differ per map index, e.g. "
-                    f"'.../clip_{{{{ ti.map_index }}}}.mp4'. {NOTHING_SPENT}"
-                )
-        if self.overwrite or not target.exists():
-            return
-        recorded_for = [e["job_id"] for e in superseded if target.location in (e.get("outputs") or [])]
-        if (
-            record is not None
-            and target.location in record.outputs
-            and not recorded_for
-            and written_by(target, {**_task_instance_facts(ti), "job_id": record.job_id})
-        ):
-            return  # this task instance's own video of this request
-        if recorded_for:
-            whose = (
-                f"it holds the video of job {recorded_for[-1]}, which an earlier try of this task "
-                "instance paid for with a different request"
-            )
-        else:
-            writer = writer_of(target)
-            whose = f"it was written by {writer}" if writer else "this task instance did not write it"
-        raise OutputExistsError(
-            f"output_path {target.location!r} already exists and {whose}. Not replacing a video this "
-            "task did not write: give a path that differs per run (e.g. with {{ run_id }} or "
-            f"{{{{ ts_nodash }}}}) or set overwrite=True. {NOTHING_SPENT}"
+    def _defer(self, poller: JobPoller) -> NoReturn:
+        """Wait in the triggerer for ``poller``'s job; resume in :meth:`execute_complete`."""
+        from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
+
+        wait = max(0.0, poller.deadline - time.time())
+        self.defer(
+            trigger=OpenRouterVideoTrigger.for_poller(poller, self.openrouter_conn_id),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=wait + poller.poll_interval + DEFERRAL_GRACE_SECONDS),
         )
-
-    def _submit(
-        self,
-        ledger: SubmissionLedger,
-        body: dict[str, Any],
-        previous: SubmissionRecord | None,
-        superseded: tuple[dict[str, Any], ...],
-        callback_url: str | None,
-    ) -> str:
-        """POST the job between an intent record and a submitted record.
-
-        The callback URL goes into the POST only, never into the record's fingerprint: turning
-        webhooks on between tries must not make a retry pay for the same video again."""
-        from airflow_provider_orvideo._internal.submission import SubmissionRecord, submit_created_nothing
-
-        intent = SubmissionRecord.intent(body, superseded)
-        ledger.save(intent)
-        try:
-            job = self.hook.submit(body if callback_url is None else {**body, "callback_url": callback_url})
-        except Exception as error:
-            # Proof that OpenRouter created nothing: the next try may submit freely, and the earlier
-            # record comes back (superseded jobs stay on record). Otherwise the intent stays.
-            if submit_created_nothing(error):
-                ledger.restore(previous)
-            raise
-        try:
-            ledger.save(intent.submitted(job.id))
-        except Exception:
-            self.log.error(
-                "OpenRouter video job %s was created (it renders and bills) but could not be recorded in "
-                "the task state store; the next try will treat its submit as lost (orphan_policy). Its "
-                "id is %s: find it on OpenRouter's activity page.",
-                job.id,
-                job.id,
-            )
-            raise
-        return job.id
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume on a worker after the trigger's one event: download, or fail with the reason.
@@ -730,19 +491,18 @@ class OpenRouterVideoOperator(BaseOperator):
         gets a fresh ``job_timeout``), so contradicted webhooks cannot keep a task waiting forever.
         """
         from airflow_provider_orvideo.exceptions import OpenRouterVideoError
-        from airflow_provider_orvideo.polling import JobPoller, confirm_webhook
-        from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
+        from airflow_provider_orvideo.polling import confirm_webhook, report
 
-        scale = self._poll_scale()
+        scale = self._poll_scale(claimed.job_id)
         now = time.time()
-        poller = JobPoller(
-            job_id=claimed.job_id,
+        poller = self._poller(
+            claimed.job_id,
             deadline=now + self.job_timeout if claimed.deadline is None else claimed.deadline,
-            poll_interval=self.poll_interval * scale,
             # Anchored at the GET below: the task waits again only for a job that GET saw
             # unfinished, so its checks start over as after a submit (none wasted at once).
             submitted_at=now,
-            initial_poll_delays=tuple(delay * scale for delay in self.initial_poll_delays),
+            interval=self.poll_interval * scale,
+            delays=[delay * scale for delay in self.initial_poll_delays],
         )
         job: VideoJob | None = None
         try:
@@ -751,96 +511,10 @@ class OpenRouterVideoOperator(BaseOperator):
             step = confirm_webhook(claimed, poller, error, now=time.time())
         else:
             step = confirm_webhook(claimed, poller, job, now=time.time())
-        if step.log_message:
-            self.log.info(step.log_message)
-        if step.warning:
-            self.log.warning(step.warning)
+        report(step, self.log)
         if step.event is not None:
             return self._finish(context, step.event, None, job=job)
-        self.defer(
-            trigger=OpenRouterVideoTrigger.for_poller(poller, self.openrouter_conn_id),
-            method_name="execute_complete",
-            timeout=timedelta(
-                seconds=poller.deadline - time.time() + self.poll_interval + DEFERRAL_GRACE_SECONDS
-            ),
-        )
-
-    def _download_later(self, event: VideoJobEvent, error: Exception) -> None:
-        """After a failed download of a completed, paid job: defer until the job can be fetched
-        again (one poll interval, then the trigger finds it completed and resumes the task), up
-        to the deadline the task waited with. Returns (the caller raises) when waiting cannot help:
-        a local write failure, an output gone, no deadline known, or ``deferrable=False``."""
-        from airflow_provider_orvideo.exceptions import OpenRouterVideoError
-        from airflow_provider_orvideo.polling import JobPoller, download_may_recover
-        from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
-
-        now = time.time()
-        if not (
-            self.deferrable
-            and event.deadline is not None
-            and now < event.deadline
-            and isinstance(error, OpenRouterVideoError)
-            and download_may_recover(error)
-        ):
-            return
-        wait = self.poll_interval * self._poll_scale()
-        poller = JobPoller(
-            job_id=event.job_id,
-            deadline=event.deadline,
-            poll_interval=wait,
-            submitted_at=now,
-            initial_poll_delays=(wait,),
-        )
-        self.log.warning(
-            "Downloading the video of OpenRouter video job %s failed (%s). The job is complete and paid: "
-            "trying again in %.0f s, and on until the deadline %s; nothing is submitted again.",
-            event.job_id,
-            error,
-            wait,
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.deadline)),
-        )
-        self.defer(
-            trigger=OpenRouterVideoTrigger.for_poller(poller, self.openrouter_conn_id),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=event.deadline - now + wait + DEFERRAL_GRACE_SECONDS),
-        )
-
-    def _submitted_request(self, context: Context) -> dict[str, Any]:
-        """The request facts ``execute`` recorded in XCom before deferring (same try).
-
-        A task deferred by a release before the XCom existed resumes without it: its arguments
-        are validated again, once (they rendered the same way for the submit).
-        """
-        from airflow_provider_orvideo._internal.submission import request_facts
-
-        ti = context["ti"]
-        facts = ti.xcom_pull(task_ids=ti.task_id, key=REQUEST_XCOM_KEY, map_indexes=ti.map_index)
-        if isinstance(facts, dict):
-            return facts
-        return request_facts(self._video_request(context).to_body())
-
-    def _poll_on_worker(self, poller: JobPoller) -> VideoJobEvent:
-        """The ``deferrable=False`` twin of the trigger's loop, on the same :class:`JobPoller`."""
-        from airflow_provider_orvideo.exceptions import OpenRouterVideoError
-        from airflow_provider_orvideo.polling import PollState
-
-        state = PollState()
-        time.sleep(poller.first_delay(time.time()))
-        while True:
-            try:
-                job = self.hook.get_job(poller.job_id)
-            except OpenRouterVideoError as error:
-                step = poller.on_error(state, error, now=time.time(), jitter=random.random())
-            else:
-                step = poller.on_job(state, job, now=time.time())
-            if step.log_message:
-                self.log.info(step.log_message)
-            if step.warning:
-                self.log.warning(step.warning)
-            state = step.state
-            if step.event is not None:
-                return step.event
-            time.sleep(step.delay or 0.0)
+        self._defer(poller)
 
     # -- after the job ends -------------------------------------------------------------------
 
@@ -854,207 +528,121 @@ class OpenRouterVideoOperator(BaseOperator):
     ) -> str:
         """End the task on the job's final event; ``request`` is None after a deferral (read from
         XCom); ``job`` is the job as just fetched, if it was (saves the download its GET)."""
-        from airflow_provider_orvideo import exceptions
-        from airflow_provider_orvideo.polling import EventStatus
+        from airflow_provider_orvideo.exceptions import OpenRouterVideoError
+        from airflow_provider_orvideo.polling import EventStatus, ending_error, next_try
 
-        failure_classes: dict[EventStatus, type[exceptions.VideoJobError]] = {
-            EventStatus.FAILED: exceptions.VideoJobFailedError,
-            EventStatus.CANCELLED: exceptions.VideoJobCancelledError,
-            EventStatus.EXPIRED: exceptions.VideoJobExpiredError,
-            EventStatus.TIMEOUT: exceptions.VideoJobTimeoutError,
-            EventStatus.ERROR: exceptions.VideoJobPollingError,
-        }
-        if event.status is EventStatus.COMPLETED:
-            if request is None:
-                request = self._submitted_request(context)
-            try:
-                return self._download(context, event.job_id, request, job=job)
-            except exceptions.OpenRouterVideoError as error:
-                self._download_later(event, error)
-                raise
-        if event.status is EventStatus.TIMEOUT:
-            retry = _RETRY_REATTACHES
-        elif event.status is EventStatus.ERROR:
-            retry = _RETRY_AFTER_POLL_ERROR
-        else:
-            retry = _RETRY_WORDS[self.resubmit_failed_jobs]
-        raise failure_classes[event.status](
-            f"{event.message} {self._next_try(context)} {retry}",
-            job_id=event.job_id,
-            remote_error=event.remote_error,
+        if event.status is not EventStatus.COMPLETED:
+            ti = context["ti"]
+            upcoming = next_try(getattr(ti, "try_number", None), self.retries)
+            raise ending_error(event, next_try=upcoming, resubmit_failed=self.resubmit_failed_jobs)
+        try:
+            return self._download(context, event.job_id, request or self._submitted_request(context), job=job)
+        except OpenRouterVideoError as error:
+            self._download_later(event, error)
+            raise
+
+    def _download_later(self, event: VideoJobEvent, error: Exception) -> None:
+        """After a failed download of a completed, paid job: defer until the job can be fetched
+        again (one poll interval, then the trigger finds it completed and resumes the task), up
+        to the deadline the task waited with. Returns (the caller raises) when waiting cannot help:
+        a local write failure, an output gone, no deadline known, or ``deferrable=False``."""
+        from airflow_provider_orvideo.exceptions import OpenRouterVideoError
+        from airflow_provider_orvideo.polling import download_may_recover
+
+        now = time.time()
+        if not (
+            self.deferrable
+            and event.deadline is not None
+            and now < event.deadline
+            and isinstance(error, OpenRouterVideoError)
+            and download_may_recover(error)
+        ):
+            return
+        wait = self.poll_interval * self._poll_scale(event.job_id)
+        poller = self._poller(
+            event.job_id, deadline=event.deadline, submitted_at=now, interval=wait, delays=[wait]
         )
+        self.log.warning(
+            "Downloading the video of OpenRouter video job %s failed (%s). The job is complete and paid: "
+            "trying again in %.0f s, and on until the deadline %s; nothing is submitted again.",
+            event.job_id,
+            error,
+            wait,
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.deadline)),
+        )
+        self._defer(poller)
 
-    def _next_try(self, context: Context) -> str:
-        """Who acts next on a failed try: Airflow's retry if one is left, else a user's clear."""
-        try_number = getattr(context["ti"], "try_number", None)
-        if isinstance(try_number, int) and isinstance(self.retries, int) and try_number <= self.retries:
-            return f"The next try ({try_number + 1} of {self.retries + 1})"
-        return "No retry is left; clearing this task"
+    def _submitted_request(self, context: Context) -> dict[str, Any]:
+        """The request facts ``execute`` recorded in XCom before deferring (same try).
+
+        A task deferred by a release before the XCom existed resumes without it: its arguments
+        are validated again, once (they rendered the same way for the submit).
+        """
+        from airflow_provider_orvideo._internal.request_fields import request_facts
+        from airflow_provider_orvideo._internal.task_record import VIDEO_REQUEST
+
+        ti = context["ti"]
+        facts = ti.xcom_pull(task_ids=ti.task_id, key=VIDEO_REQUEST, map_indexes=ti.map_index)
+        if isinstance(facts, dict):
+            return facts
+        return request_facts(self._video_request(context).to_body())
+
+    def _output_target(self, job_id: str) -> OutputTarget:
+        """Output 0's location, checked before paying and only normalised now: after paying a
+        refusal would end the task for good, so it becomes a retryable failure."""
+        from airflow_provider_orvideo._internal.output_paths import output_target
+        from airflow_provider_orvideo.exceptions import InvalidOutputPathError, OutputPathUnknownError
+
+        try:
+            return output_target(self.output_path, self.output_conn_id, check=False)
+        except InvalidOutputPathError as error:
+            raise OutputPathUnknownError(
+                f"OpenRouter video job {job_id} is complete and paid, but where to save it cannot be "
+                f"determined on resume: {error} A retry of this task downloads it without paying."
+            ) from None
 
     def _download(
         self, context: Context, job_id: str, request: dict[str, Any], *, job: VideoJob | None = None
     ) -> str:
-        """Fetch the finished job (URLs never cross the trigger boundary) and save every output.
-
-        Outputs an earlier try already saved completely (recorded size, MP4 signature) are kept.
-        A file at an output location that this task instance did not write is never replaced
-        (unless ``overwrite``): the paid video goes beside it, ``<stem>.<job id><suffix>``.
-        """
+        """Fetch the finished job (URLs never cross the trigger boundary), save every output
+        (:meth:`VideoJobLifecycle.save_outputs`), then publish the task's record."""
         from airflow_provider_orvideo._internal.assets import video_asset_extra
-        from airflow_provider_orvideo._internal.atomic_output import (
-            AtomicOutput,
-            is_complete_output,
-            owner_tag,
+        from airflow_provider_orvideo._internal.task_record import SavedVideo
+
+        job = job or self.hook.get_job(job_id)
+        first = self._output_target(job.id)
+        host = socket.gethostname()  # where a local output is: said wherever the path is reported
+        lifecycle = self._lifecycle(context)
+        saved = lifecycle.save_outputs(job, first, overwrite=self.overwrite, host=host)
+        published = SavedVideo(
+            job_id=job.id,
+            generation_id=job.generation_id,
+            cost=job.cost,
+            is_byok=job.is_byok,
+            paths=saved.paths,
+            sizes=saved.sizes,  # the pages serve only files of these sizes
+            host=host,
+            conn_id=first.conn_id,  # the player opens object storage with it (never a secret)
+            unavailable=saved.unavailable,
         )
-        from airflow_provider_orvideo._internal.compat import task_state_store
-        from airflow_provider_orvideo._internal.output_paths import output_target, written_by
-        from airflow_provider_orvideo._internal.submission import SubmissionLedger
-        from airflow_provider_orvideo.exceptions import (
-            InvalidOutputPathError,
-            OutputPathUnknownError,
-            VideoOutputGoneError,
-        )
-
-        if job is None:
-            job = self.hook.get_job(job_id)
-        ledger = SubmissionLedger(task_state_store(context))
-        record = ledger.load()
-        own = dict(record.outputs) if record is not None and record.job_id == job.id else {}
-        try:  # checked before paying; here only normalised
-            first = output_target(self.output_path, self.output_conn_id, check=False)
-        except InvalidOutputPathError as error:
-            # After paying, a refusal would end the task for good: make it a retryable failure.
-            raise OutputPathUnknownError(
-                f"OpenRouter video job {job.id} is complete and paid, but where to save it cannot be "
-                f"determined on resume: {error} A retry of this task downloads it without paying."
-            ) from None
-        ti = context["ti"]
-        writer = {**_task_instance_facts(ti), "job_id": job.id}
-        host = socket.gethostname()  # where a local output is: say it wherever the path is reported
-
-        def still_ours(candidate: OutputTarget) -> bool:
-            """Recorded by this task instance for this job, and not replaced by another writer since."""
-            return candidate.location in own and written_by(candidate, writer)
-
-        paths: list[str] = []
-        sizes: list[int] = []
-        unavailable: list[int] = []
-        for index in range(job.output_count):
-            target = first.for_index(index)
-            aside = target.aside(job.id)
-            saved = next(
-                (
-                    candidate
-                    for candidate in (target, aside)
-                    if still_ours(candidate)
-                    and is_complete_output(candidate.storage_uri, own[candidate.location])
-                ),
-                None,
-            )
-            if saved is not None:
-                self.log.info(
-                    "Output %d of job %s is already complete at %s; not downloading it again.",
-                    index,
-                    job.id,
-                    saved.location,
-                )
-                paths.append(saved.location)
-                sizes.append(own[saved.location])
-                continue
-            output = AtomicOutput(
-                target.storage_uri,
-                replace=self.overwrite or still_ours(target),
-                aside=aside.storage_uri,
-                writer=writer,
-                # Temporary files named after the task instance: a retry removes what a killed try left.
-                owner=owner_tag(_task_instance_facts(ti)),
-            )
-            try:
-                size = self.hook.save_output(job.id, index, output)
-            except VideoOutputGoneError as gone:
-                if index == 0:
-                    raise
-                # The job was paid and its first outputs are saved: keep them and say what is missing.
-                self.log.warning("%s Keeping the other outputs of the job.", gone)
-                unavailable.append(index)
-                continue
-            committed = output.committed_location or target.storage_uri
-            saved_at = (
-                target if committed == target.storage_uri else target.renamed(committed.rsplit("/", 1)[-1])
-            )
-            location = saved_at.location
-            if location != target.location:
-                self.log.warning(
-                    "Another writer created %s while job %s rendered; not replacing it. Saved the paid "
-                    "video beside it instead: %s.",
-                    target.location,
-                    job.id,
-                    location,
-                )
-            self.log.info(
-                "Saved output %d of OpenRouter video job %s to %s on host %s (%s bytes).",
-                index,
-                job.id,
-                location,
-                host,
-                f"{size:,}",
-            )
-            if record is not None and record.job_id == job.id:
-                record = record.with_output(location, size)
-                ledger.save(record)
-            paths.append(location)
-            sizes.append(size)
-        ti.xcom_push(key="generation_id", value=job.generation_id)
-        ti.xcom_push(key="usage", value=job.usage())
-        ti.xcom_push(key="output_paths", value=paths)
-        ti.xcom_push(key="output_sizes", value=sizes)  # the video pages serve only files of this size
-        ti.xcom_push(key="output_host", value=host)
-        if first.conn_id:  # the video player opens object storage with it (never a secret)
-            ti.xcom_push(key="output_conn_id", value=first.conn_id)
-        if unavailable:
-            ti.xcom_push(key="unavailable_outputs", value=unavailable)
+        for key, value in published.xcoms():
+            context["ti"].xcom_push(key=key, value=value)
         cost = "unknown" if job.cost is None else f"${job.cost:.4f}"
         self.log.info("OpenRouter video job %s cost %s (generation %s).", job.id, cost, job.generation_id)
         self._annotate_asset_events(
-            context, video_asset_extra(job=job, request=request, locations=paths, host=host)
+            context, video_asset_extra(job=job, request=request, locations=list(saved.paths), host=host)
         )
-        self._saved = (job.id, request.get("model"), job.cost, host, tuple(paths))
-        ledger.finish()
-        return paths[0]
+        self._saved = (published, request.get("model"))
+        lifecycle.finish()
+        return saved.paths[0]
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage, when its provider is installed (its listener calls this after success):
-        inputs are the frame and reference media that are files or object storage, outputs the
-        saved videos; run facets name the OpenRouter job (``externalQuery``) and the model and
-        cost (``openrouterVideo``). Without the provider nothing calls it."""
-        import attrs
-        from airflow.providers.common.compat.openlineage.facet import Dataset, ExternalQueryRunFacet, RunFacet
-        from airflow.providers.openlineage.extractors import OperatorLineage
+        """OpenLineage, when its provider is installed (its listener calls this after success): the
+        media read, the videos saved, the job, model and cost (see ``lineage.operator_lineage``)."""
+        from airflow_provider_orvideo._internal.lineage import media_sources, operator_lineage
 
-        from airflow_provider_orvideo._internal.lineage import dataset_of, media_sources
-
-        if self._saved is None:  # the task did not save a video in this process
-            return OperatorLineage()
-        job_id, model, cost, host, locations = self._saved
-
-        @attrs.define
-        class OpenRouterVideoRunFacet(RunFacet):  # type: ignore[misc, unused-ignore]
-            jobId: str
-            model: str | None
-            cost: float | None
-
-        def datasets(items: Any) -> list[Any]:
-            pairs = dict.fromkeys(p for p in (dataset_of(item, host) for item in items) if p is not None)
-            return [Dataset(namespace=namespace, name=name) for namespace, name in pairs]
-
-        return OperatorLineage(
-            inputs=datasets(media_sources(self.frame_images, self.input_references)),
-            outputs=datasets(locations),
-            run_facets={
-                "externalQuery": ExternalQueryRunFacet(externalQueryId=job_id, source="openrouter.ai"),
-                "openrouterVideo": OpenRouterVideoRunFacet(jobId=job_id, model=model, cost=cost),
-            },
-        )
+        saved, model = self._saved or (None, None)
+        return operator_lineage(saved, model, media_sources(self.frame_images, self.input_references))
 
     def _annotate_asset_events(self, context: Context, extra: dict[str, Any]) -> None:
         """Put the job's facts on the event of every ``Asset`` in ``outlets``.

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import airflow_provider_orvideo
-from airflow_provider_orvideo._internal.submission import request_facts
+from airflow_provider_orvideo._internal.request_fields import request_facts
 from airflow_provider_orvideo._internal.task_record import (
     GENERATION_ID,
     JOB_ID,
