@@ -80,7 +80,7 @@ class CountingBackend(BaseSecretsBackend):
             out.write(f"{conn_id}\\n")
         return None
 """
-RECEIVER_LOGGER = "airflow_provider_orvideo.plugins.webhook_receiver"
+RECEIVER_MODULE = "airflow_provider_orvideo.plugins._webhook_receiver"
 
 
 def event_body(job: str) -> bytes:
@@ -198,10 +198,10 @@ async def flood(
 
 
 def receiver_file(stack: AirflowStack) -> str:
-    """Which ``webhook_receiver.py`` the stack's processes import (PYTHONPATH may point elsewhere)."""
+    """Which ``_webhook_receiver.py`` the stack's processes import (PYTHONPATH may point elsewhere)."""
     python = str(Path(stack.airflow).parent / "python")
     done = subprocess.run(
-        [python, "-c", f"import {RECEIVER_LOGGER} as m; print(m.__file__)"],
+        [python, "-c", f"import {RECEIVER_MODULE} as m; print(m.__file__)"],
         env=stack.env,
         cwd=stack.home,  # as the components run: ``python -c`` puts its working directory first
         capture_output=True,

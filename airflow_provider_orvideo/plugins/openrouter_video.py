@@ -51,11 +51,11 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 def build_plugin_app() -> Any:
     """The receiver, plus the video pages where Airflow's UI can show them (3.1+)."""
-    from airflow_provider_orvideo.plugins.webhook_receiver import build_app
+    from airflow_provider_orvideo.plugins._webhook_receiver import build_app
 
     app = build_app()
     if HAS_UI_PLUGINS:
-        from airflow_provider_orvideo.plugins.video_viewer import add_video_routes
+        from airflow_provider_orvideo.plugins._video_viewer import add_video_routes
 
         add_video_routes(app)
     return app
@@ -74,8 +74,8 @@ class LazyPluginApp:
 
 
 class OpenRouterVideoPlugin(AirflowPlugin):
-    """``POST /orvideo/webhook`` (:mod:`~airflow_provider_orvideo.plugins.webhook_receiver`) and,
-    on Airflow 3.1+, the player, stream and gallery (:mod:`~airflow_provider_orvideo.plugins.video_viewer`)."""
+    """``POST /orvideo/webhook`` (:mod:`~airflow_provider_orvideo.plugins._webhook_receiver`) and,
+    on Airflow 3.1+, the player, stream and gallery (:mod:`~airflow_provider_orvideo.plugins._video_viewer`)."""
 
     name = "openrouter_video"
     fastapi_apps = [  # noqa: RUF012 - the attribute AirflowPlugin declares

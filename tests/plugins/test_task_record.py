@@ -40,7 +40,7 @@ from airflow_provider_orvideo._internal.task_record import (
 )
 from airflow_provider_orvideo._internal.versions import HAS_UI_PLUGINS
 from airflow_provider_orvideo.links.openrouter_video import watch_path
-from airflow_provider_orvideo.plugins.video_views import RecordedVideo, VideoTask
+from airflow_provider_orvideo.plugins._video_views import RecordedVideo, VideoTask
 from tests.adversarial.conftest import airflow_env, airflow_home, run_dag_file  # noqa: F401 - a fixture
 
 TASK = VideoTask("product_videos", "manual__2026-01-01T00:00:00+00:00", "render", -1)
@@ -220,10 +220,10 @@ def test_values_of_another_shape_read_as_not_recorded() -> None:
 
 READERS = (
     "links/openrouter_video.py",
-    "plugins/video_views.py",
-    "plugins/video_viewer.py",
-    "plugins/video_html.py",
-    "plugins/video_sources.py",
+    "plugins/_video_views.py",
+    "plugins/_video_viewer.py",
+    "plugins/_video_html.py",
+    "plugins/_video_sources.py",
 )
 RECORD_KEY_VALUES = {*RECORDED_KEYS, "superseded_jobs", "openrouter_video_output_claim"}
 
@@ -296,8 +296,8 @@ READ_BACK = textwrap.dedent(
     from sqlalchemy import select
     from airflow_provider_orvideo._internal.task_record import RECORDED_KEYS, SavedVideo
     from airflow_provider_orvideo.links.openrouter_video import WatchVideoLink
-    from airflow_provider_orvideo.plugins.video_viewer import load_gallery, load_spend, load_video
-    from airflow_provider_orvideo.plugins.video_views import GalleryFilter, VideoTask
+    from airflow_provider_orvideo.plugins._video_viewer import load_gallery, load_spend, load_video
+    from airflow_provider_orvideo.plugins._video_views import GalleryFilter, VideoTask
     import datetime
 
     dag_id = sys.argv[1]

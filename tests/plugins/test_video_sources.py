@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from airflow_provider_orvideo._internal.output_paths import record_writer
-from airflow_provider_orvideo.plugins.video_sources import (
+from airflow_provider_orvideo.plugins._video_sources import (
     LocalSource,
     StoredSource,
     open_video,
     probe,
 )
-from airflow_provider_orvideo.plugins.video_views import (
+from airflow_provider_orvideo.plugins._video_views import (
     LocalVideo,
     RecordedVideo,
     Refused,

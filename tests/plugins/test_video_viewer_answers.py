@@ -20,14 +20,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.testclient import TestClient
 
-from airflow_provider_orvideo.plugins.video_viewer import (
+from airflow_provider_orvideo.plugins._video_viewer import (
     PAGE_HEADERS,
     Forbidden,
     NotAuthenticated,
     StorageTimeout,
     _answered,
 )
-from airflow_provider_orvideo.plugins.video_views import InvalidViewRequest
+from airflow_provider_orvideo.plugins._video_views import InvalidViewRequest
 
 REFUSALS = {
     "unauthenticated": NotAuthenticated("Token expired"),

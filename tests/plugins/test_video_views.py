@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_orvideo.links.openrouter_video import WatchVideoLink, watch_path
-from airflow_provider_orvideo.plugins.video_html import PageUrls, money, render_gallery, render_watch
-from airflow_provider_orvideo.plugins.video_views import (
+from airflow_provider_orvideo.plugins._video_html import PageUrls, money, render_gallery, render_watch
+from airflow_provider_orvideo.plugins._video_views import (
     GalleryFilter,
     InvalidViewRequest,
     LocalVideo,
@@ -383,14 +383,14 @@ def test_urls_follow_the_mount_point_of_a_deployment_under_a_sub_path() -> None:
 
 def test_nothing_here_imports_the_web_stack_until_a_page_is_rendered() -> None:
     """The plugin module loads in every Airflow component; the pages are built on first use."""
-    code = "import sys, airflow_provider_orvideo.plugins.openrouter_video; print(sorted(m for m in ('fastapi', 'jinja2', 'airflow_provider_orvideo.plugins.video_viewer') if m in sys.modules))"
+    code = "import sys, airflow_provider_orvideo.plugins.openrouter_video; print(sorted(m for m in ('fastapi', 'jinja2', 'airflow_provider_orvideo.plugins._video_viewer') if m in sys.modules))"
     import subprocess
     import sys
 
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True
     )
-    assert "airflow_provider_orvideo.plugins.video_viewer" not in out.stdout
+    assert "airflow_provider_orvideo.plugins._video_viewer" not in out.stdout
 
 
 # ------------------------------------------------------------------------------------ never a 500

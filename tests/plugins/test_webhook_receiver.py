@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_orvideo.plugins.webhook_receiver import (
+from airflow_provider_orvideo.plugins._webhook_receiver import (
     FUTURE_SKEW_SECONDS,
     MAX_BODY_BYTES,
     WEBHOOK_PATH,

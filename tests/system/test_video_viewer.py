@@ -40,7 +40,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 
 from airflow_provider_orvideo._internal.output_paths import WRITER_XATTR
-from airflow_provider_orvideo.plugins.video_html import money
+from airflow_provider_orvideo.plugins._video_html import money
 from tests.conftest import EMULATOR_API_KEY
 from tests.helpers import AIRFLOW_VERSION
 from tests.s3 import S3, aws_connection, new_bucket

@@ -19,7 +19,7 @@ and, on S3, its ETag, which every ranged read then sends as ``If-Match``); the s
 signature are checked on that file object, and the stream reads only from it.
 
 Everything here blocks (filesystem, network): the pages call it in their own small thread pool
-with a deadline (:func:`~airflow_provider_orvideo.plugins.video_viewer.file_io`).
+with a deadline (:func:`~airflow_provider_orvideo.plugins._video_viewer.file_io`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from airflow_provider_orvideo._internal.compat import team_may_use_connection
-from airflow_provider_orvideo.plugins.video_views import (
+from airflow_provider_orvideo.plugins._video_views import (
     SIGNATURE_BYTES,
     LocalVideo,
     Location,

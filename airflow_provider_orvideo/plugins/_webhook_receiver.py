@@ -86,7 +86,8 @@ __all__ = [
     "resume_waiting_task",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("airflow_provider_orvideo.plugins.webhook_receiver")
+"""Named as before the module became private: a deployment's log filters and alerts key on it."""
 
 WEBHOOK_PATH = "/webhook"
 """Below the plugin's ``/orvideo`` prefix: ``https://<api-server>/orvideo/webhook``."""

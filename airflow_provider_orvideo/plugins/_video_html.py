@@ -14,7 +14,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from airflow_provider_orvideo.plugins.video_views import (
+from airflow_provider_orvideo.plugins._video_views import (
     GalleryFilter,
     Location,
     RecordedVideo,

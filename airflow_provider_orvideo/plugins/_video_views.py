@@ -1,7 +1,7 @@
 """What the video pages decide, apart from HTTP and the database: which recorded file may be
 served, the byte range asked for, the spend chart, the gallery's paging, and the HTML.
 
-The api-server side (:mod:`~airflow_provider_orvideo.plugins.video_viewer`) reads the facts the
+The api-server side (:mod:`~airflow_provider_orvideo.plugins._video_viewer`) reads the facts the
 operator recorded as XComs, checks the user's permission and streams the bytes; everything it
 decides goes through the plain functions here, which the tests drive directly.
 
@@ -15,7 +15,7 @@ never trusted as such):
   (``ftyp``) or WebM signature, have the size the task recorded, and, when it carries the
   provider's writer tag, have been written by that same task instance (all checked on the opened
   descriptor, which is then what is streamed: see
-  :mod:`~airflow_provider_orvideo.plugins.video_sources`);
+  :mod:`~airflow_provider_orvideo.plugins._video_sources`);
 * object storage is opened with the connection the task recorded (``output_conn_id``), and only
   where the DAG may use that connection.
 
@@ -228,7 +228,7 @@ class RecordedVideo:
 @dataclass(frozen=True)
 class LocalVideo:
     """A recorded path on a disk the api-server may read: not yet opened or checked (see
-    :func:`~airflow_provider_orvideo.plugins.video_sources.open_video`)."""
+    :func:`~airflow_provider_orvideo.plugins._video_sources.open_video`)."""
 
     path: str
     media_type: str
@@ -303,7 +303,7 @@ def is_video_signature(head: bytes) -> bool:
 def locate(video: RecordedVideo, index: int) -> Location:
     """Where output ``index`` of a recorded video is, or why it cannot be shown, from the recorded
     value alone (no filesystem or network access: opening and checking the file is
-    :func:`~airflow_provider_orvideo.plugins.video_sources.open_video`'s job). Never raises for a
+    :func:`~airflow_provider_orvideo.plugins._video_sources.open_video`'s job). Never raises for a
     recorded value, whatever it holds."""
     from airflow_provider_orvideo._internal.object_storage import local_path, split_conn_id
     from airflow_provider_orvideo._internal.output_paths import OutputTarget

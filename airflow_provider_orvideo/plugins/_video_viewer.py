@@ -12,12 +12,12 @@ Routes, under the plugin's mount point ``/orvideo``:
 Every request is authenticated with the browser's Airflow token (the ``_token`` cookie the UI
 sets, or an ``Authorization: Bearer`` header) and authorised by Airflow's auth manager: reading
 the DAG's task instances and XComs. Nothing is cached between requests. What is served is only
-ever a location the task instance recorded (see :mod:`~airflow_provider_orvideo.plugins.video_views`),
-opened once and checked on what was opened (:mod:`~airflow_provider_orvideo.plugins.video_sources`).
+ever a location the task instance recorded (see :mod:`~airflow_provider_orvideo.plugins._video_views`),
+opened once and checked on what was opened (:mod:`~airflow_provider_orvideo.plugins._video_sources`).
 Database work happens in the thread pool, in a session closed before any video byte is sent;
 file and object-storage work in the pages' own few threads, each call with a deadline
 (:func:`file_io`), so no file can hold a thread of Airflow's shared pool. Any input gets a 4xx:
-the checks of :mod:`~airflow_provider_orvideo.plugins.video_views` refuse what the pages cannot
+the checks of :mod:`~airflow_provider_orvideo.plugins._video_views` refuse what the pages cannot
 have produced before it reaches the database or the filesystem.
 """
 
@@ -43,9 +43,9 @@ from airflow_provider_orvideo._internal.task_record import (
     USAGE,
     VIDEO_REQUEST,
 )
-from airflow_provider_orvideo.plugins.video_html import PageUrls, render_error, render_gallery, render_watch
-from airflow_provider_orvideo.plugins.video_sources import STREAM_CHUNK_BYTES, Source, open_video, probe
-from airflow_provider_orvideo.plugins.video_views import (
+from airflow_provider_orvideo.plugins._video_html import PageUrls, render_error, render_gallery, render_watch
+from airflow_provider_orvideo.plugins._video_sources import STREAM_CHUNK_BYTES, Source, open_video, probe
+from airflow_provider_orvideo.plugins._video_views import (
     GALLERY_PAGE_SIZE,
     SPEND_DAYS,
     SPEND_MAX_ROWS,
@@ -72,7 +72,8 @@ if TYPE_CHECKING:
 
 __all__ = ["add_video_routes"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("airflow_provider_orvideo.plugins.video_viewer")
+"""Named as before the module became private: a deployment's log filters and alerts key on it."""
 T = TypeVar("T")
 
 PAGE_HEADERS = {
