@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_orvideo._internal.api import MAX_REQUEST_BODY_BYTES, VideoModel, submit_request
 from airflow_provider_orvideo._internal.field_checks import MAX_SESSION_ID_LENGTH as MAX_SESSION_ID_LENGTH
@@ -27,7 +27,11 @@ from airflow_provider_orvideo.exceptions import (
     InvalidOperatorArgumentError,
     InvalidVideoRequestError,
 )
-from airflow_provider_orvideo.media import MediaKind, ResolvedMedia
+
+if TYPE_CHECKING:
+    # Types only: media reads files and object storage (the I/O layer); what is checked here is
+    # already resolved (tests/test_layers.py keeps the pure core from importing it).
+    from airflow_provider_orvideo.media import MediaKind, ResolvedMedia
 
 API_RESOLUTIONS = ("360p", "480p", "720p", "768p", "1080p", "1K", "2K", "4K")
 API_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9", "9:21")
