@@ -41,13 +41,15 @@ from airflow_provider_orvideo._internal.submission import (
     needs_remote_check,
     submit_created_nothing,
 )
-from airflow_provider_orvideo._internal.task_record import OUTPUT_CLAIM
+from airflow_provider_orvideo._internal.task_record import OUTPUT_CLAIM, SavedVideo
 from airflow_provider_orvideo.exceptions import (
     NOTHING_SPENT,
+    InvalidOutputPathError,
     OpenRouterNotFoundError,
     OpenRouterVideoError,
     OutputExistsError,
     OutputPathCollisionError,
+    OutputPathUnknownError,
     ResubmissionRefusedError,
     VideoOutputGoneError,
 )
@@ -60,7 +62,6 @@ __all__ = [
     "CARRIED_FIELDS_KEY",
     "OutputClaims",
     "Resumption",
-    "SavedOutputs",
     "TaskIdentity",
     "VideoJobLifecycle",
     "XComOutputClaims",
@@ -192,17 +193,6 @@ class Resumption:
     @property
     def downloads(self) -> bool:
         return self.decision.action is Action.DOWNLOAD
-
-
-@dataclass(frozen=True)
-class SavedOutputs:
-    """Every output of a paid job, saved (or kept from an earlier try), in output order."""
-
-    job: VideoJob
-    paths: tuple[str, ...]
-    sizes: tuple[int, ...]
-    unavailable: tuple[int, ...] = ()
-    """Indexes OpenRouter no longer serves (never the first: then the download fails)."""
 
 
 @dataclass
@@ -392,15 +382,19 @@ class VideoJobLifecycle:
 
     # -- after the job completes ----------------------------------------------------------------
 
-    def save_outputs(self, job: VideoJob, first: OutputTarget, *, overwrite: bool, host: str) -> SavedOutputs:
-        """Save every output of the completed ``job`` (``first`` is output 0's target), recording
-        each in the store as it lands.
+    def save_outputs(
+        self, job: VideoJob, output_path: Any, output_conn_id: str | None, *, overwrite: bool, host: str
+    ) -> SavedVideo:
+        """Save every output of the completed ``job`` (output 0 at ``output_path``, the next ones
+        numbered beside it), recording each in the store as it lands; return the task record to
+        publish (the job's cost, where each output is and its size).
 
         Outputs an earlier try already saved completely (recorded size, MP4 signature, still
         written by this task instance) are kept. A file at an output location that this task
         instance did not write is never replaced (unless ``overwrite``): the paid video goes
         beside it, ``<stem>.<job id><suffix>``. An output OpenRouter no longer serves is skipped
         (and reported) unless it is the first."""
+        first = self._first_output(job.id, output_path, output_conn_id)
         ledger = self._ledger
         record = ledger.load()
         record = record if record is not None and record.job_id == job.id else None
@@ -435,7 +429,31 @@ class VideoJobLifecycle:
                     ledger.save(record)
             paths.append(location)
             sizes.append(size)
-        return SavedOutputs(job, tuple(paths), tuple(sizes), tuple(unavailable))
+        return SavedVideo(
+            job_id=job.id,
+            generation_id=job.generation_id,
+            cost=job.cost,
+            is_byok=job.is_byok,
+            paths=tuple(paths),
+            sizes=tuple(sizes),
+            host=host,
+            conn_id=first.conn_id,  # the player opens object storage with it (never a secret)
+            unavailable=tuple(unavailable),
+        )
+
+    @staticmethod
+    def _first_output(job_id: str, output_path: Any, output_conn_id: str | None) -> OutputTarget:
+        """Output 0's location, checked before paying and only normalised now: after paying a
+        refusal would end the task for good, so it becomes a retryable failure."""
+        from airflow_provider_orvideo._internal.output_paths import output_target
+
+        try:
+            return output_target(output_path, output_conn_id, check=False)
+        except InvalidOutputPathError as error:
+            raise OutputPathUnknownError(
+                f"OpenRouter video job {job_id} is complete and paid, but where to save it cannot be "
+                f"determined on resume: {error} A retry of this task downloads it without paying."
+            ) from None
 
     def _still_ours(self, record: SubmissionRecord | None, job_id: str, target: OutputTarget) -> bool:
         """Recorded by this task instance for this job, and not replaced by another writer since."""

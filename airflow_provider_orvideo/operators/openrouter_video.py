@@ -10,10 +10,11 @@ Airflow side of each (XCom, deferral, asset events, OpenLineage).
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -40,9 +41,10 @@ if TYPE_CHECKING:
 
     from airflow_provider_orvideo._internal.api import VideoJob
     from airflow_provider_orvideo._internal.lifecycle import Resumption, VideoJobLifecycle
-    from airflow_provider_orvideo._internal.output_paths import OutputTarget
     from airflow_provider_orvideo._internal.task_record import SavedVideo
     from airflow_provider_orvideo._internal.validation import VideoRequest
+    from airflow_provider_orvideo._internal.waiting import WaitPlan
+    from airflow_provider_orvideo.exceptions import OpenRouterVideoError
     from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
     from airflow_provider_orvideo.polling import JobPoller, VideoJobEvent
 
@@ -50,9 +52,6 @@ __all__ = [
     "OpenRouterVideoOperator",
 ]
 
-DEFERRAL_GRACE_SECONDS = 300.0
-"""Airflow's own deferral timeout is a safety net set past our deadline, so the trigger's
-``timeout`` event (which reaches ``execute_complete`` with a clear message) always fires first."""
 
 _DEFAULT_RETRIES = default_retries()
 
@@ -60,97 +59,64 @@ _DEFAULT_RETRIES = default_retries()
 class OpenRouterVideoOperator(BaseOperator):
     """Generate a video with OpenRouter and save it to ``output_path``.
 
-    The job is validated against the model's capabilities and submitted on the worker; the
-    worker slot is then released while an :class:`OpenRouterVideoTrigger` polls (``deferrable``,
-    the default). When the job completes, the worker downloads every output and returns the
-    path of the first one. XCom also gets ``job_id`` (right after submitting), ``generation_id``,
-    ``usage`` (OpenRouter's cost figure), ``output_paths``, ``output_host`` and, for object storage,
-    ``output_conn_id``; on Airflow 3.1+ a "Watch video" link then opens the provider's player
-    page (:class:`~airflow_provider_orvideo.links.openrouter_video.WatchVideoLink`). Each ``Asset`` in ``outlets``
-    gets an event whose ``extra`` holds ``job_id``, ``generation_id``, ``model``, ``cost``,
-    ``duration`` and ``output_uris`` (see :mod:`airflow_provider_orvideo._internal.assets`).
+    The request is checked against the model's capabilities (and ``max_cost_usd``) and submitted
+    on the worker; the worker slot is then released while an :class:`OpenRouterVideoTrigger`
+    polls (``deferrable``, the default) or the job's webhook resumes the task. When the job
+    completes, the worker downloads every output and returns the path of the first one. A retry
+    re-attaches to the job it paid for instead of paying again, which is why ``retries``
+    defaults to 3 (:data:`~airflow_provider_orvideo.defaults.DEFAULT_VIDEO_RETRIES`).
 
-    :param prompt: Text prompt. Templated.
-    :param model: OpenRouter video model id, e.g. ``google/veo-3.1``. Templated.
-    :param output_path: Local path or object storage URI (``file://``, ``s3://`` ...) of the
-        ``.mp4`` to write; further outputs of the same job get ``_1``, ``_2`` ... before the
-        suffix. Templated. An object storage URI is written through Airflow's ``ObjectStoragePath``
-        (streamed, no local copy; the object appears only when complete) with the connection
-        given by ``output_conn_id`` or named in the URI (``s3://aws_conn@bucket/key``). The
-        return value and ``output_paths`` are the paths as given.
-    :param output_conn_id: Airflow connection for an object storage ``output_path``, e.g. an
-        ``aws`` connection for ``s3://``. Default: the one named in the URI, else the
-        filesystem's default credentials. The scheme's filesystem (``s3://`` needs
-        ``apache-airflow-providers-amazon[s3fs]``) and the connection are checked before submitting.
-    :param overwrite: Replace a file at ``output_path`` that this task instance did not write.
-        Default False: such a file makes the task fail before paying (``OutputExistsError``),
-        so a video paid for by another run, task or map index is never silently replaced.
-    :param duration: Seconds; checked against the model's ``supported_durations``.
-    :param resolution: e.g. ``720p``; checked against ``supported_resolutions``.
-    :param aspect_ratio: e.g. ``16:9``; checked against ``supported_aspect_ratios``.
-    :param size: ``WIDTHxHEIGHT``; checked against ``supported_sizes``.
-    :param generate_audio: Checked against the model's ``generate_audio`` capability.
-    :param seed: Checked against the model's ``seed`` capability.
-    :param frame_images: ``{"first_frame": src, "last_frame": src}`` for image-to-video; each
-        frame type must be in the model's ``supported_frame_images``. A source is an https URL,
-        a ``data:`` URL, a local path, an object storage URI / ``ObjectStoragePath``, or bytes;
-        files and bytes are sent as ``data:`` URLs with the MIME type sniffed from the content.
-    :param input_references: A list of sources (images, audio, video) that steer the result;
-        an https URL whose kind its name does not tell is given as ``{"kind": ..., "source": ...}``.
-        Ignored by OpenRouter when ``frame_images`` is also given (a warning is logged).
-    :param provider_options: ``{provider slug: {parameter: value}}``, e.g.
-        ``{"google-vertex": {"negativePrompt": "blurry"}}``; keys must be in the model's
-        ``allowed_passthrough_parameters``.
-    :param previous_job_id: Id of a completed job on the same model to extend or edit; usually
-        ``"{{ ti.xcom_pull(task_ids='...', key='job_id') }}"``. Templated.
-    :param session_id: OpenRouter observability grouping (at most 256 characters). Templated.
-    :param trace: Trace metadata (``trace_id``, ``trace_name``, ``span_name``, ... and extra keys).
-        Merged over the Airflow defaults (see ``airflow_trace``).
-    :param user: End-user id for OpenRouter's logs. Templated.
-    :param airflow_trace: Add trace metadata naming the DAG, task, run and map index, so spend on
-        OpenRouter's side can be grouped by pipeline. Default True.
-    :param max_cost_usd: Refuse to submit when the price estimated from the model's
-        ``pricing_skus`` exceeds this (USD). Default: no limit.
-    :param strict_cost_check: With ``max_cost_usd``, also refuse when the price cannot be
-        estimated (a SKU family this provider does not know). Default False: warn and submit.
-    :param resubmit_failed_jobs: When a retry finds that the earlier try's job failed, was
-        cancelled or expired (OpenRouter's verdict, not an outage), submit a new, billed one.
-        Default False: retries are on by default to outlast infrastructure failures, and a retry
-        that re-attaches costs nothing; paying again for a job OpenRouter refused (a content
-        policy, say) must be asked for.
-    :param orphan_policy: When a retry finds that an earlier try sent the submit request but never
-        learned the job id (its answer was lost): ``"fail"`` (default) refuses to submit again,
-        since a job may exist and bill; ``"resubmit"`` submits anyway.
-    :param openrouter_conn_id: Connection of type ``openrouter``.
-    :param deferrable: Poll in the triggerer instead of holding the worker slot. Default: True,
-        unless the deployment sets ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE`` (see
-        :func:`~airflow_provider_orvideo.defaults.default_deferrable` for why only that variable).
-    :param poll_interval: Seconds between status polls, after the initial checks. Default 30.
-    :param initial_poll_delays: Delays of the first checks, from the submission; each capped at
-        ``poll_interval``. Default ``(30, 10, 20)``: checks at 30 s and 40 s, then at 60, 90, ... s.
-    :param job_timeout: How long to wait for the job before failing (``timedelta`` or seconds).
-        Default one hour. The job is not cancelled (OpenRouter has no cancel endpoint).
-    :param max_consecutive_poll_failures: Deprecated and ignored (a warning says so): polls of a
-        paid job wait through failures until ``job_timeout`` (see :class:`~airflow_provider_orvideo.polling.JobPoller`).
-    :param callback_url: The public URL of the provider's webhook receiver in the api-server,
-        e.g. ``https://airflow.example.com/orvideo/webhook`` (default: the connection's
-        ``callback_url`` extra; None there too means no webhooks; ``""`` turns them off for this
-        task whatever the connection says). With it, OpenRouter's signed
-        webhook resumes the deferred task within about a second of the job's end, and the
-        trigger only checks the job every ``webhook_poll_interval`` as a safety net. Not
-        templated; not sent when ``deferrable=False`` (nothing would wait for it).
-    :param webhook_poll_interval: With webhooks, seconds between the trigger's own checks
-        (default 600), plus one at the deadline: a lost webhook delays the task, never loses it.
-    :param retries: Airflow's ``retries``; default 3 when neither the task nor ``default_args``
-        set it (and the deployment does not set ``AIRFLOW__CORE__DEFAULT_TASK_RETRIES``): a retry
-        re-attaches to the paid job and never pays again (see
-        :data:`~airflow_provider_orvideo.defaults.DEFAULT_VIDEO_RETRIES`). ``retries=0`` is
-        honoured: a failed resume then keeps the paid video only until someone clears the task.
+    XCom gets the task record (:mod:`airflow_provider_orvideo._internal.task_record`): ``job_id``
+    and ``video_request`` before waiting, then ``generation_id``, ``usage`` (OpenRouter's cost
+    figure), ``output_paths``, ``output_sizes``, ``output_host`` (and ``output_conn_id``,
+    ``unavailable_outputs``, ``superseded_jobs`` where they apply). On Airflow 3.1+ a "Watch
+    video" link opens the provider's player page. Each ``Asset`` in ``outlets`` gets an event
+    whose ``extra`` holds ``job_id``, ``generation_id``, ``model``, ``cost``, ``duration`` and
+    ``output_uris`` (see :mod:`airflow_provider_orvideo._internal.assets`).
+
+    Parameters are keyword-only; the request fields (one row each in
+    :data:`~airflow_provider_orvideo._internal.request_fields.REQUEST_FIELD_TABLE`),
+    ``output_path``, ``output_conn_id`` and ``openrouter_conn_id`` are templated. The README's
+    *Operator reference* is the one reference of every parameter: its default, what it does and
+    what is checked before paying (a test keeps it complete).
     """
 
     operator_extra_links = (WatchVideoLink(),)
     template_fields: Sequence[str] = TEMPLATE_FIELDS
     ui_color = "#e8dcff"
+
+    # The request fields and the output location, kept as given (templated: checked again after
+    # rendering); every other argument checked when the DAG is parsed, and normalised.
+    prompt: str
+    model: str
+    output_path: str
+    output_conn_id: str | None
+    duration: int | str | None
+    resolution: str | None
+    aspect_ratio: str | None
+    size: str | None
+    generate_audio: bool | str | None
+    seed: int | str | None
+    frame_images: dict[str, Any] | None
+    input_references: list[Any] | None
+    provider_options: dict[str, dict[str, Any]] | None
+    previous_job_id: str | None
+    session_id: str | None
+    trace: dict[str, Any] | None
+    user: str | None
+    overwrite: bool
+    airflow_trace: bool
+    max_cost_usd: float | None
+    strict_cost_check: bool
+    resubmit_failed_jobs: bool
+    orphan_policy: str
+    openrouter_conn_id: str
+    deferrable: bool
+    poll_interval: float
+    initial_poll_delays: list[float]
+    job_timeout: float
+    callback_url: str | None
+    webhook_poll_interval: float
 
     def __init__(
         self,
@@ -189,73 +155,46 @@ class OpenRouterVideoOperator(BaseOperator):
         retries: int | None = _DEFAULT_RETRIES,
         **kwargs: Any,
     ) -> None:
+        given = dict(locals())  # the arguments as passed (the first statement: nothing else is local yet)
         # ``retries`` is declared here so that Airflow fills it from ``default_args`` and, for
         # ``.partial()``, takes this default when neither sets it (see DEFAULT_VIDEO_RETRIES).
         super().__init__(retries=retries, **kwargs)
-        if max_consecutive_poll_failures is not None:
+        self._adopt(given)
+        self._saved: tuple[SavedVideo, str | None] | None = None
+        """What this process saved, and the model: for OpenLineage."""
+
+    def _adopt(self, given: Mapping[str, Any]) -> None:
+        """Keep the arguments: the request fields and the output location as given, every other
+        one checked now, at DAG parse (and the templated ones too where they are not templates):
+        one InvalidOperatorArgumentError naming each problem."""
+        # Imported here to keep parsing cheap (the dag-processor imports this module all day).
+        from airflow_provider_orvideo._internal.arguments import OperatorArguments, check_operator_arguments
+        from airflow_provider_orvideo._internal.request_fields import REQUEST_FIELDS
+
+        if given["max_consecutive_poll_failures"] is not None:
             warnings.warn(
-                f"OpenRouterVideoOperator(max_consecutive_poll_failures={max_consecutive_poll_failures!r}) is "
-                "deprecated and ignored: a paid job is now polled through any run of failed polls until "
+                f"OpenRouterVideoOperator(max_consecutive_poll_failures={given['max_consecutive_poll_failures']!r}) "
+                "is deprecated and ignored: a paid job is now polled through any run of failed polls until "
                 "job_timeout. Remove the argument.",
                 DeprecationWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
-        self.prompt = prompt
-        self.model = model
-        self.output_path = output_path
-        self.output_conn_id = output_conn_id
-        self.overwrite = overwrite
-        self.duration = duration
-        self.resolution = resolution
-        self.aspect_ratio = aspect_ratio
-        self.size = size
-        self.generate_audio = generate_audio
-        self.seed = seed
-        self.frame_images = frame_images
-        self.input_references = input_references
-        self.provider_options = provider_options
-        self.previous_job_id = previous_job_id
-        self.session_id = session_id
-        self.trace = trace
-        self.user = user
-        # Every argument checked now, at DAG parse (templated ones where they are not templates):
-        # one InvalidOperatorArgumentError naming each problem. Imported here to keep parsing cheap.
-        from airflow_provider_orvideo._internal.arguments import REQUEST_FIELDS, check_operator_arguments
-
+        for name in (*REQUEST_FIELDS, "output_path", "output_conn_id"):
+            setattr(self, name, given[name])
+        arguments = {field.name: given[field.name] for field in dataclasses.fields(OperatorArguments)}
+        if arguments["deferrable"] is None:
+            arguments["deferrable"] = default_deferrable()
         checked = check_operator_arguments(
-            poll_interval=poll_interval,
-            initial_poll_delays=initial_poll_delays,
-            job_timeout=job_timeout,
-            max_cost_usd=max_cost_usd,
-            orphan_policy=orphan_policy,
-            airflow_trace=airflow_trace,
-            strict_cost_check=strict_cost_check,
-            resubmit_failed_jobs=resubmit_failed_jobs,
-            deferrable=default_deferrable() if deferrable is None else deferrable,
-            overwrite=overwrite,
-            openrouter_conn_id=openrouter_conn_id,
-            callback_url=callback_url,
-            webhook_poll_interval=webhook_poll_interval,
-            request_fields={name: getattr(self, name) for name in REQUEST_FIELDS},
+            **arguments,
+            request_fields={name: given[name] for name in REQUEST_FIELDS},
             jinja_environment_kwargs=getattr(self.get_dag(), "jinja_environment_kwargs", None),
             template_ext=self.template_ext,
             task_id=self.task_id,
             operator_name=getattr(self, "custom_operator_name", None) or type(self).__name__,
         )
-        self.airflow_trace = checked.airflow_trace
-        self.max_cost_usd = checked.max_cost_usd
-        self.strict_cost_check = checked.strict_cost_check
-        self.resubmit_failed_jobs = checked.resubmit_failed_jobs
-        self.orphan_policy = checked.orphan_policy
-        self.openrouter_conn_id = checked.openrouter_conn_id
-        self.deferrable = checked.deferrable
-        self.poll_interval = checked.poll_interval
+        for field in dataclasses.fields(checked):
+            setattr(self, field.name, getattr(checked, field.name))
         self.initial_poll_delays = list(checked.initial_poll_delays)
-        self.job_timeout = checked.job_timeout
-        self.callback_url = checked.callback_url
-        self.webhook_poll_interval = checked.webhook_poll_interval
-        self._saved: tuple[SavedVideo, str | None] | None = None
-        """What this process saved, and the model: for OpenLineage."""
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
@@ -362,31 +301,19 @@ class OpenRouterVideoOperator(BaseOperator):
         resumption = lifecycle.resume(
             body, on_superseded=lambda jobs: ti.xcom_push(key=task_record.SUPERSEDED_JOBS, value=list(jobs))
         )
-        scale = self._poll_scale(resumption.job_id or None)
+        plan = self._wait_plan(resumption.job_id or None)
         callback = self._callback_url(context)
-        submitted_at: float | None = None  # re-attached: poll at once, then every poll_interval
         job_id = resumption.job_id
         if resumption.submits:
             self._check_before_paying(context, lifecycle, resumption, request)
             job_id = lifecycle.submit(resumption, body, callback_url=callback)
-            submitted_at = time.time()
         facts = request_facts(body)
         ti.xcom_push(key=task_record.JOB_ID, value=job_id)
         ti.xcom_push(key=task_record.VIDEO_REQUEST, value=facts)
         if resumption.downloads:
             return self._download(context, job_id, facts)
-        # With a webhook on its way, the trigger's polls are only a safety net (at most one for
-        # a job of up to webhook_poll_interval, plus one at the deadline). A re-attaching try
-        # keeps the normal schedule: it cannot know whether its job was submitted with a callback
-        # (and its webhook may have come while nobody waited); it checks at once, then as usual.
-        webhook = callback is not None and submitted_at is not None
-        interval = self.webhook_poll_interval if webhook else self.poll_interval
-        poller = self._poller(
-            job_id,
-            deadline=time.time() + self.job_timeout,
-            submitted_at=submitted_at,
-            interval=interval * scale,
-            delays=[interval * scale] if webhook else [d * scale for d in self.initial_poll_delays],
+        poller = plan.after_submit(
+            job_id, now=time.time(), submitted=resumption.submits, webhook=callback is not None
         )
         if not self.deferrable:
             from airflow_provider_orvideo.polling import poll_until_event
@@ -404,68 +331,38 @@ class OpenRouterVideoOperator(BaseOperator):
         if not base or not self.deferrable:
             return None
         ti = TaskIdentity.of(context["ti"])
-        target = CallbackTarget(
-            conn_id=self.openrouter_conn_id,
-            dag_id=ti.dag_id,
-            task_id=ti.task_id,
-            run_id=ti.run_id,
-            map_index=ti.map_index,
-        )
+        target = CallbackTarget(self.openrouter_conn_id, ti.dag_id, ti.task_id, ti.run_id, ti.map_index)
         return target.url(base)
 
-    def _poll_scale(self, job_id: str | None) -> float:
-        """``[openrouter] loopback_poll_scale`` for this connection (1 unless it is loopback);
-        ``job_id``: the earlier try's job this try waits for, if any (said in an error)."""
+    def _wait_plan(self, job_id: str | None) -> WaitPlan:
+        """How this task waits for its job; ``job_id``: the earlier try's job, if any (named when
+        ``[openrouter] loopback_poll_scale`` is unusable)."""
         from airflow.configuration import conf
 
-        from airflow_provider_orvideo.exceptions import NOTHING_SPENT, InvalidSettingError
-        from airflow_provider_orvideo.polling import loopback_poll_scale
+        from airflow_provider_orvideo._internal.waiting import WaitPlan, checked_poll_scale
 
         base_url = self.hook.get_settings().base_url
-        try:
-            scale = loopback_poll_scale(
-                base_url, conf.get("openrouter", "loopback_poll_scale", fallback=None)
-            )
-        except ValueError as error:
-            kept = (
-                f"OpenRouter video job {job_id} of an earlier try is left as it is; fix the setting and clear "
-                "this task: it re-attaches to that job without paying again."
-                if job_id
-                else NOTHING_SPENT
-            )
-            raise InvalidSettingError(f"{error}. {kept}") from None
+        configured = conf.get("openrouter", "loopback_poll_scale", fallback=None)
+        scale = checked_poll_scale(base_url, configured, job_id=job_id)
         if scale != 1.0:
             self.log.info("Poll delays x %s: the connection points at this machine (%s).", scale, base_url)
-        return scale
-
-    def _poller(
-        self,
-        job_id: str,
-        *,
-        deadline: float,
-        submitted_at: float | None,
-        interval: float,
-        delays: Sequence[float],
-    ) -> JobPoller:
-        from airflow_provider_orvideo.polling import JobPoller
-
-        return JobPoller(
-            job_id=job_id,
-            deadline=deadline,
-            poll_interval=interval,
-            submitted_at=submitted_at,
-            initial_poll_delays=tuple(delays),
+        return WaitPlan(
+            poll_interval=self.poll_interval,
+            initial_poll_delays=tuple(self.initial_poll_delays),
+            job_timeout=self.job_timeout,
+            webhook_poll_interval=self.webhook_poll_interval,
+            scale=scale,
         )
 
     def _defer(self, poller: JobPoller) -> NoReturn:
         """Wait in the triggerer for ``poller``'s job; resume in :meth:`execute_complete`."""
+        from airflow_provider_orvideo._internal.waiting import deferral_timeout
         from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
 
-        wait = max(0.0, poller.deadline - time.time())
         self.defer(
             trigger=OpenRouterVideoTrigger.for_poller(poller, self.openrouter_conn_id),
             method_name="execute_complete",
-            timeout=timedelta(seconds=wait + poller.poll_interval + DEFERRAL_GRACE_SECONDS),
+            timeout=timedelta(seconds=deferral_timeout(poller, now=time.time())),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
@@ -487,23 +384,16 @@ class OpenRouterVideoOperator(BaseOperator):
 
         Waiting again uses the normal poll schedule, not ``webhook_poll_interval``: this delivery's
         idempotency key is spent in the receiver, which may drop the real webhook as a duplicate.
-        It keeps the deadline the task waited with (a payload from a receiver before it was sent
-        gets a fresh ``job_timeout``), so contradicted webhooks cannot keep a task waiting forever.
+        It keeps the deadline the task waited with, so contradicted webhooks cannot keep a task
+        waiting forever (:meth:`WaitPlan.after_webhook`).
         """
         from airflow_provider_orvideo.exceptions import OpenRouterVideoError
         from airflow_provider_orvideo.polling import confirm_webhook, report
 
-        scale = self._poll_scale(claimed.job_id)
-        now = time.time()
-        poller = self._poller(
-            claimed.job_id,
-            deadline=now + self.job_timeout if claimed.deadline is None else claimed.deadline,
-            # Anchored at the GET below: the task waits again only for a job that GET saw
-            # unfinished, so its checks start over as after a submit (none wasted at once).
-            submitted_at=now,
-            interval=self.poll_interval * scale,
-            delays=[delay * scale for delay in self.initial_poll_delays],
-        )
+        plan = self._wait_plan(claimed.job_id)
+        # Anchored at the GET below: the task waits again only for a job that GET saw unfinished,
+        # so its checks start over as after a submit (none wasted at once).
+        poller = plan.after_webhook(claimed.job_id, deadline=claimed.deadline, now=time.time())
         job: VideoJob | None = None
         try:
             job = self.hook.get_job(claimed.job_id)
@@ -512,9 +402,9 @@ class OpenRouterVideoOperator(BaseOperator):
         else:
             step = confirm_webhook(claimed, poller, job, now=time.time())
         report(step, self.log)
-        if step.event is not None:
-            return self._finish(context, step.event, None, job=job)
-        self._defer(poller)
+        if step.event is None:
+            self._defer(poller)
+        return self._finish(context, step.event, None, job=job)
 
     # -- after the job ends -------------------------------------------------------------------
 
@@ -532,8 +422,7 @@ class OpenRouterVideoOperator(BaseOperator):
         from airflow_provider_orvideo.polling import EventStatus, ending_error, next_try
 
         if event.status is not EventStatus.COMPLETED:
-            ti = context["ti"]
-            upcoming = next_try(getattr(ti, "try_number", None), self.retries)
+            upcoming = next_try(getattr(context["ti"], "try_number", None), self.retries)
             raise ending_error(event, next_try=upcoming, resubmit_failed=self.resubmit_failed_jobs)
         try:
             return self._download(context, event.job_id, request or self._submitted_request(context), job=job)
@@ -541,34 +430,21 @@ class OpenRouterVideoOperator(BaseOperator):
             self._download_later(event, error)
             raise
 
-    def _download_later(self, event: VideoJobEvent, error: Exception) -> None:
-        """After a failed download of a completed, paid job: defer until the job can be fetched
-        again (one poll interval, then the trigger finds it completed and resumes the task), up
-        to the deadline the task waited with. Returns (the caller raises) when waiting cannot help:
-        a local write failure, an output gone, no deadline known, or ``deferrable=False``."""
-        from airflow_provider_orvideo.exceptions import OpenRouterVideoError
-        from airflow_provider_orvideo.polling import download_may_recover
-
-        now = time.time()
-        if not (
-            self.deferrable
-            and event.deadline is not None
-            and now < event.deadline
-            and isinstance(error, OpenRouterVideoError)
-            and download_may_recover(error)
-        ):
+    def _download_later(self, event: VideoJobEvent, error: OpenRouterVideoError) -> None:
+        """After a failed download of a completed, paid job: defer until it can be fetched again
+        (:meth:`WaitPlan.after_failed_download`). Returns (the caller raises) when waiting cannot
+        help, or with ``deferrable=False``."""
+        plan = self._wait_plan(event.job_id) if self.deferrable else None
+        poller = plan.after_failed_download(event, error, now=time.time()) if plan else None
+        if poller is None:
             return
-        wait = self.poll_interval * self._poll_scale(event.job_id)
-        poller = self._poller(
-            event.job_id, deadline=event.deadline, submitted_at=now, interval=wait, delays=[wait]
-        )
         self.log.warning(
             "Downloading the video of OpenRouter video job %s failed (%s). The job is complete and paid: "
             "trying again in %.0f s, and on until the deadline %s; nothing is submitted again.",
             event.job_id,
             error,
-            wait,
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.deadline)),
+            poller.poll_interval,
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(poller.deadline)),
         )
         self._defer(poller)
 
@@ -587,52 +463,26 @@ class OpenRouterVideoOperator(BaseOperator):
             return facts
         return request_facts(self._video_request(context).to_body())
 
-    def _output_target(self, job_id: str) -> OutputTarget:
-        """Output 0's location, checked before paying and only normalised now: after paying a
-        refusal would end the task for good, so it becomes a retryable failure."""
-        from airflow_provider_orvideo._internal.output_paths import output_target
-        from airflow_provider_orvideo.exceptions import InvalidOutputPathError, OutputPathUnknownError
-
-        try:
-            return output_target(self.output_path, self.output_conn_id, check=False)
-        except InvalidOutputPathError as error:
-            raise OutputPathUnknownError(
-                f"OpenRouter video job {job_id} is complete and paid, but where to save it cannot be "
-                f"determined on resume: {error} A retry of this task downloads it without paying."
-            ) from None
-
     def _download(
         self, context: Context, job_id: str, request: dict[str, Any], *, job: VideoJob | None = None
     ) -> str:
         """Fetch the finished job (URLs never cross the trigger boundary), save every output
         (:meth:`VideoJobLifecycle.save_outputs`), then publish the task's record."""
         from airflow_provider_orvideo._internal.assets import video_asset_extra
-        from airflow_provider_orvideo._internal.task_record import SavedVideo
 
         job = job or self.hook.get_job(job_id)
-        first = self._output_target(job.id)
         host = socket.gethostname()  # where a local output is: said wherever the path is reported
         lifecycle = self._lifecycle(context)
-        saved = lifecycle.save_outputs(job, first, overwrite=self.overwrite, host=host)
-        published = SavedVideo(
-            job_id=job.id,
-            generation_id=job.generation_id,
-            cost=job.cost,
-            is_byok=job.is_byok,
-            paths=saved.paths,
-            sizes=saved.sizes,  # the pages serve only files of these sizes
-            host=host,
-            conn_id=first.conn_id,  # the player opens object storage with it (never a secret)
-            unavailable=saved.unavailable,
+        saved = lifecycle.save_outputs(
+            job, self.output_path, self.output_conn_id, overwrite=self.overwrite, host=host
         )
-        for key, value in published.xcoms():
+        for key, value in saved.xcoms():
             context["ti"].xcom_push(key=key, value=value)
         cost = "unknown" if job.cost is None else f"${job.cost:.4f}"
         self.log.info("OpenRouter video job %s cost %s (generation %s).", job.id, cost, job.generation_id)
-        self._annotate_asset_events(
-            context, video_asset_extra(job=job, request=request, locations=list(saved.paths), host=host)
-        )
-        self._saved = (published, request.get("model"))
+        extra = video_asset_extra(job=job, request=request, locations=list(saved.paths), host=host)
+        self._annotate_asset_events(context, extra)
+        self._saved = (saved, request.get("model"))
         lifecycle.finish()
         return saved.paths[0]
 

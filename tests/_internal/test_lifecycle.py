@@ -276,7 +276,7 @@ def test_a_superseded_jobs_video_is_never_replaced_by_the_new_request(tmp_path: 
     try_once(hook, store)
     hook.finish("job-1")
     life = lifecycle(hook, store)
-    life.save_outputs(hook.jobs["job-1"], target, overwrite=False, host="h")
+    life.save_outputs(hook.jobs["job-1"], target.location, None, overwrite=False, host="h")
     changed = life.resume(OTHER)
     with pytest.raises(OutputExistsError, match="job-1, which an earlier try of this task instance paid for"):
         life.check_output_free(changed, target, overwrite=False)
@@ -290,10 +290,10 @@ def test_outputs_are_saved_recorded_and_kept_by_a_retry(tmp_path: Path) -> None:
     target = output_target(str(tmp_path / "clip.mp4"), None)
     try_once(hook, store)
     job = hook.finish("job-1")
-    saved = lifecycle(hook, store).save_outputs(job, target, overwrite=False, host="h")
+    saved = lifecycle(hook, store).save_outputs(job, target.location, None, overwrite=False, host="h")
     assert saved.paths == (str(tmp_path / "clip.mp4"), str(tmp_path / "clip_1.mp4"))
     assert saved.sizes == (len(MP4), len(MP4))
-    again = lifecycle(hook, store).save_outputs(job, target, overwrite=False, host="h")
+    again = lifecycle(hook, store).save_outputs(job, target.location, None, overwrite=False, host="h")
     assert again.paths == saved.paths
     assert hook.downloads == 2  # the retry downloaded nothing
 
@@ -304,7 +304,7 @@ def test_a_file_another_writer_made_meanwhile_is_kept_and_the_video_goes_beside_
     try_once(hook, store)
     job = hook.finish("job-1")
     (tmp_path / "clip.mp4").write_bytes(b"someone else's video")
-    saved = lifecycle(hook, store).save_outputs(job, target, overwrite=False, host="h")
+    saved = lifecycle(hook, store).save_outputs(job, target.location, None, overwrite=False, host="h")
     assert saved.paths == (str(tmp_path / "clip.job-1.mp4"),)
     assert (tmp_path / "clip.mp4").read_bytes() == b"someone else's video"
 
@@ -314,11 +314,11 @@ def test_a_replaced_output_is_downloaded_again_not_trusted(tmp_path: Path) -> No
     target = output_target(str(tmp_path / "clip.mp4"), None)
     try_once(hook, store)
     job = hook.finish("job-1")
-    lifecycle(hook, store).save_outputs(job, target, overwrite=False, host="h")
+    lifecycle(hook, store).save_outputs(job, target.location, None, overwrite=False, host="h")
     os.remove(tmp_path / "clip.mp4")
     (tmp_path / "clip.mp4").write_bytes(MP4)  # same size and signature, but another writer's
     record_writer(str(tmp_path / "clip.mp4"), {**IDENTITY.writer("job-1"), "run_id": "another run"})
-    saved = lifecycle(hook, store).save_outputs(job, target, overwrite=False, host="h")
+    saved = lifecycle(hook, store).save_outputs(job, target.location, None, overwrite=False, host="h")
     assert saved.paths == (str(tmp_path / "clip.job-1.mp4"),)
     assert hook.downloads == 2
 
@@ -327,7 +327,9 @@ def test_a_missing_later_output_is_reported_and_the_first_kept(tmp_path: Path) -
     hook, store = FakeHook(outputs=3, gone={1}), DictStore()
     target = output_target(str(tmp_path / "clip.mp4"), None)
     try_once(hook, store)
-    saved = lifecycle(hook, store).save_outputs(hook.finish("job-1"), target, overwrite=False, host="h")
+    saved = lifecycle(hook, store).save_outputs(
+        hook.finish("job-1"), target.location, None, overwrite=False, host="h"
+    )
     assert saved.unavailable == (1,)
     assert len(saved.paths) == 2
 
@@ -337,7 +339,9 @@ def test_a_missing_first_output_fails_the_download(tmp_path: Path) -> None:
     target = output_target(str(tmp_path / "clip.mp4"), None)
     try_once(hook, store)
     with pytest.raises(VideoOutputGoneError):
-        lifecycle(hook, store).save_outputs(hook.finish("job-1"), target, overwrite=False, host="h")
+        lifecycle(hook, store).save_outputs(
+            hook.finish("job-1"), target.location, None, overwrite=False, host="h"
+        )
     assert not (tmp_path / "clip.mp4").exists()
 
 

@@ -63,11 +63,18 @@ from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoO
 class PauseAfterSubmit(OpenRouterVideoOperator):
     \"\"\"Test-only: after the POST (and its record), announce the pid and wait to be killed.\"\"\"
 
-    def _submit(self, *args):
-        job_id = super()._submit(*args)
-        Path(os.environ["ORVIDEO_PID_FILE"]).write_text(str(os.getpid()))
-        time.sleep(120)
-        return job_id
+    def _lifecycle(self, context):
+        lifecycle = super()._lifecycle(context)
+        submit = lifecycle.submit
+
+        def submit_then_pause(*args, **kwargs):
+            job_id = submit(*args, **kwargs)
+            Path(os.environ["ORVIDEO_PID_FILE"]).write_text(str(os.getpid()))
+            time.sleep(120)
+            return job_id
+
+        lifecycle.submit = submit_then_pause
+        return lifecycle
 
 
 with DAG(dag_id="orvideo_worker_death", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
