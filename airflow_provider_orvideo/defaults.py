@@ -16,11 +16,6 @@ __all__ = [
     "DEFAULT_POLL_INTERVAL_SECONDS",
     "DEFAULT_VIDEO_RETRIES",
     "DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS",
-    "DEFERRABLE_ENV_VAR",
-    "RETRIES_ENV_VAR",
-    "dag_leaves_retries_unset",
-    "default_deferrable",
-    "default_retries",
 ]
 
 DEFAULT_CONN_ID = "openrouter_default"

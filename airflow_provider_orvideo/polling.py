@@ -49,27 +49,10 @@ from airflow_provider_orvideo.exceptions import (
 from airflow_provider_orvideo.retry import is_transient
 
 __all__ = [
-    "ENDINGS",
     "EVENT_VERSION",
-    "FIRST_FAILURE_DELAY_SECONDS",
-    "LOOPBACK_POLL_SCALE_ENV_VAR",
     "TRIGGER_EVENT_STATUSES",
-    "Ending",
     "EventStatus",
-    "JobPoller",
-    "PollSchedule",
-    "PollState",
-    "PollStep",
     "VideoJobEvent",
-    "confirm_webhook",
-    "download_may_recover",
-    "ending_error",
-    "loopback_poll_scale",
-    "next_try",
-    "poll_until_event",
-    "report",
-    "terminal_event",
-    "waits_through",
 ]
 
 EVENT_VERSION = 1

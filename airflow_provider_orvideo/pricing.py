@@ -31,7 +31,6 @@ from airflow_provider_orvideo._internal.api import VideoModel
 
 __all__ = [
     "CostEstimate",
-    "check_cost",
     "estimate_cost",
 ]
 

@@ -58,11 +58,6 @@ __all__ = [
     "Outcome",
     "Retry",
     "RetryPolicy",
-    "is_retryable_status",
-    "is_transient",
-    "parse_retry_after",
-    "redact",
-    "resume_offset",
 ]
 
 RETRYABLE_STATUS_CODES = frozenset({408, 429})

@@ -60,18 +60,12 @@ from airflow_provider_orvideo.exceptions import (
 )
 
 __all__ = [
-    "DEFAULT_TOLERANCE_SECONDS",
-    "IDEMPOTENCY_KEY_HEADER",
-    "SIGNATURE_HEADER",
     "CallbackTarget",
     "VideoWebhookEvent",
     "WebhookDeduplicator",
     "build_signature_header",
     "check_callback_url",
-    "idempotency_key",
-    "parse_event",
     "verify_and_parse",
-    "verify_signature",
 ]
 
 SIGNATURE_HEADER = "X-OpenRouter-Signature"

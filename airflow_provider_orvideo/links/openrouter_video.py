@@ -7,7 +7,10 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
 
-__all__ = ["WATCH_PREFIX", "WatchVideoLink", "watch_path"]
+__all__ = [
+    "WatchVideoLink",
+    "watch_path",
+]
 
 WATCH_PREFIX = "orvideo/watch"
 """Where the plugin serves a task instance's player page, relative to Airflow's root URL."""

@@ -16,9 +16,6 @@ from airflow.plugins_manager import AirflowPlugin
 from airflow_provider_orvideo._internal.versions import HAS_UI_PLUGINS
 
 __all__ = [
-    "EXTERNAL_VIEWS",
-    "URL_PREFIX",
-    "LazyPluginApp",
     "OpenRouterVideoPlugin",
 ]
 
