@@ -48,3 +48,20 @@ def video_asset_extra(
         "output_uris": [output_uri(location) for location in locations],
         "host": host,
     }
+
+
+def annotate_asset_events(
+    outlets: Sequence[Any], context: Mapping[str, Any], extra: Mapping[str, Any]
+) -> None:
+    """Put ``extra`` (:func:`video_asset_extra`) on the event of every ``Asset`` in ``outlets``
+    (``context``: the task's, whose ``outlet_events`` hold them).
+
+    Airflow emits those events itself when the task succeeds; filling their ``extra`` here lets
+    a DAG scheduled on the asset find the video (``triggering_asset_events``) without pulling
+    XCom across DAGs. Keys set earlier in the task (e.g. by a ``pre_execute``) stay.
+    """
+    from airflow.sdk import Asset
+
+    for outlet in outlets:
+        if isinstance(outlet, Asset):
+            context["outlet_events"][outlet].extra.update(extra)

@@ -220,14 +220,9 @@ class OpenRouterVideoOperator(BaseOperator):
         from airflow_provider_orvideo._internal.lifecycle import TaskIdentity, VideoJobLifecycle
         from airflow_provider_orvideo._internal.submission import OrphanPolicy
 
-        return VideoJobLifecycle(
-            self.hook,
-            task_state_store(context),
-            TaskIdentity.of(context["ti"]),
-            orphan_policy=OrphanPolicy(self.orphan_policy),
-            resubmit_failed=self.resubmit_failed_jobs,
-            log=self.log,
-        )
+        policy, ti = OrphanPolicy(self.orphan_policy), TaskIdentity.of(context["ti"])
+        store = task_state_store(context)
+        return VideoJobLifecycle(self.hook, store, ti, policy, self.resubmit_failed_jobs, self.log)
 
     # -- before money -------------------------------------------------------------------------
 
@@ -346,13 +341,8 @@ class OpenRouterVideoOperator(BaseOperator):
         scale = checked_poll_scale(base_url, configured, job_id=job_id)
         if scale != 1.0:
             self.log.info("Poll delays x %s: the connection points at this machine (%s).", scale, base_url)
-        return WaitPlan(
-            poll_interval=self.poll_interval,
-            initial_poll_delays=tuple(self.initial_poll_delays),
-            job_timeout=self.job_timeout,
-            webhook_poll_interval=self.webhook_poll_interval,
-            scale=scale,
-        )
+        delays = tuple(self.initial_poll_delays)
+        return WaitPlan(self.poll_interval, delays, self.job_timeout, self.webhook_poll_interval, scale)
 
     def _defer(self, poller: JobPoller) -> NoReturn:
         """Wait in the triggerer for ``poller``'s job; resume in :meth:`execute_complete`."""
@@ -468,7 +458,7 @@ class OpenRouterVideoOperator(BaseOperator):
     ) -> str:
         """Fetch the finished job (URLs never cross the trigger boundary), save every output
         (:meth:`VideoJobLifecycle.save_outputs`), then publish the task's record."""
-        from airflow_provider_orvideo._internal.assets import video_asset_extra
+        from airflow_provider_orvideo._internal.assets import annotate_asset_events, video_asset_extra
 
         job = job or self.hook.get_job(job_id)
         host = socket.gethostname()  # where a local output is: said wherever the path is reported
@@ -481,7 +471,7 @@ class OpenRouterVideoOperator(BaseOperator):
         cost = "unknown" if job.cost is None else f"${job.cost:.4f}"
         self.log.info("OpenRouter video job %s cost %s (generation %s).", job.id, cost, job.generation_id)
         extra = video_asset_extra(job=job, request=request, locations=list(saved.paths), host=host)
-        self._annotate_asset_events(context, extra)
+        annotate_asset_events(self.outlets, context, extra)
         self._saved = (saved, request.get("model"))
         lifecycle.finish()
         return saved.paths[0]
@@ -493,16 +483,3 @@ class OpenRouterVideoOperator(BaseOperator):
 
         saved, model = self._saved or (None, None)
         return operator_lineage(saved, model, media_sources(self.frame_images, self.input_references))
-
-    def _annotate_asset_events(self, context: Context, extra: dict[str, Any]) -> None:
-        """Put the job's facts on the event of every ``Asset`` in ``outlets``.
-
-        Airflow emits those events itself when the task succeeds; filling their ``extra`` here
-        lets a DAG scheduled on the asset find the video (``triggering_asset_events``) without
-        pulling XCom across DAGs. Keys set earlier in the task (e.g. by a ``pre_execute``) stay.
-        """
-        from airflow.sdk import Asset
-
-        for outlet in self.outlets:
-            if isinstance(outlet, Asset):
-                context["outlet_events"][outlet].extra.update(extra)
