@@ -294,3 +294,45 @@ def check_rendered_fields(values: Mapping[str, Any], header: str) -> dict[str, A
     if problems:
         raise argument_error(header, problems)
     return normalised
+
+
+def operator_attributes(
+    given: Mapping[str, Any],
+    *,
+    jinja_environment_kwargs: Mapping[str, Any] | None,
+    template_ext: Sequence[str],
+    task_id: str | None,
+    operator_name: str,
+) -> dict[str, Any]:
+    """The attributes an operator keeps from its arguments (``given``: every parameter of its
+    ``__init__`` by name): the request fields and the output location as given (templated: checked
+    again after rendering), every other argument checked and normalised by
+    :func:`check_operator_arguments`, or one :class:`InvalidOperatorArgumentError` naming each
+    problem. Warns about ``max_consecutive_poll_failures``, deprecated and ignored."""
+    import dataclasses
+    import warnings
+
+    from airflow_provider_orvideo.defaults import default_deferrable
+
+    if given.get("max_consecutive_poll_failures") is not None:
+        warnings.warn(
+            f"{operator_name}(max_consecutive_poll_failures={given['max_consecutive_poll_failures']!r}) is "
+            "deprecated and ignored: a paid job is now polled through any run of failed polls until "
+            "job_timeout. Remove the argument.",
+            DeprecationWarning,
+            stacklevel=5,
+        )
+    kept = {name: given[name] for name in (*REQUEST_FIELDS, "output_path", "output_conn_id")}
+    arguments = {field.name: given[field.name] for field in dataclasses.fields(OperatorArguments)}
+    if arguments["deferrable"] is None:
+        arguments["deferrable"] = default_deferrable()
+    checked = check_operator_arguments(
+        **arguments,
+        request_fields={name: given[name] for name in REQUEST_FIELDS},
+        jinja_environment_kwargs=jinja_environment_kwargs,
+        template_ext=template_ext,
+        task_id=task_id,
+        operator_name=operator_name,
+    )
+    normalised = {field.name: getattr(checked, field.name) for field in dataclasses.fields(checked)}
+    return {**kept, **normalised, "initial_poll_delays": list(checked.initial_poll_delays)}

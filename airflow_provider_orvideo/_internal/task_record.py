@@ -157,6 +157,15 @@ def recorded_request(values: Mapping[str, Any]) -> dict[str, Any] | None:
     return request if isinstance(request, dict) else None
 
 
+def pulled_request(ti: Any) -> dict[str, Any] | None:
+    """The request facts ``execute`` pushed before deferring, pulled by the resumed task instance
+    ``ti`` (a duck-typed ``RuntimeTaskInstance``), or None: a task deferred by a release before
+    the XCom existed."""
+    return recorded_request(
+        {VIDEO_REQUEST: ti.xcom_pull(task_ids=ti.task_id, key=VIDEO_REQUEST, map_indexes=ti.map_index)}
+    )
+
+
 # ---------------------------------------------------------------------------- the saved video
 
 

@@ -1,19 +1,14 @@
 """Operator that turns a prompt into a video file through OpenRouter, deferring while it renders.
 
-The operator is a driver: the request fields come from one table (``_internal/request_fields``),
-every transition of the task instance's record (re-attach, intent, POST, outputs, finish) is
-:class:`~airflow_provider_orvideo._internal.lifecycle.VideoJobLifecycle`'s, the poll decision is
-:class:`~airflow_provider_orvideo.polling.JobPoller`'s, and how a job ended maps to an exception
-in :mod:`airflow_provider_orvideo.polling`. What stays here is the order of the steps and the
-Airflow side of each (XCom, deferral, asset events, OpenLineage).
+A driver: the request fields come from ``_internal/request_fields``, every transition of the task
+instance's record from ``_internal/lifecycle``, every wait from ``_internal/waiting``, how a job
+ended from ``polling``. Here: the order of the steps and their Airflow side (XCom, deferral).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
@@ -29,7 +24,6 @@ from airflow_provider_orvideo.defaults import (
     DEFAULT_POLL_INTERVAL_SECONDS,
     DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,
     dag_leaves_retries_unset,
-    default_deferrable,
     default_retries,
 )
 from airflow_provider_orvideo.links.openrouter_video import WatchVideoLink
@@ -48,9 +42,7 @@ if TYPE_CHECKING:
     from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
     from airflow_provider_orvideo.polling import JobPoller, VideoJobEvent
 
-__all__ = [
-    "OpenRouterVideoOperator",
-]
+__all__ = ["OpenRouterVideoOperator"]
 
 
 _DEFAULT_RETRIES = default_retries()
@@ -66,13 +58,10 @@ class OpenRouterVideoOperator(BaseOperator):
     re-attaches to the job it paid for instead of paying again, which is why ``retries``
     defaults to 3 (:data:`~airflow_provider_orvideo.defaults.DEFAULT_VIDEO_RETRIES`).
 
-    XCom gets the task record (:mod:`airflow_provider_orvideo._internal.task_record`): ``job_id``
-    and ``video_request`` before waiting, then ``generation_id``, ``usage`` (OpenRouter's cost
-    figure), ``output_paths``, ``output_sizes``, ``output_host`` (and ``output_conn_id``,
-    ``unavailable_outputs``, ``superseded_jobs`` where they apply). On Airflow 3.1+ a "Watch
-    video" link opens the provider's player page. Each ``Asset`` in ``outlets`` gets an event
-    whose ``extra`` holds ``job_id``, ``generation_id``, ``model``, ``cost``, ``duration`` and
-    ``output_uris`` (see :mod:`airflow_provider_orvideo._internal.assets`).
+    XCom gets the task record (:mod:`airflow_provider_orvideo._internal.task_record`: ``job_id``,
+    ``video_request``, then ``output_paths``, ``usage`` ...); on Airflow 3.1+ a "Watch video"
+    link opens the provider's player page; each ``Asset`` in ``outlets`` gets an event whose
+    ``extra`` names the job, model, cost and videos (:mod:`airflow_provider_orvideo._internal.assets`).
 
     Parameters are keyword-only; the request fields (one row each in
     :data:`~airflow_provider_orvideo._internal.request_fields.REQUEST_FIELD_TABLE`),
@@ -164,37 +153,19 @@ class OpenRouterVideoOperator(BaseOperator):
         """What this process saved, and the model: for OpenLineage."""
 
     def _adopt(self, given: Mapping[str, Any]) -> None:
-        """Keep the arguments: the request fields and the output location as given, every other
-        one checked now, at DAG parse (and the templated ones too where they are not templates):
-        one InvalidOperatorArgumentError naming each problem."""
+        """Keep the arguments (``arguments.operator_attributes``): checked now, at DAG parse."""
         # Imported here to keep parsing cheap (the dag-processor imports this module all day).
-        from airflow_provider_orvideo._internal.arguments import OperatorArguments, check_operator_arguments
-        from airflow_provider_orvideo._internal.request_fields import REQUEST_FIELDS
+        from airflow_provider_orvideo._internal.arguments import operator_attributes
 
-        if given["max_consecutive_poll_failures"] is not None:
-            warnings.warn(
-                f"OpenRouterVideoOperator(max_consecutive_poll_failures={given['max_consecutive_poll_failures']!r}) "
-                "is deprecated and ignored: a paid job is now polled through any run of failed polls until "
-                "job_timeout. Remove the argument.",
-                DeprecationWarning,
-                stacklevel=4,
-            )
-        for name in (*REQUEST_FIELDS, "output_path", "output_conn_id"):
-            setattr(self, name, given[name])
-        arguments = {field.name: given[field.name] for field in dataclasses.fields(OperatorArguments)}
-        if arguments["deferrable"] is None:
-            arguments["deferrable"] = default_deferrable()
-        checked = check_operator_arguments(
-            **arguments,
-            request_fields={name: given[name] for name in REQUEST_FIELDS},
+        attributes = operator_attributes(
+            given,
             jinja_environment_kwargs=getattr(self.get_dag(), "jinja_environment_kwargs", None),
             template_ext=self.template_ext,
             task_id=self.task_id,
             operator_name=getattr(self, "custom_operator_name", None) or type(self).__name__,
         )
-        for field in dataclasses.fields(checked):
-            setattr(self, field.name, getattr(checked, field.name))
-        self.initial_poll_delays = list(checked.initial_poll_delays)
+        for name, value in attributes.items():
+            setattr(self, name, value)
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:
@@ -439,19 +410,12 @@ class OpenRouterVideoOperator(BaseOperator):
         self._defer(poller)
 
     def _submitted_request(self, context: Context) -> dict[str, Any]:
-        """The request facts ``execute`` recorded in XCom before deferring (same try).
-
-        A task deferred by a release before the XCom existed resumes without it: its arguments
-        are validated again, once (they rendered the same way for the submit).
-        """
+        """The request facts ``execute`` recorded before deferring; a task deferred by a release
+        before that XCom existed validates its arguments again (they rendered the same way)."""
         from airflow_provider_orvideo._internal.request_fields import request_facts
-        from airflow_provider_orvideo._internal.task_record import VIDEO_REQUEST
+        from airflow_provider_orvideo._internal.task_record import pulled_request
 
-        ti = context["ti"]
-        facts = ti.xcom_pull(task_ids=ti.task_id, key=VIDEO_REQUEST, map_indexes=ti.map_index)
-        if isinstance(facts, dict):
-            return facts
-        return request_facts(self._video_request(context).to_body())
+        return pulled_request(context["ti"]) or request_facts(self._video_request(context).to_body())
 
     def _download(
         self, context: Context, job_id: str, request: dict[str, Any], *, job: VideoJob | None = None

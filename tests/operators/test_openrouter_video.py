@@ -358,3 +358,10 @@ def test_a_webhook_event_is_confirmed_by_one_get(emulator: Any, tmp_path: Path, 
         with pytest.raises(VideoJobFailedError):
             operator.execute_complete(context_with(RecordingTaskInstance()), event)
     assert emulator.control.count("poll") - polls_before == 1  # one GET confirms and feeds the download
+
+
+def test_the_deprecated_poll_failure_cap_warns_where_it_is_passed_and_is_ignored(tmp_path: Path) -> None:
+    with pytest.warns(DeprecationWarning, match=r"max_consecutive_poll_failures=2\) is deprecated") as caught:
+        operator = make_operator(tmp_path, max_consecutive_poll_failures=2)
+    assert caught[0].filename == __file__  # the DAG file's line, not the provider's
+    assert not hasattr(operator, "max_consecutive_poll_failures")
