@@ -135,7 +135,8 @@ class OpenRouterVideoDecoratedOperator(DecoratedOperator, OpenRouterVideoOperato
         fields = returned_request_fields(returned, self.python_callable.__name__)
         self._apply(fields)
         # An image-to-video or reference-only request needs no prompt (the operator checks the rest).
-        media = bool(self.frame_images) or bool(self.input_references)
+        now = self._request_fields()
+        media = bool(now["frame_images"]) or bool(now["input_references"])
         missing = [
             name
             for name in REQUIRED_FIELDS

@@ -74,25 +74,10 @@ class OpenRouterVideoOperator(BaseOperator):
     template_fields: Sequence[str] = TEMPLATE_FIELDS
     ui_color = "#e8dcff"
 
-    # The request fields and the output location, kept as given (templated: checked again after
-    # rendering); every other argument checked when the DAG is parsed, and normalised.
-    prompt: str
-    model: str
+    # Kept from the arguments (``arguments.operator_attributes``): each request field of
+    # ``REQUEST_FIELD_TABLE`` and the output location as given (templated), the rest normalised.
     output_path: str
     output_conn_id: str | None
-    duration: int | str | None
-    resolution: str | None
-    aspect_ratio: str | None
-    size: str | None
-    generate_audio: bool | str | None
-    seed: int | str | None
-    frame_images: dict[str, Any] | None
-    input_references: list[Any] | None
-    provider_options: dict[str, dict[str, Any]] | None
-    previous_job_id: str | None
-    session_id: str | None
-    trace: dict[str, Any] | None
-    user: str | None
     overwrite: bool
     airflow_trace: bool
     max_cost_usd: float | None
@@ -197,9 +182,16 @@ class OpenRouterVideoOperator(BaseOperator):
 
     # -- before money -------------------------------------------------------------------------
 
+    def _request_fields(self) -> dict[str, Any]:
+        """Every request field (``request_fields.REQUEST_FIELDS``) by name, as now (rendered once
+        the task runs)."""
+        from airflow_provider_orvideo._internal.request_fields import REQUEST_FIELDS
+
+        return {name: getattr(self, name) for name in REQUEST_FIELDS}
+
     def _video_request(self, context: Context) -> VideoRequest:
         """Type-check the rendered fields and read the media sources (no OpenRouter call)."""
-        from airflow_provider_orvideo._internal.arguments import REQUEST_FIELDS, check_rendered_fields
+        from airflow_provider_orvideo._internal.arguments import check_rendered_fields
         from airflow_provider_orvideo._internal.lifecycle import TaskIdentity
         from airflow_provider_orvideo._internal.request_fields import NON_MEDIA_FIELDS
         from airflow_provider_orvideo._internal.validation import build_request_from, shown_model
@@ -207,22 +199,20 @@ class OpenRouterVideoOperator(BaseOperator):
 
         # The parse-time checks again, now on the rendered values: every type and shape problem at
         # once, before any media is read and before the trace is merged with Airflow's.
-        check_rendered_fields(
-            {name: getattr(self, name) for name in REQUEST_FIELDS},
-            f"Invalid video request for model {shown_model(self.model)}",
-        )
-        frame_images = resolve_frame_images(self.frame_images)
-        input_references = resolve_input_references(self.input_references)
+        fields = self._request_fields()
+        check_rendered_fields(fields, f"Invalid video request for model {shown_model(fields['model'])}")
+        frame_images = resolve_frame_images(fields["frame_images"])
+        input_references = resolve_input_references(fields["input_references"])
         if frame_images and input_references:
             self.log.warning(
                 "Both frame_images and input_references are set: OpenRouter uses frame_images "
                 "(image-to-video) and ignores input_references."
             )
-        trace = self.trace
+        trace = fields["trace"]
         if self.airflow_trace:  # the task instance's identity (never the try), under the user's keys
-            trace = {**TaskIdentity.of(context["ti"]).trace(), **(self.trace or {})}
+            trace = {**TaskIdentity.of(context["ti"]).trace(), **(trace or {})}
         return build_request_from(
-            {**{name: getattr(self, name) for name in NON_MEDIA_FIELDS}, "trace": trace},
+            {**{name: fields[name] for name in NON_MEDIA_FIELDS}, "trace": trace},
             frame_images=frame_images,
             input_references=input_references,
         )
@@ -446,4 +436,7 @@ class OpenRouterVideoOperator(BaseOperator):
         from airflow_provider_orvideo._internal.lineage import media_sources, operator_lineage
 
         saved, model = self._saved or (None, None)
-        return operator_lineage(saved, model, media_sources(self.frame_images, self.input_references))
+        fields = self._request_fields()
+        return operator_lineage(
+            saved, model, media_sources(fields["frame_images"], fields["input_references"])
+        )
