@@ -7,6 +7,7 @@ truncate). Everything OpenRouter-specific and everything scriptable lives here.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import re
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from orvideo_emulator.budgets import KeyAccount, parse_budget, parse_expiry
 from orvideo_emulator.errors import ApiError, default_metadata
 from orvideo_emulator.faults import API_ENDPOINTS, Fault, FaultBook, parse_fault
 from orvideo_emulator.jobs import Job, JobSettings, JobStore
@@ -30,6 +32,7 @@ from orvideo_emulator.webhooks import WebhookSender
 MAX_BODY_BYTES = 50 * 1024 * 1024
 REQUEST_LOG_LIMIT = 10_000
 _MALFORMED_JSON = b'{"id": "gen-vid-'
+_KEY_PATH = "/api/v1/key"
 _JOB_PATH = re.compile(r"/api/v1/videos/([^/]+)(/content)?")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -81,6 +84,8 @@ def _endpoint(method: str, path: str) -> str:
     """Which API operation a request is; "other" for unknown paths and wrong methods."""
     if path == "/api/v1/videos":
         return "submit" if method == "POST" else "other"
+    if path == _KEY_PATH:
+        return "key" if method == "GET" else "other"
     match = _JOB_PATH.fullmatch(path)
     if match is None or method != "GET":
         return "other"
@@ -143,6 +148,7 @@ class Emulator:
         self._defaults = defaults
         self._clock = clock
         self._jobs = JobStore()
+        self._account = KeyAccount()
         self._faults = FaultBook()
         self._log_lock = threading.Lock()
         self._log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_LIMIT)
@@ -196,7 +202,11 @@ class Emulator:
             return Reply(200, json=job.view(request.origin, self._clock()))
         if endpoint == "content":
             return self._content(request)
-        if request.path == "/api/v1/videos" or _JOB_PATH.fullmatch(request.path):
+        if endpoint == "key":
+            self._require_auth(request)
+            now = self._clock()
+            return Reply(200, json={"data": self._account.view(self._jobs.charges(now), now)})
+        if request.path in ("/api/v1/videos", _KEY_PATH) or _JOB_PATH.fullmatch(request.path):
             raise ApiError(405, f"Method {request.method} not allowed on {request.path}")
         raise ApiError(404, f"No route for {request.method} {request.path}")
 
@@ -212,6 +222,8 @@ class Emulator:
             raise ApiError(401, "No auth credentials found")
         if not self._authorized(request.headers):
             raise ApiError(401, "Invalid API key")
+        if self._account.expired(self._clock()):
+            raise ApiError(401, "API key has expired")
 
     def _job(self, request: Request, job_id: str, *, authenticate: bool = True) -> Job:
         if authenticate:
@@ -228,6 +240,7 @@ class Emulator:
             raise ApiError(400, "Request body must be valid JSON")
         now = self._clock()
         validate_submit(body, self._jobs, now)
+        self._account.check_submit(self._jobs.charges(now), now)
         job = self._jobs.create(body, self._defaults, now)
         self._webhooks.schedule(job, request.origin)
         url = f"{request.origin}/api/v1/videos/{job.id}"
@@ -331,6 +344,7 @@ class Emulator:
                 self._log.clear()
                 self._epoch += 1
             self._defaults = self._initial_defaults
+            self._account = KeyAccount()
             return Reply(200, json={"job_defaults": self._defaults.to_dict()})
         if route == ("POST", "/job-defaults"):
             fields = _parse_json(request.body)
@@ -342,6 +356,18 @@ class Emulator:
             fault = parse_fault(_parse_json(request.body))
             self._faults.add(fault)
             return Reply(200, json={"fault": fault.to_dict()})
+        if route == ("POST", "/budgets"):
+            now = self._clock()
+            budget = parse_budget(_parse_json(request.body), now)
+            self._account = self._account.with_budget(budget)
+            return Reply(200, json={"budget": budget.state(self._jobs.charges(now), now).to_dict()})
+        if route == ("DELETE", "/budgets"):
+            self._account = dataclasses.replace(self._account, budgets=())
+            return Reply(200, json={"budgets": []})
+        if route == ("POST", "/key"):
+            expires_at = parse_expiry(_parse_json(request.body))
+            self._account = dataclasses.replace(self._account, expires_at=expires_at)
+            return Reply(200, json={"expires_at": expires_at})
         if route == ("GET", "/requests"):
             wanted = request.query.get("endpoint")
             with self._log_lock:

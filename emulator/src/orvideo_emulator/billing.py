@@ -18,6 +18,9 @@ What the request leaves out is rendered (and billed) at the model's default:
 
 A SKU applies when its resolution (if any) is the rendered one, and its ``-audio`` suffix only
 when audio is generated; of those, the one naming the resolution wins, then the one naming audio.
+
+The key is charged a job's bill when the job completes (OpenRouter charges a request when it
+finishes): a ``Charge`` says when and how much, for the key's usage and budgets (``budgets.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class Charge(NamedTuple):
+    """One bill charged to the key: ``usd`` at ``at`` (Unix seconds, when the job completed)."""
+
+    at: float
+    usd: float
+
 
 _SKU = re.compile(r"per-video(?P<per_second>-second)?(?:-(?P<resolution>\d+p|\dK))?(?P<audio>-audio)?")
 _SIZE = re.compile(r"(\d+)x(\d+)")

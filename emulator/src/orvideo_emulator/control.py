@@ -7,12 +7,18 @@ from typing import Any, Literal
 
 import httpx
 
-Endpoint = Literal["submit", "poll", "content", "models", "any"]
+Endpoint = Literal["submit", "poll", "content", "models", "key", "any"]
 """Which API requests a fault hits: ``submit`` (``POST /videos``), ``poll`` (``GET
 /videos/{id}``), ``content`` (``GET /videos/{id}/content``), ``models`` (``GET
-/videos/models``); ``any`` is every one of them."""
+/videos/models``), ``key`` (``GET /key``); ``any`` is every one of them."""
 JobOutcome = Literal["completed", "failed", "cancelled", "expired"]
 OutageKind = Literal["503", "reset"]
+BudgetLayer = Literal["guardrail", "workspace", "key_limit"]
+"""A budget layer, in the order OpenRouter checks them (see ``budgets.py``)."""
+BudgetScope = Literal[
+    "workspace_default_member", "workspace_default_key", "member", "api_key", "workspace", "key_limit"
+]
+ResetInterval = Literal["daily", "weekly", "monthly"]
 
 
 def _duration(times: int | None, for_seconds: float | None) -> dict[str, Any]:
@@ -54,7 +60,8 @@ class EmulatorControl:
         return response.json()
 
     def reset(self) -> None:
-        """Forget all jobs, faults and logged requests; restore the server's job defaults."""
+        """Forget all jobs, faults, budgets and logged requests; restore the server's job defaults
+        and a key that never expires."""
         self._call("POST", "/reset")
 
     def set_job_defaults(self, **fields: Any) -> dict[str, Any]:
@@ -118,15 +125,19 @@ class EmulatorControl:
         for_seconds: float | None = None,
         retry_after: float | None = None,
         message: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         """The next ``times`` requests to ``endpoint`` (or all for ``for_seconds``) get HTTP
-        ``status`` in OpenRouter's error shape (with ``Retry-After``). A 404 of ``poll`` or
+        ``status`` in OpenRouter's error shape (with ``Retry-After``; ``error.metadata`` is
+        ``metadata``, else what OpenRouter sends with that status). A 404 of ``poll`` or
         ``content`` says ``Job <id> not found`` unless ``message`` says otherwise."""
         fields: dict[str, Any] = {"status": status, **_duration(times, for_seconds)}
         if retry_after is not None:
             fields["retry_after"] = retry_after
         if message is not None:
             fields["message"] = message
+        if metadata is not None:
+            fields["metadata"] = metadata
         self.add_fault(endpoint, "status", **fields)
 
     def rate_limit(
@@ -146,6 +157,41 @@ class EmulatorControl:
             for_seconds=for_seconds,
             retry_after=retry_after,
             message="Rate limit exceeded",
+        )
+
+    def in_flight_budget_exhausted(
+        self, *, times: int | None = None, for_seconds: float | None = None, retry_after: float = 1.0
+    ) -> None:
+        """The next ``times`` submits (or all for ``for_seconds``) are refused with OpenRouter's
+        402 of a full in-flight budget (the estimated cost of the account's running requests):
+        ``error.metadata`` ``{"limit_source": "openrouter_in_flight_budget", "error_type":
+        "in_flight_budget_exhausted"}``, with ``Retry-After``. Transient; nothing is created."""
+        self.fail_requests(
+            "submit",
+            402,
+            times=times,
+            for_seconds=for_seconds,
+            retry_after=retry_after,
+            message="In-flight budget exhausted: the estimated cost of requests in flight exceeds "
+            "the account's in-flight budget",
+            metadata={
+                "limit_source": "openrouter_in_flight_budget",
+                "error_type": "in_flight_budget_exhausted",
+            },
+        )
+
+    def weight_exceeds_budget(self, *, times: int | None = None, for_seconds: float | None = None) -> None:
+        """The next ``times`` submits (or all for ``for_seconds``) are refused with OpenRouter's
+        402 for one request whose estimate exceeds the whole in-flight budget: ``error.metadata``
+        ``{"limit_source": "openrouter_credits", "error_type": "weight_exceeds_budget"}``, no
+        ``Retry-After``. Not retryable (waiting frees nothing); nothing is created."""
+        self.fail_requests(
+            "submit",
+            402,
+            times=times,
+            for_seconds=for_seconds,
+            message="Request weight exceeds the account's in-flight budget: add credits",
+            metadata={"limit_source": "openrouter_credits", "error_type": "weight_exceeds_budget"},
         )
 
     def drop_connections(
@@ -189,6 +235,52 @@ class EmulatorControl:
             self.drop_connections("any", for_seconds=seconds)
         else:
             raise ValueError(f"kind must be '503' or 'reset', not {kind!r}")
+
+    # -- the key: budgets and expiry (GET /api/v1/key shows them) ---------------------------------
+    #
+    # A budget's spend grows when a job is billed, which is when it completes (OpenRouter charges
+    # a request when it finishes), never at submit. While a budget is spent (spend >= limit) every
+    # submit is answered 403 naming it in ``error.metadata`` and creates nothing; polls and
+    # downloads go on. See ``budgets.py`` for the layers, their order and their windows.
+
+    def set_budget(
+        self,
+        limit_usd: float,
+        *,
+        layer: BudgetLayer = "key_limit",
+        scope: BudgetScope | None = None,
+        reset_interval: ResetInterval | None = None,
+        spend_usd: float = 0.0,
+        resets_at: float | None = None,
+    ) -> dict[str, Any]:
+        """Budget the key from now on; returns the budget as ``GET /key`` shows it.
+
+        ``layer``: ``key_limit`` (the key's own credit limit), ``workspace`` or ``guardrail``
+        (``scope`` one of ``workspace_default_member``, ``workspace_default_key``, ``member``,
+        ``api_key``, the default). One budget per scope: setting it again replaces it.
+        ``spend_usd`` was spent before (``spend_usd=limit_usd``: a budget already spent).
+        ``reset_interval`` ``daily``/``weekly``/``monthly`` (UTC, weeks from Monday; None: a
+        lifetime budget); ``resets_at`` (Unix time) ends the first window early, e.g.
+        ``time.time() + 2`` for a spent budget that lets submits through again in 2 s."""
+        fields = {
+            "layer": layer,
+            "scope": scope,
+            "limit_usd": limit_usd,
+            "spend_usd": spend_usd,
+            "reset_interval": reset_interval,
+            "resets_at": resets_at,
+        }
+        budget: dict[str, Any] = self._call("POST", "/budgets", json=fields)["budget"]
+        return budget
+
+    def clear_budgets(self) -> None:
+        """Remove every budget: the key may spend without limit again."""
+        self._call("DELETE", "/budgets")
+
+    def expire_key_at(self, unix_time: float | None) -> None:
+        """The key expires at ``unix_time`` (``GET /key``'s ``expires_at``; from then on every API
+        request is answered 401); None: it never expires."""
+        self._call("POST", "/key", json={"expires_at": unix_time})
 
     # -- what the emulator saw ------------------------------------------------------------------
 

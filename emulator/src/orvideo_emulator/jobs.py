@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from orvideo_emulator.billing import bill
+from orvideo_emulator.billing import Charge, bill
 from orvideo_emulator.errors import ApiError
 from orvideo_emulator.models import MODELS_BY_ID
 from orvideo_emulator.mp4 import output_size_error
@@ -147,6 +147,14 @@ class Job:
     def expires_at(self) -> int:
         return int(self.finished_at + SIGNED_URL_TTL_SECONDS)
 
+    def charge(self, now: float) -> Charge | None:
+        """What the key has been charged for this job by ``now``: its cost from the moment it
+        completes (OpenRouter charges a request when it finishes), nothing while it renders and
+        nothing for a job that fails, is cancelled or expires."""
+        if self.settings.outcome != "completed" or now < self.finished_at:
+            return None
+        return Charge(self.finished_at, self.cost)
+
     def status(self, now: float) -> str:
         if now < self.created_at + self.settings.pending_seconds:
             return "pending"
@@ -225,6 +233,10 @@ class JobStore:
     def all(self) -> list[Job]:
         with self._lock:
             return list(self._jobs.values())
+
+    def charges(self, now: float) -> list[Charge]:
+        """Every charge of the jobs created since the last reset, as of ``now``."""
+        return [charge for job in self.all() if (charge := job.charge(now)) is not None]
 
     def clear(self) -> None:
         with self._lock:
