@@ -18,6 +18,9 @@ Hierarchy::
     |   +-- OpenRouterBadRequestError     400, 413
     |   +-- OpenRouterAuthError           401, 403
     |   +-- OpenRouterPaymentRequiredError 402
+    |   |   +-- OpenRouterInFlightBudgetError   (in-flight budget full: waits, then sends again)
+    |   |   +-- OpenRouterCreditsExhaustedError (no credit left: not retried)
+    |   +-- OpenRouterBudgetExceededError 403/402 naming a spent budget layer (not retried)
     |   +-- OpenRouterNotFoundError       404, 410
     |   +-- OpenRouterConflictError       409
     |   +-- OpenRouterRateLimitError      429
@@ -66,7 +69,10 @@ __all__ = [
     "OpenRouterApiError",
     "OpenRouterAuthError",
     "OpenRouterBadRequestError",
+    "OpenRouterBudgetExceededError",
     "OpenRouterConflictError",
+    "OpenRouterCreditsExhaustedError",
+    "OpenRouterInFlightBudgetError",
     "OpenRouterNotFoundError",
     "OpenRouterPaymentRequiredError",
     "OpenRouterRateLimitError",
@@ -206,7 +212,52 @@ class OpenRouterAuthError(OpenRouterApiError):
 
 
 class OpenRouterPaymentRequiredError(OpenRouterApiError):
-    """402: the account or key has no credit left; nothing was created."""
+    """402: OpenRouter will not spend for this request now; nothing was created. Raised as one of
+    its two kinds: :class:`OpenRouterInFlightBudgetError` (wait and send again) or
+    :class:`OpenRouterCreditsExhaustedError` (add credits)."""
+
+
+class OpenRouterInFlightBudgetError(OpenRouterPaymentRequiredError):
+    """402 ``in_flight_budget_exhausted`` (``limit_source: openrouter_in_flight_budget``): the
+    estimated cost of the account's running requests fills its in-flight budget. Transient and
+    nothing was created: the submit waits for ``Retry-After`` and is sent again (a bounded number
+    of times); past that, a retry of the task submits again without paying twice."""
+
+
+class OpenRouterCreditsExhaustedError(OpenRouterPaymentRequiredError, AirflowFailException):
+    """Any other 402: the account has no credit left for this request (or one request's estimate
+    exceeds the whole in-flight budget, ``weight_exceeds_budget``). Nothing was created; not
+    retried: the same request fails the same way until credits are added."""
+
+
+class OpenRouterBudgetExceededError(OpenRouterApiError, AirflowFailException):
+    """A budget layer is spent (403, or 402, whose ``error.metadata.limit_source`` names a guardrail
+    budget, a workspace budget or the key's own limit): OpenRouter refuses every paid request
+    through this key until the layer resets. Nothing was created; not retried.
+
+    ``limit_source``, ``scope``, ``limit_usd``, ``spend_usd`` and ``resets_at`` are OpenRouter's
+    ``error.metadata`` values (None when absent); the message names the layer, the spend, the
+    limit and the reset."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int = 0,
+        api_message: str = "",
+        error_type: str | None = None,
+        limit_source: str | None = None,
+        scope: str | None = None,
+        limit_usd: float | None = None,
+        spend_usd: float | None = None,
+        resets_at: str | None = None,
+    ) -> None:
+        super().__init__(message, http_status=http_status, api_message=api_message, error_type=error_type)
+        self.limit_source = limit_source
+        self.scope = scope
+        self.limit_usd = limit_usd
+        self.spend_usd = spend_usd
+        self.resets_at = resets_at
 
 
 class OpenRouterNotFoundError(OpenRouterApiError):

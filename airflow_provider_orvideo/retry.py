@@ -15,8 +15,9 @@ Rules (money first):
   download cut short resumes at the first byte not yet saved (an HTTP ``Range`` request).
 * The submit POST creates a paid job and OpenRouter has no idempotency key. It is retried only
   when we *know* nothing was created (:mod:`airflow_provider_orvideo._internal.submission` says which
-  answers prove it) and a retry can help: a 429 answer, or a failure to connect at all (the
-  request never left). A 5xx, a reset or a read timeout after sending may have created a job, so
+  answers prove it) and a retry can help: a 429 answer, a 402 of the in-flight budget (its
+  ``error.metadata.limit_source`` says so; it comes with ``Retry-After``), or a failure to connect
+  at all (the request never left). A 5xx, a reset or a read timeout after sending may have created a job, so
   it is never retried here; the error raised is
   :class:`~airflow_provider_orvideo.exceptions.SubmitOutcomeUnknownError` (or the 5xx's own).
 * A request the HTTP library refused to build (:attr:`Fault.REFUSED`) is never retried: the same
@@ -35,10 +36,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from airflow_provider_orvideo._internal.api import ApiRequest, Endpoint, api_error
+from airflow_provider_orvideo._internal.api import ApiRequest, Endpoint, ErrorAnswer, api_error
 from airflow_provider_orvideo._internal.submission import NOTHING_CREATED_STATUSES
 from airflow_provider_orvideo.exceptions import (
     OpenRouterApiError,
+    OpenRouterInFlightBudgetError,
     OpenRouterNotFoundError,
     OpenRouterResponseError,
     OpenRouterTransportError,
@@ -75,6 +77,8 @@ def is_transient(error: OpenRouterVideoError) -> bool:
     """
     if isinstance(error, RequestNotSentError):
         return False
+    if isinstance(error, OpenRouterInFlightBudgetError):
+        return True  # a 402 whose limit_source says: wait for the in-flight budget
     if isinstance(error, (OpenRouterTransportError, OpenRouterResponseError)):
         return True
     return isinstance(error, OpenRouterApiError) and is_retryable_status(error.http_status)
@@ -296,6 +300,8 @@ class RetryPolicy:
                 attempt=attempt,
                 status_code=outcome.status_code,
                 retry_after=parse_retry_after(outcome.retry_after, now=now),
+                in_flight=outcome.status_code == 402
+                and ErrorAnswer.parse(outcome.body).in_flight_refusal(outcome.status_code),
                 rand=rand,
             )
             if delay is None:
@@ -325,17 +331,19 @@ class RetryPolicy:
         attempt: int,
         status_code: int,
         retry_after: float | None,
+        in_flight: bool = False,
         rand: Callable[[], float] = random.random,
     ) -> float | None:
         """Seconds to wait before retrying after an HTTP error answer, or None to give up.
 
         A POST is retried only on an answer that is both transient and proof that nothing was
-        created: 429 (OpenRouter creates nothing when it rate-limits).
+        created: 429 (OpenRouter creates nothing when it rate-limits), and a 402 of the in-flight
+        budget (``in_flight``: its ``limit_source`` says so; any other 402 is final).
         """
         if attempt >= self.max_attempts:
             return None
-        retryable = is_retryable_status(status_code) and (
-            idempotent or status_code in NOTHING_CREATED_STATUSES
+        retryable = in_flight or (
+            is_retryable_status(status_code) and (idempotent or status_code in NOTHING_CREATED_STATUSES)
         )
         if not retryable:
             return None

@@ -25,9 +25,11 @@ from airflow_provider_orvideo.exceptions import (
     OpenRouterApiError,
     OpenRouterAuthError,
     OpenRouterBadRequestError,
+    OpenRouterBudgetExceededError,
     OpenRouterConflictError,
+    OpenRouterCreditsExhaustedError,
+    OpenRouterInFlightBudgetError,
     OpenRouterNotFoundError,
-    OpenRouterPaymentRequiredError,
     OpenRouterRateLimitError,
     OpenRouterResponseError,
     OpenRouterServerError,
@@ -469,7 +471,7 @@ def parse_models(payload: Any) -> dict[str, VideoModel]:
 _ERROR_CLASSES: dict[int, type[OpenRouterApiError]] = {
     400: OpenRouterBadRequestError,
     401: OpenRouterAuthError,
-    402: OpenRouterPaymentRequiredError,
+    402: OpenRouterCreditsExhaustedError,
     403: OpenRouterAuthError,
     404: OpenRouterNotFoundError,
     409: OpenRouterConflictError,
@@ -477,6 +479,16 @@ _ERROR_CLASSES: dict[int, type[OpenRouterApiError]] = {
     413: OpenRouterBadRequestError,
     429: OpenRouterRateLimitError,
 }
+"""By status, when ``error.metadata.limit_source`` does not say more (see :func:`api_error`)."""
+
+IN_FLIGHT_LIMIT_SOURCE = "openrouter_in_flight_budget"
+IN_FLIGHT_ERROR_TYPE = "in_flight_budget_exhausted"
+BUDGET_LAYERS = {
+    "openrouter_guardrail_budget": "guardrail budget",
+    "openrouter_workspace_budget": "workspace budget",
+    "openrouter_key_limit": "API key's credit limit",
+}
+"""``error.metadata.limit_source`` values that name a spent budget layer, and how messages name it."""
 
 _ENDPOINT_WORDS = {
     Endpoint.SUBMIT: "the submit request (POST /videos)",
@@ -486,26 +498,108 @@ _ENDPOINT_WORDS = {
 }
 
 
-def api_error(endpoint: Endpoint, status_code: int, body: bytes) -> OpenRouterApiError:
-    """Map an HTTP error answer to a typed exception carrying OpenRouter's message verbatim."""
-    api_message = ""
-    error_type: str | None = None
-    try:
-        payload = json.loads(body)
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """OpenRouter's error envelope, ``{"error": {"code", "message", "metadata"}}``, read defensively
+    (any body, JSON or not, gives one)."""
+
+    message: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, body: bytes) -> ErrorAnswer:
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
         error = payload.get("error") if isinstance(payload, Mapping) else None
-        if isinstance(error, Mapping):
-            api_message = str(error.get("message") or "")
-            metadata = error.get("metadata")
-            if isinstance(metadata, Mapping) and metadata.get("error_type"):
-                error_type = str(metadata["error_type"])
-    except ValueError:
-        pass
-    if not api_message:
-        api_message = f"(no OpenRouter error message; {len(body)}-byte non-JSON body)"
+        if not isinstance(error, Mapping):
+            return cls(f"(no OpenRouter error message; {len(body)}-byte non-JSON body)")
+        metadata = error.get("metadata")
+        message = (
+            str(error.get("message") or "")
+            or f"(no OpenRouter error message; {len(body)}-byte non-JSON body)"
+        )
+        return cls(message, metadata if isinstance(metadata, Mapping) else {})
+
+    def metadata_text(self, key: str) -> str | None:
+        value = self.metadata.get(key)
+        return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
+
+    def metadata_usd(self, key: str) -> float | None:
+        value = self.metadata.get(key)
+        try:
+            usd = (
+                float(value)
+                if isinstance(value, (str, int, float)) and not isinstance(value, bool)
+                else math.nan
+            )
+        except ValueError:
+            usd = math.nan
+        return usd if math.isfinite(usd) else None
+
+    @property
+    def error_type(self) -> str | None:
+        return self.metadata_text("error_type")
+
+    @property
+    def limit_source(self) -> str | None:
+        return self.metadata_text("limit_source")
+
+    def in_flight_refusal(self, status_code: int) -> bool:
+        """A 402 of the in-flight budget: transient, nothing created, ``Retry-After`` given."""
+        return status_code == 402 and (
+            self.limit_source == IN_FLIGHT_LIMIT_SOURCE or self.error_type == IN_FLIGHT_ERROR_TYPE
+        )
+
+    def budget_layer(self) -> str | None:
+        """How messages name the spent budget layer this answer is about, if it is about one."""
+        return BUDGET_LAYERS.get(self.limit_source or "")
+
+    def budget_words(self) -> str:
+        """``the guardrail budget is spent (scope member: $10.02 spent of $10.00; resets at ...)``."""
+        spend, limit = self.metadata_usd("spend_usd"), self.metadata_usd("limit_usd")
+        figures = [f"scope {self.metadata_text('scope')}"] if self.metadata_text("scope") else []
+        if spend is not None or limit is not None:
+            shown = ["unknown" if usd is None else f"${usd:,.2f}" for usd in (spend, limit)]
+            figures.append(f"{shown[0]} spent of {shown[1]}")
+        resets = self.metadata_text("resets_at")
+        figures.append(f"resets at {resets}" if resets else "no reset time given")
+        return f"the {self.budget_layer()} is spent ({'; '.join(figures)})"
+
+
+def api_error(endpoint: Endpoint, status_code: int, body: bytes) -> OpenRouterApiError:
+    """Map an HTTP error answer to a typed exception carrying OpenRouter's message verbatim.
+
+    ``error.metadata.limit_source`` decides before the status (OpenRouter answers a spent budget
+    with 403 or 402): a spent budget layer is an :class:`OpenRouterBudgetExceededError`, a full
+    in-flight budget an :class:`OpenRouterInFlightBudgetError`; then the status does."""
+    answer = ErrorAnswer.parse(body)
+    head = f"OpenRouter rejected {_ENDPOINT_WORDS[endpoint]} with HTTP {status_code}"
+    common: dict[str, Any] = {
+        "http_status": status_code,
+        "api_message": answer.message,
+        "error_type": answer.error_type,
+    }
+    if answer.budget_layer() is not None:
+        return OpenRouterBudgetExceededError(
+            f"{head}: {answer.budget_words()}: {answer.message.rstrip('.')}. Nothing was created or billed. "
+            "Every paid request through this key is refused until the budget resets or an admin raises "
+            "it, so the task is not retried: clear it once the budget allows.",
+            limit_source=answer.limit_source,
+            scope=answer.metadata_text("scope"),
+            limit_usd=answer.metadata_usd("limit_usd"),
+            spend_usd=answer.metadata_usd("spend_usd"),
+            resets_at=answer.metadata_text("resets_at"),
+            **common,
+        )
+    if answer.in_flight_refusal(status_code):
+        return OpenRouterInFlightBudgetError(
+            f"{head}: the in-flight budget is full (the estimated cost of the account's running "
+            f"requests): {answer.message.rstrip('.')}. Nothing was created; it was sent again after "
+            "OpenRouter's Retry-After as many times as the retry policy allows. A retry of the task "
+            "submits again without paying twice.",
+            **common,
+        )
     cls = _ERROR_CLASSES.get(status_code, OpenRouterServerError if status_code >= 500 else OpenRouterApiError)
-    return cls(
-        f"OpenRouter rejected {_ENDPOINT_WORDS[endpoint]} with HTTP {status_code}: {api_message}",
-        http_status=status_code,
-        api_message=api_message,
-        error_type=error_type,
-    )
+    return cls(f"{head}: {answer.message}", **common)

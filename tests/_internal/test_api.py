@@ -21,8 +21,8 @@ from airflow_provider_orvideo.exceptions import (
     OpenRouterApiError,
     OpenRouterAuthError,
     OpenRouterBadRequestError,
+    OpenRouterCreditsExhaustedError,
     OpenRouterNotFoundError,
-    OpenRouterPaymentRequiredError,
     OpenRouterRateLimitError,
     OpenRouterResponseError,
     OpenRouterServerError,
@@ -143,7 +143,7 @@ def test_parse_models_keeps_nulls_as_undeclared() -> None:
     [
         (400, OpenRouterBadRequestError),
         (401, OpenRouterAuthError),
-        (402, OpenRouterPaymentRequiredError),
+        (402, OpenRouterCreditsExhaustedError),  # a subclass of OpenRouterPaymentRequiredError (issue 25)
         (403, OpenRouterAuthError),
         (404, OpenRouterNotFoundError),
         (410, OpenRouterNotFoundError),
