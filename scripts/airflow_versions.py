@@ -45,6 +45,7 @@ AIRFLOW_FACING = [
     "tests/operators/test_reattach_in_airflow.py",
     "tests/operators/test_default_retries.py",
     "tests/operators/test_webhook_hint.py",
+    "tests/operators/test_openrouter_limits.py",
     "tests/decorators",
     "tests/triggers",
     "tests/hooks/test_openrouter_video.py",

@@ -35,6 +35,7 @@ from airflow_provider_orvideo.exceptions import (
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 from airflow_provider_orvideo.retry import Answered, GiveUp, Retry, RetryPolicy, is_transient
 from tests.adversarial.conftest import airflow_home, run_dag_file  # noqa: F401 - a fixture
+from tests.helpers import plain_text
 
 GUARDRAIL = {
     "limit_source": "openrouter_guardrail_budget",
@@ -177,7 +178,7 @@ def test_a_spent_budget_fails_the_task_once_and_says_why(
 ) -> None:
     emulator.control.add_fault("submit", "status", status=403, metadata=GUARDRAIL, times=10)
     run = run_dag_file(airflow_home, emulator, DAG, "budget_spent", {"OUT": str(tmp_path)})
-    output = run.stdout + run.stderr
+    output = plain_text(run.stdout + run.stderr)  # Airflow 3.0 wraps the message in a rich panel
     assert "OpenRouterBudgetExceededError" in output, output[-6000:]
     assert "the guardrail budget is spent (scope member; $10.02 spent of $10.00" in output, output[-6000:]
     assert emulator.control.jobs() == []
