@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -123,6 +124,75 @@ def test_sdk_error_classes(emulator: Emulator, sdk: OpenRouter) -> None:
         pytest.raises(errors.UnauthorizedResponseError),
     ):
         stranger.video_generation.get_generation(job_id=job.id)
+
+
+def test_sdk_reads_the_key_with_its_budgets(emulator: Emulator, sdk: OpenRouter) -> None:
+    """``GET /key`` parses into SDK 1.3.84's model, every budget layer and the expiry included."""
+    emulator.control.set_job_defaults(pending_seconds=0, in_progress_seconds=0, cost=1.5)
+    sdk.video_generation.generate(model="google/veo-3.1", prompt="p")
+    emulator.control.set_budget(20.0, reset_interval="monthly", spend_usd=3.0)
+    emulator.control.set_budget(50.0, layer="workspace", reset_interval="weekly")
+    emulator.control.set_budget(6.0, layer="guardrail", scope="member", reset_interval="daily", spend_usd=5.0)
+    emulator.control.expire_key_at(datetime(2027, 1, 1, tzinfo=timezone.utc).timestamp())
+
+    data = sdk.api_keys.get_current_key_metadata().data
+    assert data.usage == 1.5
+    assert data.limit == 20.0
+    assert data.limit_reset == "monthly"
+    assert data.expires_at == datetime(2027, 1, 1, tzinfo=timezone.utc)
+    assert [budget.scope for budget in data.budgets] == ["member", "workspace", "key_limit"]
+    member = data.budgets[0]
+    assert (member.limit_usd, member.spend_usd, member.remaining_usd) == (6.0, 5.0, 1.0)
+    assert member.reset_interval == "daily"
+    assert member.resets_at is not None
+    assert member.resets_at.tzinfo is not None
+    assert member.guardrail_id is not None
+    assert data.budgets[1].budget_id is not None
+    assert data.effective_budget is not None
+    assert data.effective_budget.scope == "member"
+    assert data.budgets[2].resets_at is not None
+    assert data.budgets[2].resets_at.day == 1  # monthly: the 1st, midnight UTC
+
+    emulator.control.clear_budgets()
+    emulator.control.expire_key_at(None)
+    bare = sdk.api_keys.get_current_key_metadata().data
+    assert (bare.budgets, bare.effective_budget, bare.expires_at, bare.limit) == ([], None, None, None)
+
+
+def test_sdk_raises_its_typed_errors_for_budget_refusals(emulator: Emulator, sdk: OpenRouter) -> None:
+    """A spent budget's 403 and the in-flight 402s parse into the SDK's error models, with
+    ``error.metadata`` intact; the SDK does not retry a 402 on its own."""
+    videos = sdk.video_generation
+    emulator.control.set_budget(2.0, layer="guardrail", reset_interval="daily", spend_usd=2.5)
+    with pytest.raises(errors.ForbiddenResponseError, match="Guardrail budget limit exceeded") as spent:
+        videos.generate(model="google/veo-3.1", prompt="p")
+    assert spent.value.data.error.code == 403
+    metadata = spent.value.data.error.metadata
+    assert metadata is not None
+    assert metadata["limit_source"] == "openrouter_guardrail_budget"
+    assert (metadata["scope"], metadata["limit_usd"], metadata["spend_usd"]) == ("api_key", 2.0, 2.5)
+    assert metadata["resets_at"].endswith("T00:00:00.000Z")
+    emulator.control.clear_budgets()
+
+    emulator.control.in_flight_budget_exhausted(retry_after=4)
+    with pytest.raises(errors.PaymentRequiredResponseError) as in_flight:
+        videos.generate(model="google/veo-3.1", prompt="p")
+    assert in_flight.value.headers["retry-after"] == "4"
+    assert in_flight.value.data.error.metadata == {
+        "limit_source": "openrouter_in_flight_budget",
+        "error_type": "in_flight_budget_exhausted",
+    }
+
+    emulator.control.weight_exceeds_budget()
+    with pytest.raises(errors.PaymentRequiredResponseError) as too_heavy:
+        videos.generate(model="google/veo-3.1", prompt="p")
+    assert too_heavy.value.data.error.metadata == {
+        "limit_source": "openrouter_credits",
+        "error_type": "weight_exceeds_budget",
+    }
+    assert "retry-after" not in too_heavy.value.headers
+    assert [r["status"] for r in emulator.control.requests("submit")] == [403, 402, 402]
+    assert emulator.control.jobs() == []
 
 
 def test_sdk_retries_submit_after_a_5xx_creating_a_second_job(emulator: Emulator, sdk: OpenRouter) -> None:
