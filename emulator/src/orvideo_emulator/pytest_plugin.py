@@ -13,6 +13,10 @@ Fixtures:
     test. ``.control`` scripts it (``rate_limit``, ``fail_requests``, ``drop_connections``,
     ``slow_requests``, ``truncate_downloads``: for ``times`` requests or, with ``for_seconds``, for
     a time window; ``outage(seconds, kind="503" | "reset")`` for every endpoint at once;
+    ``in_flight_budget_exhausted`` and ``weight_exceeds_budget``, OpenRouter's 402s of the in-flight
+    budget on submit; ``set_budget(limit_usd, layer=..., spend_usd=..., reset_interval=...,
+    resets_at=...)`` and ``clear_budgets()``, the key's budgets (spent by completed jobs; a spent
+    one refuses submits with 403), ``expire_key_at``, all shown by ``GET /api/v1/key``;
     ``jobs_take``, ``jobs_end_as``, ...) and reads back the requests it saw, faulted ones included.
     In the test process, the connection (ini ``openrouter_conn_id``) points at it too.
 ``airflow_dag_runner`` (:class:`DagRunner`)
