@@ -143,7 +143,7 @@ def test_usage_and_spend_grow_when_jobs_complete_not_when_they_are_submitted(
     emulator: Emulator, api: httpx.Client
 ) -> None:
     emulator.control.set_budget(1.0, reset_interval="daily", spend_usd=0.1)
-    emulator.control.set_job_defaults(pending_seconds=0.3, in_progress_seconds=0.3, cost=0.4)
+    emulator.control.set_job_defaults(pending_seconds=0.5, in_progress_seconds=0.5, cost=0.4)
     submit(api)
     rendering = key(api)
     assert rendering["usage"] == 0.0  # OpenRouter charges a request when it finishes
@@ -160,7 +160,7 @@ def test_usage_and_spend_grow_when_jobs_complete_not_when_they_are_submitted(
     emulator.control.jobs_end_as("failed")
     submit(api)
     wait_until_billed(emulator, 1)
-    time.sleep(0.7)
+    time.sleep(1.1)
     assert key(api)["usage"] == 0.4  # a failed job is not billed
 
 
@@ -327,9 +327,9 @@ def test_in_flight_budget_exhausted_then_the_submit_passes(emulator: Emulator, a
 
 def test_in_flight_budget_exhausted_for_a_window(emulator: Emulator, api: httpx.Client) -> None:
     started = time.monotonic()
-    emulator.control.in_flight_budget_exhausted(for_seconds=0.5)
+    emulator.control.in_flight_budget_exhausted(for_seconds=1.0)
     assert api.post("/videos", json=VEO).headers["retry-after"] == "1.0"
-    time.sleep(max(0.0, started + 0.55 - time.monotonic()))
+    time.sleep(max(0.0, started + 1.05 - time.monotonic()))
     assert api.post("/videos", json=VEO).status_code == 202
 
 
