@@ -9,11 +9,13 @@ Hierarchy::
     OpenRouterVideoError (AirflowException)
     +-- InvalidVideoRequestError (also AirflowFailException: a retry cannot fix bad input)
     |   +-- VideoCostLimitError           (the estimate exceeds ``max_cost_usd``)
+    |   |   +-- InsufficientBudgetError   (the key's budget cannot cover it: ``budget_preflight``)
     |   +-- InvalidOperatorArgumentError  (a wrong type or impossible value, e.g. ``poll_interval=nan``)
     |   +-- InvalidOutputPathError        (``output_path`` cannot receive a video)
     |       +-- OutputExistsError         (a file this task instance did not write is there)
     |       +-- OutputPathCollisionError  (two map indexes render the same ``output_path``)
     +-- InvalidConnectionError            (the ``openrouter`` connection holds an unusable value)
+    |   +-- ApiKeyExpiresError            (the key expires before the job could be downloaded)
     +-- OpenRouterApiError                (an HTTP error answer from OpenRouter)
     |   +-- OpenRouterBadRequestError     400, 413
     |   +-- OpenRouterAuthError           401, 403
@@ -56,7 +58,9 @@ from __future__ import annotations
 from airflow_provider_orvideo._internal.compat import AirflowException, AirflowFailException
 
 __all__ = [
+    "ApiKeyExpiresError",
     "FutureWebhookTimestampError",
+    "InsufficientBudgetError",
     "InvalidCallbackTargetError",
     "InvalidConnectionError",
     "InvalidOperatorArgumentError",
@@ -136,6 +140,11 @@ class VideoCostLimitError(InvalidVideoRequestError):
     """The estimated price exceeds ``max_cost_usd`` (or cannot be estimated under a strict check)."""
 
 
+class InsufficientBudgetError(VideoCostLimitError):
+    """With ``budget_preflight``: the key's effective budget (``GET /key``) cannot cover the
+    estimated cost of this video, or is already spent. Raised before paying, not retried."""
+
+
 class InvalidOperatorArgumentError(InvalidVideoRequestError):
     """An operator argument has a wrong type or an impossible value (``job_timeout=inf``,
     ``poll_interval="30"``, ``max_consecutive_poll_failures=0`` ...).
@@ -168,6 +177,12 @@ class InvalidConnectionError(OpenRouterVideoError, AirflowFailException):
     connection and the field, never the value of a secret."""
 
     request_left = False
+
+
+class ApiKeyExpiresError(InvalidConnectionError):
+    """With ``budget_preflight``: the connection's key expires (``GET /key``'s ``expires_at``)
+    before the job could be waited for and downloaded (``job_timeout`` from now). Raised before
+    paying, not retried: a job submitted now could be paid for and never fetched."""
 
 
 class InvalidSettingError(OpenRouterVideoError, AirflowFailException):

@@ -25,9 +25,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_orvideo._internal.api import VideoModel
+from airflow_provider_orvideo._internal.api import KeyStatus, VideoModel
 
 __all__ = [
     "CostEstimate",
@@ -161,3 +162,53 @@ def check_cost(estimate: CostEstimate, *, max_cost_usd: float | None, strict: bo
             f"Estimated cost ${estimate.usd:.4f}{bound} ({estimate.formula}) exceeds "
             f"max_cost_usd=${max_cost_usd:g}. {NOTHING_SPENT}"
         )
+
+
+def check_key_budget(
+    key: KeyStatus, estimate: CostEstimate, *, needed_until: float, strict: bool, conn_id: str, log: Any
+) -> None:
+    """``budget_preflight``: hold the video against what ``GET /key`` says, before paying.
+
+    Refuses (nothing spent, not retried) when the key expires before ``needed_until`` (the job's
+    deadline: a job paid for then could never be fetched), when its effective budget is spent,
+    or when the estimate exceeds what that budget has left; an estimate that cannot be made is
+    refused only when ``strict``. A key without budgets or expiry passes.
+    """
+    from airflow_provider_orvideo.exceptions import NOTHING_SPENT, ApiKeyExpiresError, InsufficientBudgetError
+
+    if key.expires_at is not None and key.expires_at.timestamp() <= needed_until:
+        raise ApiKeyExpiresError(
+            f"The API key of connection {conn_id!r} expires at {key.expires_at.isoformat()}, before this job "
+            f"could be waited for and downloaded (job_timeout ends at "
+            f"{datetime.fromtimestamp(needed_until, tz=timezone.utc).isoformat(timespec='seconds')}). "
+            f"Put a key that lasts longer in the connection, or shorten job_timeout. {NOTHING_SPENT}"
+        )
+    budget = key.effective_budget
+    if budget is None or budget.remaining_usd is None:
+        return
+    limit = "" if budget.limit_usd is None else f" of ${budget.limit_usd:,.2f}"
+    resets = f", until it resets at {budget.resets_at}" if budget.resets_at else " (no reset time given)"
+    where = f"the key's {budget.scope} budget has ${budget.remaining_usd:,.2f} left{limit}{resets}"
+    if budget.remaining_usd <= 0:
+        raise InsufficientBudgetError(
+            f"Budget pre-flight: {where}: OpenRouter refuses every paid request through it. {NOTHING_SPENT}"
+        )
+    if estimate.usd is None:
+        if strict:
+            raise InsufficientBudgetError(
+                f"Budget pre-flight: cannot hold this video against what {where}: {estimate.unknown_reason}, "
+                f"and strict_cost_check is on. {NOTHING_SPENT}"
+            )
+        log.warning(
+            "Budget pre-flight: %s; this video's cost cannot be estimated (%s).",
+            where,
+            estimate.unknown_reason,
+        )
+        return
+    bound = " (upper bound)" if estimate.upper_bound else ""
+    if estimate.usd > budget.remaining_usd:
+        raise InsufficientBudgetError(
+            f"Budget pre-flight: estimated cost ${estimate.usd:.4f}{bound} ({estimate.formula}) exceeds what "
+            f"{where}. {NOTHING_SPENT}"
+        )
+    log.info("Budget pre-flight: %s; this video is estimated at $%.4f%s.", where, estimate.usd, bound)

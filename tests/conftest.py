@@ -43,8 +43,12 @@ def emulator(
     _emulator_control: EmulatorControl,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Emulator:
-    """A clean emulator, also wired up as Airflow's default ``openrouter`` connection."""
+    """A clean emulator, also wired up as Airflow's default ``openrouter`` connection (and no
+    ``GET /key`` answer cached from another test's emulator state)."""
+    from airflow_provider_orvideo.hooks import openrouter_video
+
     _emulator_control.reset()
+    openrouter_video._key_cache.clear()
     connection = {"conn_type": "openrouter", "host": emulator_server.base_url, "password": EMULATOR_API_KEY}
     monkeypatch.setenv("AIRFLOW_CONN_OPENROUTER_DEFAULT", json.dumps(connection))
     return Emulator(

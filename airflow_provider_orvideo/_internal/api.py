@@ -16,6 +16,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -288,6 +289,7 @@ class Endpoint(str, enum.Enum):
     POLL = "poll"
     CONTENT = "content"
     MODELS = "models"
+    KEY = "key"
 
     @property
     def idempotent(self) -> bool:
@@ -339,6 +341,11 @@ def _job_path(job_id: str) -> str:
 
 def list_models_request() -> ApiRequest:
     return ApiRequest(Endpoint.MODELS, "GET", "/videos/models")
+
+
+def key_request() -> ApiRequest:
+    """``GET /key``: the calling key's limits and budgets (an ordinary inference key may read it)."""
+    return ApiRequest(Endpoint.KEY, "GET", "/key")
 
 
 def submit_request(body: Mapping[str, Any]) -> ApiRequest:
@@ -468,6 +475,77 @@ def parse_models(payload: Any) -> dict[str, VideoModel]:
     return models
 
 
+@dataclass(frozen=True)
+class KeyBudget:
+    """One budget layer of a key, as ``GET /key`` reports it (``budgets[]``, ``effective_budget``)."""
+
+    scope: str
+    limit_usd: float | None
+    spend_usd: float | None
+    remaining_usd: float | None
+    """Zero or less: this layer refuses paid requests (403) until it resets."""
+    reset_interval: str | None
+    resets_at: str | None
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    """What ``GET /key`` says about the calling key: the layer that blocks first
+    (``effective_budget``, None when no layer limits it), every layer, and when the key expires."""
+
+    effective_budget: KeyBudget | None
+    budgets: tuple[KeyBudget, ...] = ()
+    expires_at: datetime | None = None
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _key_budget(value: Any) -> KeyBudget | None:
+    if not isinstance(value, Mapping):
+        return None
+    text = {
+        k: value.get(k) if isinstance(value.get(k), str) else None
+        for k in ("scope", "reset_interval", "resets_at")
+    }
+    return KeyBudget(
+        scope=text["scope"] or "unknown",
+        limit_usd=_finite(value.get("limit_usd")),
+        spend_usd=_finite(value.get("spend_usd")),
+        remaining_usd=_finite(value.get("remaining_usd")),
+        reset_interval=text["reset_interval"],
+        resets_at=text["resets_at"],
+    )
+
+
+def _instant(value: Any) -> datetime | None:
+    """An ISO 8601 time (``Z`` or an offset; a naive one is UTC), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+def parse_key(payload: Any) -> KeyStatus:
+    """Parse ``GET /key``'s ``{"data": {...}}`` (SDK 1.3.84's shape); what is missing or of another
+    shape reads as not limiting."""
+    data = payload.get("data") if isinstance(payload, Mapping) else None
+    if not isinstance(data, Mapping):
+        raise OpenRouterResponseError("OpenRouter's GET /key answer has no 'data' object.")
+    budgets = data.get("budgets")
+    return KeyStatus(
+        effective_budget=_key_budget(data.get("effective_budget")),
+        budgets=tuple(b for b in map(_key_budget, budgets if isinstance(budgets, list) else []) if b),
+        expires_at=_instant(data.get("expires_at")),
+    )
+
+
 _ERROR_CLASSES: dict[int, type[OpenRouterApiError]] = {
     400: OpenRouterBadRequestError,
     401: OpenRouterAuthError,
@@ -495,6 +573,7 @@ _ENDPOINT_WORDS = {
     Endpoint.POLL: "the job status request",
     Endpoint.CONTENT: "the video download",
     Endpoint.MODELS: "the model list request (GET /videos/models)",
+    Endpoint.KEY: "the key status request (GET /key)",
 }
 
 

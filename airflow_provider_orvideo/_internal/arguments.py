@@ -214,6 +214,7 @@ class OperatorArguments:
     openrouter_conn_id: str
     callback_url: str | None = None
     webhook_poll_interval: float = DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS
+    budget_preflight: bool = False
 
 
 def argument_error(header: str, problems: Sequence[str]) -> InvalidOperatorArgumentError:
@@ -239,6 +240,7 @@ def check_operator_arguments(
     openrouter_conn_id: Any,
     callback_url: Any = None,
     webhook_poll_interval: Any = DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,
+    budget_preflight: Any = False,
     request_fields: Mapping[str, Any] | None = None,
     jinja_environment_kwargs: Mapping[str, Any] | None = None,
     template_ext: Sequence[str] = (),
@@ -275,6 +277,7 @@ def check_operator_arguments(
         job_timeout=_wait("job_timeout", job_timeout, problems, allow_timedelta=True),
         callback_url=_callback_url(callback_url, problems),
         webhook_poll_interval=_wait("webhook_poll_interval", webhook_poll_interval, problems),
+        budget_preflight=_flag("budget_preflight", budget_preflight, problems),
     )
     if request_fields:
         _, field_problems = check_request_fields(

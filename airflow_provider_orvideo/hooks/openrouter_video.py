@@ -28,14 +28,17 @@ import httpx
 from airflow_provider_orvideo._internal.api import (
     ApiRequest,
     ConnectionSettings,
+    KeyStatus,
     VideoJob,
     VideoModel,
     connection_header_error,
     content_request,
     decode_json,
     get_job_request,
+    key_request,
     list_models_request,
     parse_job,
+    parse_key,
     parse_models,
     settings_from_connection,
     submit_request,
@@ -75,6 +78,10 @@ __all__ = [
 
 DEFAULT_MODELS_CACHE_TTL_SECONDS = 600.0
 _models_cache: dict[str, tuple[float, dict[str, VideoModel]]] = {}
+DEFAULT_KEY_CACHE_TTL_SECONDS = 30.0
+"""How long a worker process trusts one ``GET /key`` answer: a burst of mapped tasks on one worker
+asks once, and a budget spent meanwhile is still seen within half a minute."""
+_key_cache: dict[tuple[str, str], tuple[float, KeyStatus]] = {}
 """Per-process cache of ``GET /videos/models`` by base URL. The list is the same for every key,
 and a mapped task over hundreds of prompts on one worker process should fetch it once."""
 
@@ -262,6 +269,18 @@ class OpenRouterVideoHook(BaseHook):
         models = parse_models(self._send_json(list_models_request()))
         _models_cache[base_url] = (now, models)
         return models
+
+    def get_key_status(self, *, max_age: float = DEFAULT_KEY_CACHE_TTL_SECONDS) -> KeyStatus:
+        """The connection's key as ``GET /key`` reports it (budgets, the effective one, expiry),
+        from a per-process cache no older than ``max_age`` seconds (0 forces a fetch)."""
+        cache_key = (self.openrouter_conn_id, self.get_settings().base_url)
+        cached = _key_cache.get(cache_key)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
+        status = parse_key(self._send_json(key_request()))
+        _key_cache[cache_key] = (now, status)
+        return status
 
     def submit(self, body: Mapping[str, Any]) -> VideoJob:
         """POST /videos. Never retried blindly: see :mod:`airflow_provider_orvideo.retry`."""

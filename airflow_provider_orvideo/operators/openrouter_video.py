@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from airflow_provider_orvideo.exceptions import OpenRouterVideoError
     from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
     from airflow_provider_orvideo.polling import JobPoller, VideoJobEvent
+    from airflow_provider_orvideo.pricing import CostEstimate
 
 __all__ = ["OpenRouterVideoOperator"]
 
@@ -82,6 +83,7 @@ class OpenRouterVideoOperator(BaseOperator):
     airflow_trace: bool
     max_cost_usd: float | None
     strict_cost_check: bool
+    budget_preflight: bool
     resubmit_failed_jobs: bool
     orphan_policy: str
     openrouter_conn_id: str
@@ -116,6 +118,7 @@ class OpenRouterVideoOperator(BaseOperator):
         airflow_trace: bool = True,
         max_cost_usd: float | None = None,
         strict_cost_check: bool = False,
+        budget_preflight: bool = False,
         resubmit_failed_jobs: bool = False,
         orphan_policy: str = "fail",
         openrouter_conn_id: str = DEFAULT_CONN_ID,
@@ -240,6 +243,26 @@ class OpenRouterVideoOperator(BaseOperator):
             generate_audio=request.generate_audio,
         )
         check_cost(estimate, max_cost_usd=self.max_cost_usd, strict=self.strict_cost_check, log=self.log)
+        if self.budget_preflight:
+            self._preflight(estimate)
+
+    def _preflight(self, estimate: CostEstimate) -> None:
+        """``budget_preflight``: the key's budget and expiry (``GET /key``, cached briefly) against
+        this video (:func:`~airflow_provider_orvideo.pricing.check_key_budget`). Advisory when
+        OpenRouter cannot answer ``GET /key``: the submit's own answer then tells."""
+        from airflow_provider_orvideo.exceptions import OpenRouterVideoError
+        from airflow_provider_orvideo.pricing import check_key_budget
+
+        try:
+            key = self.hook.get_key_status()
+        except OpenRouterVideoError as error:
+            self.log.warning("Budget pre-flight skipped: GET /key failed (%s). Submitting.", error)
+            return
+        needed_until = time.time() + self.job_timeout
+        strict, conn_id = self.strict_cost_check, self.openrouter_conn_id
+        check_key_budget(
+            key, estimate, needed_until=needed_until, strict=strict, conn_id=conn_id, log=self.log
+        )
 
     # -- execute ------------------------------------------------------------------------------
 

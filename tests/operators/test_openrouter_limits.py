@@ -13,6 +13,7 @@ decision, the hook over real HTTP against the emulator, and a real ``dag.test()`
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import textwrap
 from pathlib import Path
@@ -22,20 +23,31 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_orvideo._internal.api import BUDGET_LAYERS, Endpoint, api_error, submit_request
+from airflow_provider_orvideo._internal.api import (
+    BUDGET_LAYERS,
+    Endpoint,
+    api_error,
+    parse_key,
+    submit_request,
+)
 from airflow_provider_orvideo._internal.compat import AirflowFailException
 from airflow_provider_orvideo._internal.submission import submit_created_nothing
 from airflow_provider_orvideo.exceptions import (
+    ApiKeyExpiresError,
+    InsufficientBudgetError,
     OpenRouterAuthError,
     OpenRouterBudgetExceededError,
     OpenRouterCreditsExhaustedError,
     OpenRouterInFlightBudgetError,
     OpenRouterPaymentRequiredError,
+    OpenRouterResponseError,
 )
 from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
+from airflow_provider_orvideo.pricing import CostEstimate, check_key_budget
 from airflow_provider_orvideo.retry import Answered, GiveUp, Retry, RetryPolicy, is_transient
 from tests.adversarial.conftest import airflow_home, run_dag_file  # noqa: F401 - a fixture
-from tests.helpers import plain_text
+from tests.helpers import RecordingTaskInstance, TaskDeferred, context_with, plain_text
+from tests.operators.test_openrouter_video import make_operator
 
 GUARDRAIL = {
     "limit_source": "openrouter_guardrail_budget",
@@ -189,3 +201,91 @@ def test_a_spent_budget_fails_the_task_once_and_says_why(
         ).fetchone()
     assert (state, try_number) == ("failed", 1)
     assert not list(tmp_path.iterdir())
+
+
+# -- budget_preflight: GET /key before paying -----------------------------------------------------------
+
+
+def key_payload(**data: Any) -> dict[str, Any]:
+    return {"data": {"label": "k", "limit": None, "usage": 0, **data}}
+
+
+def layer(remaining: float, limit: float = 10.0, scope: str = "api_key") -> dict[str, Any]:
+    return {
+        "scope": scope,
+        "limit_usd": limit,
+        "spend_usd": limit - remaining,
+        "remaining_usd": remaining,
+        "reset_interval": "daily",
+        "resets_at": "2026-12-06T00:00:00Z",
+    }
+
+
+ESTIMATE = CostEstimate(3.2, "per-video-second $0.8/s x 4 s")
+UNKNOWN = CostEstimate(None, "", unknown_reason="model m is priced by SKUs this provider cannot estimate")
+
+
+def check(payload: dict[str, Any], estimate: CostEstimate = ESTIMATE, *, strict: bool = False) -> None:
+    check_key_budget(
+        parse_key(payload),
+        estimate,
+        needed_until=1_800_000_000.0,
+        strict=strict,
+        conn_id="openrouter_default",
+        log=logging.getLogger("test"),
+    )
+
+
+def test_the_preflight_refuses_what_the_effective_budget_cannot_cover() -> None:
+    check(key_payload())  # no budgets, no expiry
+    check(key_payload(effective_budget=layer(5.0), budgets=[layer(5.0)]))
+    with pytest.raises(
+        InsufficientBudgetError, match=r"exceeds what the key's api_key budget has \$1\.50 left"
+    ):
+        check(key_payload(effective_budget=layer(1.5)))
+    with pytest.raises(InsufficientBudgetError, match="refuses every paid request"):
+        check(key_payload(effective_budget=layer(0.0)), UNKNOWN)
+    check(key_payload(effective_budget=layer(5.0)), UNKNOWN)  # cannot tell: warn, submit
+    with pytest.raises(InsufficientBudgetError, match="strict_cost_check is on"):
+        check(key_payload(effective_budget=layer(5.0)), UNKNOWN, strict=True)
+
+
+def test_the_preflight_refuses_a_key_that_expires_before_the_deadline() -> None:
+    with pytest.raises(ApiKeyExpiresError, match="expires at 2027-01-15T08:00:00"):
+        check(key_payload(expires_at="2027-01-15T08:00:00Z"))
+    check(key_payload(expires_at="2030-01-01T00:00:00Z"))
+    check(key_payload(expires_at="not a time"))  # unreadable: not limiting
+
+
+@given(data=st.dictionaries(st.sampled_from(["effective_budget", "budgets", "expires_at", "x"]), JSON_VALUES))
+def test_any_key_answer_parses_or_is_refused_as_a_response(data: dict[str, Any]) -> None:
+    status = parse_key({"data": data})
+    if status.effective_budget is not None:
+        assert status.effective_budget.remaining_usd is None or status.effective_budget.remaining_usd == (
+            status.effective_budget.remaining_usd
+        )
+    with pytest.raises(OpenRouterResponseError):
+        parse_key({"nodata": data})
+
+
+def test_the_hook_reads_the_emulators_key_and_caches_it(emulator: Any) -> None:
+    emulator.control.set_budget(10.0, layer="guardrail", scope="member", spend_usd=8.5)
+    hook = OpenRouterVideoHook()
+    status = hook.get_key_status(max_age=0)
+    assert status.effective_budget is not None
+    assert (status.effective_budget.scope, status.effective_budget.remaining_usd) == ("member", 1.5)
+    emulator.control.clear_budgets()
+    assert hook.get_key_status().effective_budget == status.effective_budget  # cached
+    assert hook.get_key_status(max_age=0).effective_budget is None
+
+
+def test_a_task_with_the_preflight_refuses_before_paying(emulator: Any, tmp_path: Path) -> None:
+    emulator.control.set_budget(10.0, layer="key_limit", spend_usd=9.0)  # $1 left; the video ~$3.20
+    operator = make_operator(tmp_path, budget_preflight=True, duration=8)
+    with pytest.raises(InsufficientBudgetError, match="Nothing was submitted"):
+        operator.execute(context_with(RecordingTaskInstance()))
+    assert emulator.control.count("submit", "POST") == 0
+    without = make_operator(tmp_path, task_id="no_preflight", duration=8)
+    with pytest.raises(TaskDeferred):
+        without.execute(context_with(RecordingTaskInstance()))
+    assert emulator.control.count("submit", "POST") == 1  # OpenRouter's own budget decides then
