@@ -117,17 +117,6 @@ def build_request_from(
     )
 
 
-def build_request(
-    *,
-    frame_images: tuple[tuple[str, ResolvedMedia], ...] = (),
-    input_references: tuple[tuple[MediaKind, ResolvedMedia], ...] = (),
-    **values: Any,
-) -> VideoRequest:
-    """:func:`build_request_from` with the fields as keyword arguments (the operator calls this until
-    it passes a mapping)."""
-    return build_request_from(values, frame_images=frame_images, input_references=input_references)
-
-
 def _got(name: str, value: Any) -> str:
     return "" if value is None else f"; got {name}={shown(value)}"
 

@@ -28,7 +28,7 @@ from airflow_provider_orvideo._internal.request_fields import (
     request_facts,
 )
 from airflow_provider_orvideo._internal.submission import fingerprint
-from airflow_provider_orvideo._internal.validation import VideoRequest, build_request, build_request_from
+from airflow_provider_orvideo._internal.validation import VideoRequest, build_request_from
 from airflow_provider_orvideo.media import MediaKind, ResolvedMedia
 from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
 
@@ -181,10 +181,6 @@ def test_the_fingerprint_of_a_body_is_the_one_earlier_releases_recorded() -> Non
     assert fingerprint(body) == "2ca3f75e9ffa9a747fde192f0a5ab1ee12d1e9a8eccbf93446f3faa0b81ce3c7"
     assert fingerprint(body, version=1) == "30440e039484b75534a834ebcf98066a187f6bc5372236cf978d50a051084465"
     assert request_facts(body) == {name: EVERY_FIELD_BODY[name] for name in REPORTED_FIELDS}
-
-
-def test_the_keyword_form_builds_the_same_request() -> None:
-    assert build_request(**EVERY_VALUE, **EVERY_MEDIA) == every_field_set()
 
 
 @pytest.mark.parametrize("name", ["frame_images", "output_path", "promt"])

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_orvideo._internal.submission import STATE_KEY, SubmissionRecord, fingerprint
-from airflow_provider_orvideo._internal.validation import build_request
+from airflow_provider_orvideo._internal.validation import build_request_from
 from airflow_provider_orvideo.decorators.openrouter_video import OpenRouterVideoDecoratedOperator
 from airflow_provider_orvideo.exceptions import OpenRouterServerError, OutputExistsError
 from tests.adversarial.conftest import VALID, is_mp4, run_tries, video_operator
@@ -161,7 +161,7 @@ def test_a_record_written_by_the_previous_release_still_re_attaches(emulator: An
         "airflow_run_id": "manual__1",
         "airflow_map_index": -1,
     }
-    body = build_request(**VALID, trace=trace).to_body()
+    body = build_request_from({**VALID, "trace": trace}).to_body()
     store.values[STATE_KEY] = {
         "version": 1,
         "fingerprint": fingerprint(body, version=1),
