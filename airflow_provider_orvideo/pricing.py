@@ -23,7 +23,7 @@ check never under-counts.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -212,3 +212,24 @@ def check_key_budget(
             f"{where}. {NOTHING_SPENT}"
         )
     log.info("Budget pre-flight: %s; this video is estimated at $%.4f%s.", where, estimate.usd, bound)
+
+
+def preflight_key_budget(
+    read_key: Callable[[], KeyStatus],
+    estimate: CostEstimate,
+    needed_until: float,
+    strict: bool,
+    conn_id: str,
+    log: Any,
+) -> None:
+    """``budget_preflight``: :func:`check_key_budget` on what ``read_key`` (the hook's cached
+    ``GET /key``) answers. Advisory when OpenRouter cannot answer it: a warning, and the submit's
+    own answer tells (a spent budget is refused there, and nothing is created)."""
+    from airflow_provider_orvideo.exceptions import OpenRouterVideoError
+
+    try:
+        key = read_key()
+    except OpenRouterVideoError as error:
+        log.warning("Budget pre-flight skipped: GET /key failed (%s). Submitting.", error)
+        return
+    check_key_budget(key, estimate, needed_until=needed_until, strict=strict, conn_id=conn_id, log=log)

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from airflow_provider_orvideo.exceptions import OpenRouterVideoError
     from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
     from airflow_provider_orvideo.polling import JobPoller, VideoJobEvent
-    from airflow_provider_orvideo.pricing import CostEstimate
 
 __all__ = ["OpenRouterVideoOperator"]
 
@@ -228,7 +227,7 @@ class OpenRouterVideoOperator(BaseOperator):
         from airflow_provider_orvideo._internal.lifecycle import XComOutputClaims
         from airflow_provider_orvideo._internal.output_paths import output_target
         from airflow_provider_orvideo._internal.validation import check_against_model, check_body_size
-        from airflow_provider_orvideo.pricing import check_cost, estimate_cost
+        from airflow_provider_orvideo.pricing import check_cost, estimate_cost, preflight_key_budget
 
         target = output_target(self.output_path, self.output_conn_id)
         model = check_against_model(request, self.hook.list_models())
@@ -243,26 +242,10 @@ class OpenRouterVideoOperator(BaseOperator):
             generate_audio=request.generate_audio,
         )
         check_cost(estimate, max_cost_usd=self.max_cost_usd, strict=self.strict_cost_check, log=self.log)
-        if self.budget_preflight:
-            self._preflight(estimate)
-
-    def _preflight(self, estimate: CostEstimate) -> None:
-        """``budget_preflight``: the key's budget and expiry (``GET /key``, cached briefly) against
-        this video (:func:`~airflow_provider_orvideo.pricing.check_key_budget`). Advisory when
-        OpenRouter cannot answer ``GET /key``: the submit's own answer then tells."""
-        from airflow_provider_orvideo.exceptions import OpenRouterVideoError
-        from airflow_provider_orvideo.pricing import check_key_budget
-
-        try:
-            key = self.hook.get_key_status()
-        except OpenRouterVideoError as error:
-            self.log.warning("Budget pre-flight skipped: GET /key failed (%s). Submitting.", error)
-            return
-        needed_until = time.time() + self.job_timeout
-        strict, conn_id = self.strict_cost_check, self.openrouter_conn_id
-        check_key_budget(
-            key, estimate, needed_until=needed_until, strict=strict, conn_id=conn_id, log=self.log
-        )
+        if self.budget_preflight:  # advisory when GET /key fails: the submit's own answer tells
+            needed_until, strict = time.time() + self.job_timeout, self.strict_cost_check
+            key = self.hook.get_key_status
+            preflight_key_budget(key, estimate, needed_until, strict, self.openrouter_conn_id, self.log)
 
     # -- execute ------------------------------------------------------------------------------
 

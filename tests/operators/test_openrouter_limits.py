@@ -289,3 +289,13 @@ def test_a_task_with_the_preflight_refuses_before_paying(emulator: Any, tmp_path
     with pytest.raises(TaskDeferred):
         without.execute(context_with(RecordingTaskInstance()))
     assert emulator.control.count("submit", "POST") == 1  # OpenRouter's own budget decides then
+
+
+def test_the_preflight_is_advisory_when_get_key_fails(emulator: Any, tmp_path: Path) -> None:
+    emulator.control.fail_requests("key", 404, times=10)
+    operator = make_operator(tmp_path, budget_preflight=True)
+    operator.hook = OpenRouterVideoHook(retry_policy=RetryPolicy(max_attempts=1))
+    with pytest.raises(TaskDeferred):
+        operator.execute(context_with(RecordingTaskInstance()))
+    assert emulator.control.count("key") == 1
+    assert emulator.control.count("submit", "POST") == 1
