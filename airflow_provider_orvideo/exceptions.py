@@ -55,6 +55,8 @@ Hierarchy::
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow_provider_orvideo._internal.compat import AirflowException, AirflowFailException
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "InvalidSettingError",
     "InvalidVideoRequestError",
     "InvalidWebhookPayloadError",
+    "LedgerUnavailableError",
     "MalformedWebhookSignatureError",
     "MissingWebhookSignatureError",
     "OpenRouterApiError",
@@ -90,6 +93,7 @@ __all__ = [
     "OutputWriteError",
     "RequestNotSentError",
     "ResubmissionRefusedError",
+    "SpendBudgetExceededError",
     "StaleWebhookTimestampError",
     "SubmitOutcomeUnknownError",
     "TriggerEventError",
@@ -145,6 +149,59 @@ class InsufficientBudgetError(VideoCostLimitError):
     estimated cost of this video, or is already spent. Raised before paying, not retried."""
 
 
+class SpendBudgetExceededError(VideoCostLimitError):
+    """A spend budget of this deployment (the connection's ``budget_usd``, the operator's
+    ``dag_budget_usd``, or one of ``[openrouter] budgets``) cannot hold this job's estimate on top of
+    what it already holds; raised before the POST, nothing submitted. Not retried: the budget
+    frees up only when its window resets (``resets_at``; the operator's
+    ``on_budget_exceeded="wait"`` defers the task until then instead).
+
+    ``budget`` names it; ``limit_usd``, ``spent_usd`` (jobs priced), ``reserved_usd`` (jobs not
+    yet priced and live reservations), ``estimate_usd`` (this job) and ``resets_at`` (Unix
+    seconds) are the figures the refusal was decided on."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        budget: str,
+        limit_usd: float,
+        spent_usd: float,
+        reserved_usd: float,
+        estimate_usd: float,
+        resets_at: float,
+    ) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.limit_usd = limit_usd
+        self.spent_usd = spent_usd
+        self.reserved_usd = reserved_usd
+        self.estimate_usd = estimate_usd
+        self.resets_at = resets_at
+
+    @classmethod
+    def refusing(cls, use: Any, estimate_usd: float, entry: Any) -> SpendBudgetExceededError:
+        """The refusal of ``entry`` (a ledger entry) by ``use`` (a ``budgets.BudgetUse``)."""
+        import time as _time
+
+        budget = use.budget
+        resets = _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(use.resets_at))
+        return cls(
+            f"Spend budget {budget.describe()} cannot hold this video: ${use.spent_usd:,.4f} spent and "
+            f"${use.reserved_usd:,.4f} reserved by jobs not yet priced, so ${max(budget.limit_usd - use.held_usd, 0):,.4f} "
+            f"is left, and this {entry.model or 'video'} is estimated at ${estimate_usd:,.4f} "
+            f"(task {entry.dag_id}.{entry.task_id}, map index {entry.map_index}). The budget frees up at "
+            f"{resets}. {NOTHING_SPENT} A retry is refused the same way until then; raise the budget, or "
+            'set on_budget_exceeded="wait" to wait for the reset.',
+            budget=budget.name,
+            limit_usd=budget.limit_usd,
+            spent_usd=use.spent_usd,
+            reserved_usd=use.reserved_usd,
+            estimate_usd=estimate_usd,
+            resets_at=use.resets_at,
+        )
+
+
 class InvalidOperatorArgumentError(InvalidVideoRequestError):
     """An operator argument has a wrong type or an impossible value (``job_timeout=inf``,
     ``poll_interval="30"``, ``max_consecutive_poll_failures=0`` ...).
@@ -189,6 +246,12 @@ class InvalidSettingError(OpenRouterVideoError, AirflowFailException):
     """An Airflow setting read by this provider (``[openrouter] loopback_poll_scale``,
     ``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE``) holds a value that cannot be used. Raised before
     any request; not retried (the deployment's configuration has to change)."""
+
+
+class LedgerUnavailableError(OpenRouterVideoError):
+    """The spend ledger's database could not be read or written (``[openrouter] ledger_conn_id``
+    or the SQLite file in ``AIRFLOW_HOME``). Before the POST nothing was submitted and a retry
+    tries again; after it, the job and its video are kept and only the ledger row is missing."""
 
 
 class OpenRouterApiError(OpenRouterVideoError):

@@ -124,6 +124,10 @@ class VideoJobEvent:
     """Webhook events only: the absolute Unix time the trigger the task waited on would have
     given up at. A task that OpenRouter's GET sends back to waiting keeps it, so a stream of
     contradicted webhooks cannot extend the wait beyond the job's original ``job_timeout``."""
+    cost: float | None = None
+    """Poll events only: the ended job's ``usage.cost`` as OpenRouter's GET reported it, for the
+    spend ledger (a failed job may be billed too). Added without a version bump (optional)."""
+    generation_id: str | None = None
 
     @property
     def from_webhook(self) -> bool:
@@ -142,6 +146,10 @@ class VideoJobEvent:
         }
         if self.deadline is not None:
             payload["deadline"] = self.deadline
+        if self.cost is not None:
+            payload["cost"] = self.cost
+        if self.generation_id is not None:
+            payload["generation_id"] = self.generation_id
         return payload
 
     @classmethod
@@ -181,6 +189,8 @@ class VideoJobEvent:
             raise TriggerEventError(
                 f"The trigger event for job {job_id} has deadline {deadline!r}; expected a Unix time in seconds."
             )
+        cost = payload.get("cost")
+        generation_id = payload.get("generation_id")
         return cls(
             status=EventStatus(status),
             job_id=job_id,
@@ -188,6 +198,9 @@ class VideoJobEvent:
             remote_error=remote_error if isinstance(remote_error, str) else None,
             source=source,
             deadline=None if deadline is None else float(deadline),
+            # Facts for the ledger only: a value of the wrong shape is dropped, never trusted.
+            cost=float(cost) if cost is not None and _is_cost(cost) else None,
+            generation_id=generation_id if isinstance(generation_id, str) and generation_id else None,
         )
 
 
@@ -224,8 +237,17 @@ _REMOTE_TERMINAL: Mapping[JobStatus, EventStatus] = {
 """OpenRouter's terminal statuses as events (the event contract uses OpenRouter's own words)."""
 
 
+def _is_cost(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
 def terminal_event(
-    job_id: str, status: str, error: str | None, *, source: str = "poll"
+    job_id: str, status: str, error: str | None, *, source: str = "poll", job: VideoJob | None = None
 ) -> VideoJobEvent | None:
     """The event for a job in ``status``, or ``None`` while it is not finished (or unknown).
 
@@ -243,7 +265,17 @@ def terminal_event(
         message = f"OpenRouter video job {job_id} completed."
     else:
         message = f"OpenRouter video job {job_id} ended {status}: {(error or 'no reason given').rstrip('.')}."
-    return VideoJobEvent(event_status, job_id, message, remote_error=error, source=source)
+    cost = job.cost if job is not None else None
+    generation_id = job.generation_id if job is not None else None
+    return VideoJobEvent(
+        event_status,
+        job_id,
+        message,
+        remote_error=error,
+        source=source,
+        cost=cost,
+        generation_id=generation_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -360,7 +392,7 @@ class JobPoller:
                 f"OpenRouter video job {self.job_id} reports status {job.status!r}, which this provider "
                 "does not know; treating it as not finished and polling on until the deadline."
             )
-        event = terminal_event(self.job_id, job.status, job.error)
+        event = terminal_event(self.job_id, job.status, job.error, job=job)
         if event is not None:
             return PollStep(new_state, event=event, log_message=log_message, warning=warning)
         if now >= self.deadline:

@@ -37,6 +37,14 @@ def _emulator_control(emulator_server: EmulatorServer) -> Iterator[EmulatorContr
         yield control
 
 
+@pytest.fixture(autouse=True)
+def _own_spend_ledger(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test books its jobs in a spend ledger of its own (never ``~/airflow``)."""
+    monkeypatch.setenv(
+        "AIRFLOW__OPENROUTER__LEDGER_PATH", str(tmp_path_factory.mktemp("ledger") / "orvideo_ledger.sqlite")
+    )
+
+
 @pytest.fixture
 def emulator(
     emulator_server: EmulatorServer,

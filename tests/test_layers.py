@@ -55,6 +55,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "_internal.api",
                 "_internal.arguments",
                 "_internal.assets",
+                "_internal.budgets",
                 "_internal.callback_urls",
                 "_internal.field_checks",
                 "_internal.lineage",
@@ -77,6 +78,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "_internal.atomic_output",
                 "_internal.object_storage",
                 "_internal.output_paths",
+                "_internal.ledger",
                 "hooks._async_sessions",
                 "hooks._transport",
                 "hooks.openrouter_video",
@@ -86,7 +88,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     (
         "orchestration: a job's lifecycle and the trigger",
-        frozenset({"_internal.lifecycle", "triggers.openrouter_video"}),
+        frozenset({"_internal.lifecycle", "_internal.spending", "triggers.openrouter_video"}),
     ),
     (
         "Airflow surfaces: operator, decorator, link, plugin and its pages, provider info",

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from airflow_provider_orvideo._internal.budgets import Budget, connection_budget
 from airflow_provider_orvideo._internal.callback_urls import check_callback_url
 from airflow_provider_orvideo.exceptions import (
     InvalidConnectionError,
@@ -94,6 +95,9 @@ class ConnectionSettings:
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     callback_url: str | None = None
     """Where OpenRouter should POST each job's webhook (the connection's ``callback_url`` extra)."""
+    budget: Budget | None = None
+    """The spend budget of every job paid through this connection (extras ``budget_usd`` and
+    ``budget_window``; see ``_internal/budgets.py``)."""
 
     def headers(self) -> dict[str, str]:
         """Request headers, including the bearer token (never log the result)."""
@@ -267,6 +271,7 @@ def settings_from_connection(
         timeout=_timeout_from_extra(conn_id, extra.get("timeout")),
         extra_headers=headers,
         callback_url=_callback_url_from_extra(conn_id, extra.get("callback_url")),
+        budget=connection_budget(conn_id, extra),
     )
 
 

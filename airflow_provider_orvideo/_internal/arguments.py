@@ -215,6 +215,31 @@ class OperatorArguments:
     callback_url: str | None = None
     webhook_poll_interval: float = DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS
     budget_preflight: bool = False
+    dag_budget_usd: float | None = None
+    dag_budget_window: str = "utc_day"
+    """``utc_day`` or a rolling window as text (``budgets.Window.text``: ``"6h"``)."""
+    on_budget_exceeded: str = "fail"
+
+
+BUDGET_EXCEEDED_CHOICES = ("fail", "wait")
+
+
+def _budget_window(value: Any, problems: list[str]) -> str:
+    from airflow_provider_orvideo._internal.budgets import parse_window
+    from airflow_provider_orvideo.exceptions import InvalidOperatorArgumentError
+
+    try:
+        return parse_window(value, field="dag_budget_window").text
+    except InvalidOperatorArgumentError as error:
+        problems.append(str(error))
+        return "utc_day"
+
+
+def _choice(name: str, value: Any, choices: Sequence[str], problems: list[str]) -> str:
+    if isinstance(value, str) and value in choices:
+        return value
+    problems.append(f"{shown_item(name, value)} must be one of {', '.join(map(repr, choices))}")
+    return choices[0]
 
 
 def argument_error(header: str, problems: Sequence[str]) -> InvalidOperatorArgumentError:
@@ -241,6 +266,9 @@ def check_operator_arguments(
     callback_url: Any = None,
     webhook_poll_interval: Any = DEFAULT_WEBHOOK_POLL_INTERVAL_SECONDS,
     budget_preflight: Any = False,
+    dag_budget_usd: Any = None,
+    dag_budget_window: Any = "utc_day",
+    on_budget_exceeded: Any = "fail",
     request_fields: Mapping[str, Any] | None = None,
     jinja_environment_kwargs: Mapping[str, Any] | None = None,
     template_ext: Sequence[str] = (),
@@ -278,6 +306,19 @@ def check_operator_arguments(
         callback_url=_callback_url(callback_url, problems),
         webhook_poll_interval=_wait("webhook_poll_interval", webhook_poll_interval, problems),
         budget_preflight=_flag("budget_preflight", budget_preflight, problems),
+        dag_budget_usd=None
+        if dag_budget_usd is None
+        else _number(
+            "dag_budget_usd",
+            dag_budget_usd,
+            problems,
+            allowed="must be None or a finite number of USD > 0",
+            positive=True,
+        ),
+        dag_budget_window=_budget_window(dag_budget_window, problems),
+        on_budget_exceeded=_choice(
+            "on_budget_exceeded", on_budget_exceeded, BUDGET_EXCEEDED_CHOICES, problems
+        ),
     )
     if request_fields:
         _, field_problems = check_request_fields(

@@ -56,12 +56,16 @@ from airflow_provider_orvideo.exceptions import (
 
 if TYPE_CHECKING:
     from airflow_provider_orvideo._internal.atomic_output import AtomicOutput
+    from airflow_provider_orvideo._internal.budgets import Budget
+    from airflow_provider_orvideo._internal.ledger import Entry
     from airflow_provider_orvideo._internal.output_paths import OutputTarget
 
 __all__ = [
     "CARRIED_FIELDS_KEY",
     "OutputClaims",
     "Resumption",
+    "Spend",
+    "SpendLedger",
     "TaskIdentity",
     "VideoJobLifecycle",
     "XComOutputClaims",
@@ -90,6 +94,44 @@ class StateStore(Protocol):
     def set(self, key: str, value: Any) -> None: ...
 
     def delete(self, key: str) -> None: ...
+
+
+class SpendLedger(Protocol):
+    """The spend ledger as the lifecycle writes it (:class:`~airflow_provider_orvideo._internal.ledger.Ledger`)."""
+
+    def reserve(self, entry: Entry, budgets: Sequence[Budget], *, lease_seconds: float = ...) -> str: ...
+
+    def released(self, entry_id: str) -> None: ...
+
+    def submitted(self, entry_id: str, job_id: str) -> None: ...
+
+    def ended(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        cost_usd: float | None,
+        generation_id: str | None,
+        unkept_reason: str | None = None,
+        entry: Entry | None = None,
+    ) -> None: ...
+
+    def kept(self, job_id: str, locations: Sequence[str]) -> None: ...
+
+    def superseded(self, job_id: str, by: str) -> None: ...
+
+    def check_shared(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Spend:
+    """What a submit holds against the budgets: the model, the estimate (None: unknown, holds
+    nothing until the job is priced) and every budget that may apply."""
+
+    model: str | None
+    estimate_usd: float | None
+    budgets: tuple[Budget, ...] = ()
+    lease_seconds: float = 900.0
 
 
 class OutputClaims(Protocol):
@@ -210,9 +252,13 @@ class VideoJobLifecycle:
     orphan_policy: OrphanPolicy = OrphanPolicy.FAIL
     resubmit_failed: bool = False
     log: logging.Logger | Any = field(default_factory=lambda: logging.getLogger(__name__))
+    ledger: SpendLedger | None = None
+    """Where every job is booked (None: not booked, e.g. a hand-made test context)."""
+    conn_id: str = ""
+    try_number: int | None = None
 
     @property
-    def _ledger(self) -> SubmissionLedger:
+    def _records(self) -> SubmissionLedger:
         return SubmissionLedger(self.store)
 
     # -- before money -------------------------------------------------------------------------
@@ -233,7 +279,7 @@ class VideoJobLifecycle:
                 "No task_state_store in the context: a retry of this task cannot re-attach to this job "
                 "and would submit (and pay for) a new one."
             )
-        record = self._ledger.load()
+        record = self._records.load()
         remote = self._look_at(record)
         decision = decide(
             record,
@@ -351,25 +397,41 @@ class VideoJobLifecycle:
     # -- the POST -------------------------------------------------------------------------------
 
     def submit(
-        self, resumption: Resumption, body: Mapping[str, Any], *, callback_url: str | None = None
+        self,
+        resumption: Resumption,
+        body: Mapping[str, Any],
+        *,
+        callback_url: str | None = None,
+        spend: Spend | None = None,
     ) -> str:
-        """POST the job between an intent record and a submitted record; return its id.
+        """Reserve the estimate in the ledger, then POST the job between an intent record and a
+        submitted record; return its id.
 
-        The callback URL goes into the POST only, never into the record's fingerprint: turning
-        webhooks on between tries must not make a retry pay for the same video again."""
-        ledger = self._ledger
+        The reservation comes first: a budget that cannot hold the estimate refuses before
+        anything is recorded or sent (:class:`SpendBudgetExceededError`). The callback URL goes
+        into the POST only, never into the record's fingerprint: turning webhooks on between
+        tries must not make a retry pay for the same video again."""
+        records = self._records
         intent = SubmissionRecord.intent(body, resumption.superseded)
-        ledger.save(intent)
+        entry_id = self._reserve(intent.fingerprint, spend) if spend is not None else None
+        records.save(intent)
         try:
             job = self.hook.submit(body if callback_url is None else {**body, "callback_url": callback_url})
         except Exception as error:
             # Proof that OpenRouter created nothing: the next try may submit freely, and the earlier
-            # record comes back (superseded jobs stay on record). Otherwise the intent stays.
+            # record comes back (superseded jobs stay on record). Otherwise the intent stays, and so
+            # does the reservation until its lease ends.
             if submit_created_nothing(error):
-                ledger.restore(resumption.record)
+                records.restore(resumption.record)
+                if entry_id is not None:
+                    self._book("release the reservation", lambda book: book.released(entry_id))
             raise
+        if entry_id is not None:
+            self._book("record the submitted job", lambda book: book.submitted(entry_id, job.id))
+        for old in (str(entry["job_id"]) for entry in resumption.superseded if entry.get("job_id")):
+            self._book("record a superseded job", lambda book, old=old: book.superseded(old, job.id))  # type: ignore[misc]
         try:
-            ledger.save(intent.submitted(job.id))
+            records.save(intent.submitted(job.id))
         except Exception:
             self.log.error(
                 "OpenRouter video job %s was created (it renders and bills) but could not be recorded in "
@@ -379,6 +441,63 @@ class VideoJobLifecycle:
             )
             raise
         return job.id
+
+    def _entry(self, fingerprint: str | None, model: str | None, estimate_usd: float | None) -> Entry:
+        from airflow_provider_orvideo._internal.ledger import Entry
+
+        ti = self.identity
+        return Entry(
+            self.conn_id,
+            ti.dag_id,
+            ti.run_id,
+            ti.task_id,
+            ti.map_index,
+            self.try_number,
+            model,
+            fingerprint,
+            estimate_usd,
+        )
+
+    def _reserve(self, fingerprint: str, spend: Spend) -> str | None:
+        """Book the intent and hold the estimate against the budgets (before the POST: a refusal
+        or an unreachable ledger fails the task with nothing spent)."""
+        if self.ledger is None:
+            return None
+        entry = self._entry(fingerprint, spend.model, spend.estimate_usd)
+        return self.ledger.reserve(entry, spend.budgets, lease_seconds=spend.lease_seconds)
+
+    def _book(self, what: str, write: Callable[[SpendLedger], None]) -> None:
+        """A ledger write after paying: a failure is logged, never raised (the video comes first)."""
+        if self.ledger is None:
+            return
+        try:
+            write(self.ledger)
+        except Exception as error:
+            self.log.warning("The spend ledger could not %s (%s); the video is unaffected.", what, error)
+
+    def book_ending(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        cost_usd: float | None,
+        generation_id: str | None,
+        unkept_reason: str | None = None,
+    ) -> None:
+        """Book how ``job_id`` ended (and its cost, when OpenRouter said it). A job with no ledger
+        row (submitted by a release before the ledger) gets one now."""
+        entry = self._entry(None, None, None)
+        self._book(
+            "record how the job ended",
+            lambda book: book.ended(
+                job_id,
+                status,
+                cost_usd=cost_usd,
+                generation_id=generation_id,
+                unkept_reason=unkept_reason,
+                entry=entry,
+            ),
+        )
 
     # -- after the job completes ----------------------------------------------------------------
 
@@ -394,9 +513,31 @@ class VideoJobLifecycle:
         instance did not write is never replaced (unless ``overwrite``): the paid video goes
         beside it, ``<stem>.<job id><suffix>``. An output OpenRouter no longer serves is skipped
         (and reported) unless it is the first."""
+        self.book_ending(job.id, "completed", cost_usd=job.cost, generation_id=job.generation_id)
+        try:
+            saved = self._save_outputs(job, output_path, output_conn_id, overwrite=overwrite, host=host)
+        except Exception as error:
+            reason = f"{type(error).__name__}: {error}"
+            self._book(
+                "record a video not kept",
+                lambda book: book.ended(
+                    job.id,
+                    "completed",
+                    cost_usd=job.cost,
+                    generation_id=job.generation_id,
+                    unkept_reason=reason,
+                ),
+            )
+            raise
+        self._book("record where the video was kept", lambda book: book.kept(job.id, saved.paths))
+        return saved
+
+    def _save_outputs(
+        self, job: VideoJob, output_path: Any, output_conn_id: str | None, *, overwrite: bool, host: str
+    ) -> SavedVideo:
         first = self._first_output(job.id, output_path, output_conn_id)
-        ledger = self._ledger
-        record = ledger.load()
+        records = self._records
+        record = records.load()
         record = record if record is not None and record.job_id == job.id else None
         paths: list[str] = []
         sizes: list[int] = []
@@ -426,7 +567,7 @@ class VideoJobLifecycle:
                     continue
                 if record is not None:
                     record = record.with_output(location, size)
-                    ledger.save(record)
+                    records.save(record)
             paths.append(location)
             sizes.append(size)
         return SavedVideo(
@@ -528,7 +669,7 @@ class VideoJobLifecycle:
     def finish(self) -> None:
         """The task instance succeeded: drop a record kept in a Variable (Airflow before 3.3);
         Airflow's own task state store is left to Airflow."""
-        self._ledger.finish()
+        self._records.finish()
 
     # -- the decorator's returned fields ---------------------------------------------------------
 

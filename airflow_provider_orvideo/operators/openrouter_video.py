@@ -34,11 +34,11 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_orvideo._internal.api import VideoJob
-    from airflow_provider_orvideo._internal.lifecycle import Resumption, VideoJobLifecycle
+    from airflow_provider_orvideo._internal.lifecycle import Resumption, Spend, VideoJobLifecycle
     from airflow_provider_orvideo._internal.task_record import SavedVideo
     from airflow_provider_orvideo._internal.validation import VideoRequest
     from airflow_provider_orvideo._internal.waiting import WaitPlan
-    from airflow_provider_orvideo.exceptions import OpenRouterVideoError
+    from airflow_provider_orvideo.exceptions import OpenRouterVideoError, SpendBudgetExceededError
     from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
     from airflow_provider_orvideo.polling import JobPoller, VideoJobEvent
 
@@ -83,6 +83,9 @@ class OpenRouterVideoOperator(BaseOperator):
     max_cost_usd: float | None
     strict_cost_check: bool
     budget_preflight: bool
+    dag_budget_usd: float | None
+    dag_budget_window: str
+    on_budget_exceeded: str
     resubmit_failed_jobs: bool
     orphan_policy: str
     openrouter_conn_id: str
@@ -118,6 +121,9 @@ class OpenRouterVideoOperator(BaseOperator):
         max_cost_usd: float | None = None,
         strict_cost_check: bool = False,
         budget_preflight: bool = False,
+        dag_budget_usd: float | None = None,
+        dag_budget_window: str | float = "utc_day",
+        on_budget_exceeded: str = "fail",
         resubmit_failed_jobs: bool = False,
         orphan_policy: str = "fail",
         openrouter_conn_id: str = DEFAULT_CONN_ID,
@@ -172,15 +178,38 @@ class OpenRouterVideoOperator(BaseOperator):
 
         return OpenRouterVideoHook(self.openrouter_conn_id)
 
-    def _lifecycle(self, context: Context) -> VideoJobLifecycle:
-        """This task instance's job lifecycle, on its durable store (see ``compat.task_state_store``)."""
+    def _lifecycle(self, context: Context, *, paid: bool = True) -> VideoJobLifecycle:
+        """This task instance's job lifecycle, on its durable store (see ``compat.task_state_store``)
+        and the spend ledger. ``paid``: a job may exist, so a ledger that cannot be opened is
+        logged and skipped; before paying, it fails the task (nothing spent, a retry tries again)."""
         from airflow_provider_orvideo._internal.compat import task_state_store
+        from airflow_provider_orvideo._internal.ledger import configured_ledger
         from airflow_provider_orvideo._internal.lifecycle import TaskIdentity, VideoJobLifecycle
         from airflow_provider_orvideo._internal.submission import OrphanPolicy
 
         policy, ti = OrphanPolicy(self.orphan_policy), TaskIdentity.of(context["ti"])
         store = task_state_store(context)
-        return VideoJobLifecycle(self.hook, store, ti, policy, self.resubmit_failed_jobs, self.log)
+        try:
+            ledger = configured_ledger()
+        except Exception as error:
+            if not paid:
+                raise
+            self.log.warning(
+                "The spend ledger cannot be opened (%s); this job's ending is not booked.", error
+            )
+            ledger = None
+        try_number = getattr(context["ti"], "try_number", None)
+        return VideoJobLifecycle(
+            self.hook,
+            store,
+            ti,
+            policy,
+            self.resubmit_failed_jobs,
+            self.log,
+            ledger=ledger,
+            conn_id=self.openrouter_conn_id,
+            try_number=try_number if isinstance(try_number, int) else None,
+        )
 
     # -- before money -------------------------------------------------------------------------
 
@@ -221,11 +250,14 @@ class OpenRouterVideoOperator(BaseOperator):
 
     def _check_before_paying(
         self, context: Context, lifecycle: VideoJobLifecycle, resumption: Resumption, request: VideoRequest
-    ) -> None:
+    ) -> Spend:
         """What only a new submit needs: the output location, the model's capabilities, the body's
-        size, the output free, the price under ``max_cost_usd``. Each refusal says nothing was paid."""
+        size, the output free, the price under ``max_cost_usd``; then what the submit holds against
+        the spend budgets (reserved by :meth:`VideoJobLifecycle.submit`). Each refusal says nothing
+        was paid."""
         from airflow_provider_orvideo._internal.lifecycle import XComOutputClaims
         from airflow_provider_orvideo._internal.output_paths import output_target
+        from airflow_provider_orvideo._internal.spending import plan_spend
         from airflow_provider_orvideo._internal.validation import check_against_model, check_body_size
         from airflow_provider_orvideo.pricing import check_cost, estimate_cost, preflight_key_budget
 
@@ -246,19 +278,29 @@ class OpenRouterVideoOperator(BaseOperator):
             needed_until, strict = time.time() + self.job_timeout, self.strict_cost_check
             key = self.hook.get_key_status
             preflight_key_budget(key, estimate, needed_until, strict, self.openrouter_conn_id, self.log)
+        return plan_spend(
+            lifecycle,
+            model.id,
+            estimate,
+            connection_budget=self.hook.get_settings().budget,
+            dag_budget=(self.dag_budget_usd, self.dag_budget_window),
+            max_cost_usd=self.max_cost_usd,
+            log=self.log,
+        )
 
     # -- execute ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
         from airflow_provider_orvideo._internal import task_record
         from airflow_provider_orvideo._internal.request_fields import request_facts
+        from airflow_provider_orvideo.exceptions import SpendBudgetExceededError
 
         # A try that finds an earlier try's job talks about that job first: nothing else (the model
         # list, the output's bucket) is asked before it, and what only a new submit needs is
         # checked only when one will be made.
         request = self._video_request(context)
         body = request.to_body()
-        lifecycle = self._lifecycle(context)
+        lifecycle = self._lifecycle(context, paid=False)
         ti = context["ti"]
         resumption = lifecycle.resume(
             body, on_superseded=lambda jobs: ti.xcom_push(key=task_record.SUPERSEDED_JOBS, value=list(jobs))
@@ -267,8 +309,13 @@ class OpenRouterVideoOperator(BaseOperator):
         callback = self._callback_url(context)
         job_id = resumption.job_id
         if resumption.submits:
-            self._check_before_paying(context, lifecycle, resumption, request)
-            job_id = lifecycle.submit(resumption, body, callback_url=callback)
+            spend = self._check_before_paying(context, lifecycle, resumption, request)
+            try:
+                job_id = lifecycle.submit(resumption, body, callback_url=callback, spend=spend)
+            except SpendBudgetExceededError as refused:
+                if self.on_budget_exceeded != "wait":
+                    raise
+                self._wait_for_budget(refused)
         facts = request_facts(body)
         ti.xcom_push(key=task_record.JOB_ID, value=job_id)
         ti.xcom_push(key=task_record.VIDEO_REQUEST, value=facts)
@@ -282,6 +329,21 @@ class OpenRouterVideoOperator(BaseOperator):
 
             return self._finish(context, poll_until_event(poller, self.hook.get_job, log=self.log), facts)
         self._defer(poller)
+
+    def _wait_for_budget(self, refused: SpendBudgetExceededError) -> NoReturn:
+        """``on_budget_exceeded="wait"``: sleep in the triggerer until the budget's window frees
+        up, then run :meth:`execute` again (nothing was recorded or submitted)."""
+        from datetime import datetime, timezone
+
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        resets = datetime.fromtimestamp(max(refused.resets_at, time.time() + 1), tz=timezone.utc)
+        self.log.warning("%s Waiting until %s (on_budget_exceeded='wait').", refused, resets.isoformat())
+        self.defer(trigger=DateTimeTrigger(moment=resets), method_name="execute_after_budget_wait")
+
+    def execute_after_budget_wait(self, context: Context, event: Any = None) -> str:
+        """The budget's window reset: try again from the start (budgets are checked again)."""
+        return self.execute(context)
 
     def _callback_url(self, context: Context) -> str | None:
         """The webhook URL for this task instance, or None: no receiver configured, or nothing
@@ -379,6 +441,10 @@ class OpenRouterVideoOperator(BaseOperator):
         from airflow_provider_orvideo.polling import EventStatus, ending_error, next_try
 
         if event.status is not EventStatus.COMPLETED:
+            if event.status in (EventStatus.FAILED, EventStatus.CANCELLED, EventStatus.EXPIRED):
+                self._lifecycle(context).book_ending(
+                    event.job_id, event.status.value, cost_usd=event.cost, generation_id=event.generation_id
+                )
             upcoming = next_try(getattr(context["ti"], "try_number", None), self.retries)
             raise ending_error(event, next_try=upcoming, resubmit_failed=self.resubmit_failed_jobs)
         try:

@@ -266,9 +266,15 @@ def openrouter_emulator_server(pytestconfig: pytest.Config) -> Iterator[Emulator
 
 @pytest.fixture
 def openrouter_emulator(
-    openrouter_emulator_server: EmulatorServer, pytestconfig: pytest.Config, monkeypatch: pytest.MonkeyPatch
+    openrouter_emulator_server: EmulatorServer,
+    pytestconfig: pytest.Config,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> Iterator[Emulator]:
-    """A clean emulator for this test, also set as the connection in the test's environment."""
+    """A clean emulator for this test, also set as the connection in the test's environment, with
+    a spend ledger of the test's own (the provider books every emulated job there, not in the
+    developer's ``AIRFLOW_HOME``)."""
+    monkeypatch.setenv("AIRFLOW__OPENROUTER__LEDGER_PATH", str(tmp_path / "orvideo_ledger.sqlite"))
     with EmulatorControl(openrouter_emulator_server.origin) as control:
         control.reset()
         emulator = Emulator(
