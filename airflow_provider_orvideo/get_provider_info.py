@@ -20,6 +20,58 @@ def get_provider_info() -> dict[str, Any]:
         "name": "OpenRouter Video",
         "description": "Generate videos with OpenRouter's asynchronous video API from Airflow DAGs.",
         "versions": [__version__],
+        "config": {
+            "openrouter": {
+                "description": "OpenRouter video: the spend ledger, spend budgets and test-time polling.",
+                "options": {
+                    "ledger_path": {
+                        "description": "The spend ledger's SQLite file, used when ledger_conn_id is empty "
+                        "(default: orvideo_ledger.sqlite in AIRFLOW_HOME). Fine on one machine; a deployment whose "
+                        "tasks run on several machines sets ledger_conn_id instead.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/opt/airflow/orvideo_ledger.sqlite",
+                        "default": None,
+                    },
+                    "ledger_conn_id": {
+                        "description": "An Airflow connection to the database holding the spend ledger, shared "
+                        "by every worker and api-server (postgres, mysql or sqlite connection types, or an extra "
+                        "sqlalchemy_url). Its tables are created on first use.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "orvideo_ledger",
+                        "default": None,
+                    },
+                    "budgets": {
+                        "description": "Named spend budgets across DAGs and connections, as a JSON object: "
+                        '{"<name>": {"usd": 50, "window": "utc_day" or a rolling "6h", "dags": [...], '
+                        '"connections": [...]}}. A task reserves its estimate against every budget naming it '
+                        "before it pays.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": '{"marketing": {"usd": 50, "window": "utc_day", "dags": ["promo_videos"]}}',
+                        "default": None,
+                    },
+                    "budget_lease_seconds": {
+                        "description": "How long a reservation holds its estimate before its POST's answer is "
+                        "booked; a task killed in between frees its share of the budget after this.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "900",
+                        "default": "900",
+                    },
+                    "loopback_poll_scale": {
+                        "description": "Multiplies every poll delay when the connection points at this machine "
+                        "(the emulator), so tests and demos wait seconds, not minutes. Empty: the provider's own "
+                        "choice for a loopback host; 1: real delays.",
+                        "version_added": "0.1.0",
+                        "type": "float",
+                        "example": "0.05",
+                        "default": None,
+                    },
+                },
+            }
+        },
         "integrations": [
             {
                 "integration-name": "OpenRouter Video",
