@@ -590,7 +590,15 @@ def _engine(url: str) -> Engine:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         else:
-            engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4, pool_recycle=1800)
+            try:
+                engine = sa.create_engine(
+                    url, pool_pre_ping=True, pool_size=2, max_overflow=4, pool_recycle=1800
+                )
+            except ImportError as missing:
+                raise InvalidSettingError(
+                    f"The spend ledger's database driver is not installed on this machine ({missing}); install "
+                    f"it (PostgreSQL: pip install psycopg2-binary). {NOTHING_SPENT}"
+                ) from None
         _ENGINES[url] = engine
         return engine
 
