@@ -432,3 +432,95 @@ def test_default_policies_never_create_a_second_job(tries: list[tuple[str, str, 
         if hook.posts > posts and outcome in ("ok", "lost", "server_error"):
             created += 1
         assert created <= 1
+
+
+# -- the spend ledger -----------------------------------------------------------------------------
+
+
+def booked(tmp_path: Path) -> Any:
+    from airflow_provider_orvideo._internal.ledger import Ledger
+
+    return Ledger.at(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+
+
+def spend(estimate: float | None = 0.8, *budgets: Any) -> Any:
+    from airflow_provider_orvideo._internal.lifecycle import Spend
+
+    return Spend("google/veo-3.1", estimate, tuple(budgets))
+
+
+def test_every_job_is_booked_from_reservation_to_kept(tmp_path: Path) -> None:
+    hook, store, ledger = FakeHook(), DictStore(), booked(tmp_path)
+    life = lifecycle(hook, store, ledger=ledger, conn_id="openrouter_default", try_number=1)
+    job_id = life.submit(life.resume(BODY), BODY, spend=spend(0.8))
+    row = ledger.entry(job_id)
+    assert (row["status"], row["estimate_usd"], row["conn_id"], row["try_number"]) == (
+        "submitted",
+        0.8,
+        "openrouter_default",
+        1,
+    )
+    saved = life.save_outputs(
+        hook.finish(job_id, cost=0.75), str(tmp_path / "v.mp4"), None, overwrite=False, host="h"
+    )
+    row = ledger.entry(job_id)
+    assert (row["status"], row["cost_usd"], row["kept"]) == ("completed", 0.75, list(saved.paths))
+
+
+def test_a_budget_refusal_comes_before_the_intent_and_the_post(tmp_path: Path) -> None:
+    from airflow_provider_orvideo._internal.budgets import Budget, Window
+    from airflow_provider_orvideo.exceptions import SpendBudgetExceededError
+
+    hook, store, ledger = FakeHook(), DictStore(), booked(tmp_path)
+    budget = Budget("DAG dag", 1.0, Window(), dag_ids=frozenset({"dag"}))
+    life = lifecycle(hook, store, ledger=ledger, conn_id="c")
+    life.submit(life.resume(BODY), BODY, spend=spend(0.6, budget))
+    other = lifecycle(hook, DictStore(), TaskIdentity("dag", "run", "task", 1), ledger=ledger, conn_id="c")
+    with pytest.raises(SpendBudgetExceededError, match="DAG dag"):
+        other.submit(other.resume(BODY), BODY, spend=spend(0.6, budget))
+    assert hook.posts == 1
+
+
+def test_a_submit_that_created_nothing_releases_its_reservation(tmp_path: Path) -> None:
+    from airflow_provider_orvideo._internal.budgets import Budget, Window
+
+    ledger = booked(tmp_path)
+    hook = FakeHook(submit_error=OpenRouterBadRequestError("bad", http_status=400))
+    budget = Budget("b", 1.0, Window())
+    life = lifecycle(hook, DictStore(), ledger=ledger, conn_id="c")
+    with pytest.raises(OpenRouterBadRequestError):
+        life.submit(life.resume(BODY), BODY, spend=spend(0.9, budget))
+    hook.submit_error = None
+    life = lifecycle(hook, DictStore(), ledger=ledger, conn_id="c")
+    life.submit(life.resume(BODY), BODY, spend=spend(0.9, budget))  # the released 0.9 is free again
+
+
+def test_a_superseded_job_names_its_successor_and_a_failed_save_is_unkept(tmp_path: Path) -> None:
+    hook, store, ledger = FakeHook(), DictStore(), booked(tmp_path)
+    life = lifecycle(hook, store, ledger=ledger, conn_id="c")
+    life.submit(life.resume(BODY), BODY, spend=spend())
+    hook.finish("job-1", cost=0.5)
+    life = lifecycle(hook, store, ledger=ledger, conn_id="c")
+    second = life.submit(life.resume(OTHER), OTHER, spend=spend())
+    assert ledger.entry("job-1")["superseded_by"] == second
+    hook.gone = {0}
+    with pytest.raises(VideoOutputGoneError):
+        life.save_outputs(
+            hook.finish(second, cost=0.5), str(tmp_path / "v.mp4"), None, overwrite=False, host="h"
+        )
+    (unkept,) = [row for row in ledger.unkept() if row["job_id"] == second]
+    assert "VideoOutputGoneError" in unkept["unkept_reason"]
+
+
+def test_a_ledger_failure_after_paying_never_costs_the_video(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook, store, ledger = FakeHook(), DictStore(), booked(tmp_path)
+    life = lifecycle(hook, store, ledger=ledger, conn_id="c")
+    job_id = life.submit(life.resume(BODY), BODY, spend=spend())
+    ledger.engine.dispose()
+    (tmp_path / "ledger.sqlite").unlink()
+    (tmp_path / "ledger.sqlite").mkdir()  # the database cannot be opened any more
+    saved = life.save_outputs(hook.finish(job_id), str(tmp_path / "v.mp4"), None, overwrite=False, host="h")
+    assert Path(saved.paths[0]).read_bytes() == MP4
+    assert "spend ledger could not" in caplog.text
