@@ -569,7 +569,9 @@ _LEDGERS: dict[tuple[str, bool], Ledger] = {}
 
 def _engine(url: str) -> Engine:
     """One engine per URL per process. SQLite: WAL, a 30 s busy wait, and ``BEGIN IMMEDIATE`` for
-    every transaction, so two reservations never read the same totals."""
+    every transaction, so two reservations never read the same totals; other databases: READ
+    COMMITTED, so a reservation's sums, read once it holds the budgets' lock rows, see every
+    reservation committed before it."""
     with _ENGINES_LOCK:
         engine = _ENGINES.get(url)
         if engine is not None:
@@ -591,8 +593,16 @@ def _engine(url: str) -> Engine:
 
         else:
             try:
+                # READ COMMITTED whatever the database's default (MySQL's is REPEATABLE READ): the
+                # sums read after the budgets' lock must see what the lock's previous holders
+                # committed, not a snapshot taken before waiting for it (that overspends a budget).
                 engine = sa.create_engine(
-                    url, pool_pre_ping=True, pool_size=2, max_overflow=4, pool_recycle=1800
+                    url,
+                    isolation_level="READ COMMITTED",
+                    pool_pre_ping=True,
+                    pool_size=2,
+                    max_overflow=4,
+                    pool_recycle=1800,
                 )
             except ImportError as missing:
                 raise InvalidSettingError(
