@@ -46,6 +46,8 @@ AIRFLOW_FACING = [
     "tests/operators/test_default_retries.py",
     "tests/operators/test_webhook_hint.py",
     "tests/operators/test_openrouter_limits.py",
+    "tests/operators/test_spend_budgets.py",
+    "tests/_internal/test_ledger.py",
     "tests/decorators",
     "tests/triggers",
     "tests/hooks/test_openrouter_video.py",
