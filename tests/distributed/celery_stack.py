@@ -4,7 +4,8 @@
 recorded pid only, REST helpers, log tails) with a production-like shape:
 
 - metadata database and Celery result backend on a private PostgreSQL, broker on a private
-  Redis (``services.py``), both on 127.0.0.1;
+  Redis (``services.py``), both on 127.0.0.1; the spend ledger in a database of its own on the
+  same PostgreSQL (``[openrouter] ledger_conn_id``), which every worker shares;
 - seven Airflow processes: api-server, scheduler, dag-processor, ``triggerer-1``,
   ``triggerer-2``, ``worker-1`` and ``worker-2`` (``airflow celery worker``);
 - a per-process environment (``component_env``), so that each triggerer and each worker can
@@ -49,6 +50,10 @@ TRIGGERER_HEALTH_CHECK_THRESHOLD = 6
 TRIGGERER_CAPACITY = 4
 #: Seconds without a task heartbeat before the scheduler fails the task instance (default 300).
 TASK_HEARTBEAT_TIMEOUT = 10
+#: The spend ledger's database, on the same private PostgreSQL, shared by every worker (as a
+#: deployment that sets budgets must: ``[openrouter] ledger_conn_id``), and its connection.
+LEDGER_DATABASE = "orvideo_ledger"
+LEDGER_CONN_ID = "orvideo_ledger"
 
 
 class CeleryStack(AirflowStack):
@@ -104,10 +109,24 @@ class CeleryStack(AirflowStack):
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(TRIGGERER_HEALTH_CHECK_THRESHOLD),
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
                 "AIRFLOW__TRIGGERER__CAPACITY": str(TRIGGERER_CAPACITY),
+                # Created by start(); an Airflow connection of type postgres.
+                f"AIRFLOW_CONN_{LEDGER_CONN_ID.upper()}": self.postgres.url(
+                    "postgresql", database=LEDGER_DATABASE
+                ),
+                "AIRFLOW__OPENROUTER__LEDGER_CONN_ID": LEDGER_CONN_ID,
             }
         )
         env.update(self.extra_env)
         return env
+
+    def start(self, health_timeout: float = 90.0) -> None:
+        self.postgres.create_database(LEDGER_DATABASE)
+        super().start(health_timeout=health_timeout)
+
+    @property
+    def ledger_url(self) -> str:
+        """The SQLAlchemy URL of the spend ledger every task of the stack books in."""
+        return self.postgres.url(database=LEDGER_DATABASE)
 
     def component_env(self, name: str) -> dict[str, str]:
         return {**self.env, **self.component_envs.get(name, {})}

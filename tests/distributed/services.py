@@ -23,6 +23,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -132,9 +133,10 @@ class PrivatePostgres:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
-    def url(self, driver: str = "postgresql+psycopg2") -> str:
-        """A SQLAlchemy URL of the Airflow database (trust authentication: no password)."""
-        return f"{driver}://{self.user}@127.0.0.1:{self.port}/{self.database}"
+    def url(self, driver: str = "postgresql+psycopg2", database: str | None = None) -> str:
+        """A SQLAlchemy URL of the Airflow database, or of ``database`` (trust authentication: no
+        password)."""
+        return f"{driver}://{self.user}@127.0.0.1:{self.port}/{database or self.database}"
 
     def start(self, timeout: float = 60.0) -> PrivatePostgres:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -220,6 +222,24 @@ class PrivatePostgres:
                 cursor.execute(f'CREATE DATABASE "{self.database}"')
         finally:
             conn.close()
+
+    def create_database(self, name: str, *, settings: Mapping[str, str] | None = None) -> str:
+        """Create another database in the started cluster unless it exists (e.g. the spend
+        ledger's), with per-database ``settings`` (``ALTER DATABASE ... SET``); its SQLAlchemy URL."""
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres")
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if cursor.fetchone() is None:
+                    cursor.execute(f'CREATE DATABASE "{name}"')
+                for setting, value in (settings or {}).items():
+                    cursor.execute(f'ALTER DATABASE "{name}" SET {setting} = %s', (value,))
+        finally:
+            conn.close()
+        return self.url(database=name)
 
     def stop(self, timeout: float = 20.0) -> None:
         """Fast shutdown (SIGINT: disconnect clients, no waiting for them), then remove the cluster."""
