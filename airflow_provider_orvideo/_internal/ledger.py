@@ -319,16 +319,33 @@ class Ledger:
             entries.c.entry_id == entry_id, "release a reservation", now, status=RELEASED, held_usd=0.0
         )
 
-    def submitted(self, entry_id: str, job_id: str, *, now: float | None = None) -> None:
-        """The POST created ``job_id``: the entry holds its estimate until the job is priced."""
-        self._update(
-            entries.c.entry_id == entry_id,
-            "record a submitted job",
-            now,
-            status=SUBMITTED,
-            job_id=job_id,
-            lease_until=None,
-        )
+    def submitted(self, entry_id: str, job_id: str, *, now: float | None = None) -> bool:
+        """The POST created ``job_id``: the entry holds its estimate until the job is priced.
+
+        Returns False (and warns) when the reservation's lease had already ended: in between,
+        its share of the budgets was free for other tasks, so they may now be overrun by it. The
+        job exists either way and is booked; ``budget_lease_seconds`` must outlast a POST."""
+        now = time.time() if now is None else now
+        with self._writing("record a submitted job") as connection:
+            lease = connection.execute(
+                sa.select(entries.c.lease_until, entries.c.estimate_usd).where(entries.c.entry_id == entry_id)
+            ).first()
+            connection.execute(
+                sa.update(entries)
+                .where(entries.c.entry_id == entry_id)
+                .values(status=SUBMITTED, job_id=job_id, lease_until=None, updated_at=now)
+            )
+        if lease is not None and lease.lease_until is not None and lease.lease_until <= now:
+            log.warning(
+                "Job %s was created after its budget reservation lapsed (%.0f s ago): its estimate ($%.4f) was "
+                "free for other tasks meanwhile, so a budget may be overrun by it. Raise [openrouter] "
+                "budget_lease_seconds above the longest submit.",
+                job_id,
+                now - lease.lease_until,
+                lease.estimate_usd or 0.0,
+            )
+            return False
+        return True
 
     def ended(
         self,

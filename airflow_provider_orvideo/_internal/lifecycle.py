@@ -103,7 +103,7 @@ class SpendLedger(Protocol):
 
     def released(self, entry_id: str) -> None: ...
 
-    def submitted(self, entry_id: str, job_id: str) -> None: ...
+    def submitted(self, entry_id: str, job_id: str) -> object: ...
 
     def ended(
         self,
@@ -291,6 +291,8 @@ class VideoJobLifecycle:
         if record is not None:
             self.log.info("Earlier try found: %s.", decision.reason)
         resumption = Resumption(decision, record, remote, self._superseded(record, decision, remote))
+        if isinstance(remote, VideoJob) and decision.action is not Action.DOWNLOAD:
+            self._book_seen_ending(record.job_id if record is not None else None, remote)
         for entry in resumption.superseded:
             self._report_superseded(entry)
         if resumption.superseded and on_superseded is not None:
@@ -303,6 +305,14 @@ class VideoJobLifecycle:
                 "clear this task."
             )
         return resumption
+
+    def _book_seen_ending(self, job_id: str | None, remote: VideoJob) -> None:
+        """Book the earlier try's job when this look is the first to see it ended: it ended after
+        that try stopped waiting, and the job a changed request supersedes (or a refused or
+        resubmitted failure) is never waited for again (a download books its own ending)."""
+        status = remote.known_status
+        if job_id and status is not None and status.is_terminal:
+            self.book_ending(job_id, status.value, cost_usd=remote.cost, generation_id=remote.generation_id)
 
     def _look_at(self, record: SubmissionRecord | None) -> VideoJob | RemoteUnknown | None:
         """The earlier job as OpenRouter answers now. The first request of a try that finds one is
@@ -466,7 +476,7 @@ class VideoJobLifecycle:
         entry = self._entry(fingerprint, spend.model, spend.estimate_usd)
         return self.ledger.reserve(entry, spend.budgets, lease_seconds=spend.lease_seconds)
 
-    def _book(self, what: str, write: Callable[[SpendLedger], None]) -> None:
+    def _book(self, what: str, write: Callable[[SpendLedger], object]) -> None:
         """A ledger write after paying: a failure is logged, never raised (the video comes first)."""
         if self.ledger is None:
             return
