@@ -10,6 +10,7 @@ Hierarchy::
     +-- InvalidVideoRequestError (also AirflowFailException: a retry cannot fix bad input)
     |   +-- VideoCostLimitError           (the estimate exceeds ``max_cost_usd``)
     |   |   +-- InsufficientBudgetError   (the key's budget cannot cover it: ``budget_preflight``)
+    |   |   +-- SpendBudgetExceededError  (a spend budget across runs cannot hold this estimate)
     |   +-- InvalidOperatorArgumentError  (a wrong type or impossible value, e.g. ``poll_interval=nan``)
     |   +-- InvalidOutputPathError        (``output_path`` cannot receive a video)
     |       +-- OutputExistsError         (a file this task instance did not write is there)
@@ -31,6 +32,7 @@ Hierarchy::
     +-- OpenRouterResponseError           (an answer that is not what the API documents)
     +-- SubmitOutcomeUnknownError         (the submit POST may or may not have created a job)
     +-- ResubmissionRefusedError          (a retry will not submit: it could pay twice)
+    +-- LedgerUnavailableError            (the spend ledger's database cannot be read or written)
     +-- VideoJobError                     (the remote job ended without a video)
     |   +-- VideoJobFailedError
     |   +-- VideoJobCancelledError
