@@ -100,6 +100,9 @@ def get_provider_info() -> dict[str, Any]:
         # The "Watch video" button (Airflow 3.1+); the operator declares it, this lists it for
         # `airflow providers links`.
         "extra-links": ["airflow_provider_orvideo.links.openrouter_video.WatchVideoLink"],
+        # `airflow orvideo ...` on Airflow 3.2+ (3.0 and 3.1 ignore the key; the `orvideo` script
+        # works everywhere).
+        "cli": ["airflow_provider_orvideo.cli.get_cli_commands"],
         "task-decorators": [
             {
                 "name": "openrouter_video",

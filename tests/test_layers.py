@@ -94,6 +94,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         "Airflow surfaces: operator, decorator, link, plugin and its pages, provider info",
         frozenset(
             {
+                "cli",
                 "decorators.openrouter_video",
                 "get_provider_info",
                 "links.openrouter_video",
