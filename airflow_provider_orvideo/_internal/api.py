@@ -295,6 +295,7 @@ class Endpoint(str, enum.Enum):
     CONTENT = "content"
     MODELS = "models"
     KEY = "key"
+    GENERATION = "generation"
 
     @property
     def idempotent(self) -> bool:
@@ -309,7 +310,7 @@ class ApiRequest:
     endpoint: Endpoint
     method: str
     path: str
-    params: Mapping[str, int] = field(default_factory=dict)
+    params: Mapping[str, int | str] = field(default_factory=dict)
     json_body: Mapping[str, Any] | None = None
     accept: str = "application/json"
     job_id: str | None = None
@@ -351,6 +352,14 @@ def list_models_request() -> ApiRequest:
 def key_request() -> ApiRequest:
     """``GET /key``: the calling key's limits and budgets (an ordinary inference key may read it)."""
     return ApiRequest(Endpoint.KEY, "GET", "/key")
+
+
+def generation_request(generation_id: str) -> ApiRequest:
+    """``GET /generation?id=``: what OpenRouter recorded for one generation, its cost above all
+    (an ordinary inference key may read it; a generation is stored once its request finished)."""
+    if not generation_id:
+        raise ValueError("generation_id must be a non-empty string")
+    return ApiRequest(Endpoint.GENERATION, "GET", "/generation", params={"id": generation_id})
 
 
 def submit_request(body: Mapping[str, Any]) -> ApiRequest:
@@ -551,6 +560,36 @@ def parse_key(payload: Any) -> KeyStatus:
     )
 
 
+@dataclass(frozen=True)
+class GenerationRecord:
+    """What ``GET /generation`` says about one generation: its id, what it cost in USD
+    (``total_cost``; None when the answer does not say), the model and when it was created."""
+
+    id: str
+    total_cost: float | None
+    model: str | None
+    created_at: datetime | None
+
+
+def parse_generation(payload: Any) -> GenerationRecord:
+    """Parse ``GET /generation``'s ``{"data": {...}}``. A cost that is not a finite number of
+    zero or more reads as unknown (``total_cost``, else ``usage``, OpenRouter's same figure)."""
+    data = payload.get("data") if isinstance(payload, Mapping) else None
+    if not isinstance(data, Mapping) or not isinstance(data.get("id"), str) or not data["id"]:
+        raise OpenRouterResponseError(
+            "OpenRouter's GET /generation answer has no 'data' object with an 'id'."
+        )
+    costs = (_finite(data.get(key)) for key in ("total_cost", "usage"))
+    cost = next((usd for usd in costs if usd is not None and usd >= 0), None)
+    model = data.get("model")
+    return GenerationRecord(
+        id=data["id"],
+        total_cost=cost,
+        model=model if isinstance(model, str) and model else None,
+        created_at=_instant(data.get("created_at")),
+    )
+
+
 _ERROR_CLASSES: dict[int, type[OpenRouterApiError]] = {
     400: OpenRouterBadRequestError,
     401: OpenRouterAuthError,
@@ -579,6 +618,7 @@ _ENDPOINT_WORDS = {
     Endpoint.CONTENT: "the video download",
     Endpoint.MODELS: "the model list request (GET /videos/models)",
     Endpoint.KEY: "the key status request (GET /key)",
+    Endpoint.GENERATION: "the generation record request (GET /generation)",
 }
 
 

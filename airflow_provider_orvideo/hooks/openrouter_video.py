@@ -28,15 +28,18 @@ import httpx
 from airflow_provider_orvideo._internal.api import (
     ApiRequest,
     ConnectionSettings,
+    GenerationRecord,
     KeyStatus,
     VideoJob,
     VideoModel,
     connection_header_error,
     content_request,
     decode_json,
+    generation_request,
     get_job_request,
     key_request,
     list_models_request,
+    parse_generation,
     parse_job,
     parse_key,
     parse_models,
@@ -281,6 +284,14 @@ class OpenRouterVideoHook(BaseHook):
         status = parse_key(self._send_json(key_request()))
         _key_cache[cache_key] = (now, status)
         return status
+
+    def get_generation(self, generation_id: str) -> GenerationRecord:
+        """``GET /generation?id=``: OpenRouter's record of one generation (a job's
+        ``generation_id``), whose ``total_cost`` is what it was billed, also when the job object
+        said ``usage.cost: null``. Never cached; retried as every GET. A generation OpenRouter
+        has not stored yet (it is stored once its request finished) is an
+        :class:`~airflow_provider_orvideo.exceptions.OpenRouterNotFoundError`."""
+        return parse_generation(self._send_json(generation_request(generation_id)))
 
     def submit(self, body: Mapping[str, Any]) -> VideoJob:
         """POST /videos. Never retried blindly: see :mod:`airflow_provider_orvideo.retry`."""

@@ -22,7 +22,7 @@ from typing import Any
 from orvideo_emulator.budgets import KeyAccount, parse_budget, parse_expiry
 from orvideo_emulator.errors import ApiError, default_metadata
 from orvideo_emulator.faults import API_ENDPOINTS, Fault, FaultBook, parse_fault
-from orvideo_emulator.jobs import Job, JobSettings, JobStore
+from orvideo_emulator.jobs import Job, JobSettings, JobStore, charge_record
 from orvideo_emulator.models import VIDEO_MODELS
 from orvideo_emulator.mp4 import VideoFile, sample_bytes
 from orvideo_emulator.render import render_clip
@@ -33,6 +33,7 @@ MAX_BODY_BYTES = 50 * 1024 * 1024
 REQUEST_LOG_LIMIT = 10_000
 _MALFORMED_JSON = b'{"id": "gen-vid-'
 _KEY_PATH = "/api/v1/key"
+_GENERATION_PATH = "/api/v1/generation"
 _JOB_PATH = re.compile(r"/api/v1/videos/([^/]+)(/content)?")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -86,6 +87,8 @@ def _endpoint(method: str, path: str) -> str:
         return "submit" if method == "POST" else "other"
     if path == _KEY_PATH:
         return "key" if method == "GET" else "other"
+    if path == _GENERATION_PATH:
+        return "generation" if method == "GET" else "other"
     match = _JOB_PATH.fullmatch(path)
     if match is None or method != "GET":
         return "other"
@@ -206,7 +209,11 @@ class Emulator:
             self._require_auth(request)
             now = self._clock()
             return Reply(200, json={"data": self._account.view(self._jobs.charges(now), now)})
-        if request.path in ("/api/v1/videos", _KEY_PATH) or _JOB_PATH.fullmatch(request.path):
+        if endpoint == "generation":
+            return self._generation(request)
+        if request.path in ("/api/v1/videos", _KEY_PATH, _GENERATION_PATH) or _JOB_PATH.fullmatch(
+            request.path
+        ):
             raise ApiError(405, f"Method {request.method} not allowed on {request.path}")
         raise ApiError(404, f"No route for {request.method} {request.path}")
 
@@ -232,6 +239,20 @@ class Emulator:
         if job is None:
             raise ApiError(404, f"Job {job_id} not found")
         return job
+
+    def _generation(self, request: Request) -> Reply:
+        """``GET /generation?id=``: a finished job's generation record, its ``total_cost`` what
+        the job was charged (see :meth:`Job.generation`); 404 for an id no job has, or whose job
+        is still rendering (OpenRouter stores the record once the request has finished)."""
+        self._require_auth(request)
+        generation_id = request.query.get("id", "")
+        if not generation_id:
+            raise ApiError(400, "id is required")
+        job = self._jobs.by_generation(generation_id)
+        record = job.generation(self._clock()) if job is not None else None
+        if record is None:
+            raise ApiError(404, f"Generation {generation_id} not found")
+        return Reply(200, json={"data": record})
 
     def _submit(self, request: Request) -> Reply:
         self._require_auth(request)
@@ -378,4 +399,7 @@ class Emulator:
         if route == ("GET", "/jobs"):
             now = self._clock()
             return Reply(200, json={"jobs": [job.summary(now) for job in self._jobs.all()]})
+        if route == ("GET", "/charges"):
+            charges = self._jobs.billed(self._clock())
+            return Reply(200, json={"charges": [charge_record(job, charge) for job, charge in charges]})
         raise ApiError(404, f"No control route for {request.method} {request.path}")

@@ -7,10 +7,11 @@ from typing import Any, Literal
 
 import httpx
 
-Endpoint = Literal["submit", "poll", "content", "models", "key", "any"]
+Endpoint = Literal["submit", "poll", "content", "models", "key", "generation", "any"]
 """Which API requests a fault hits: ``submit`` (``POST /videos``), ``poll`` (``GET
 /videos/{id}``), ``content`` (``GET /videos/{id}/content``), ``models`` (``GET
-/videos/models``), ``key`` (``GET /key``); ``any`` is every one of them."""
+/videos/models``), ``key`` (``GET /key``), ``generation`` (``GET /generation?id=``); ``any`` is
+every one of them."""
 JobOutcome = Literal["completed", "failed", "cancelled", "expired"]
 OutageKind = Literal["503", "reset"]
 BudgetLayer = Literal["guardrail", "workspace", "key_limit"]
@@ -90,9 +91,20 @@ class EmulatorControl:
             pending_seconds=seconds * pending_share, in_progress_seconds=seconds * (1 - pending_share)
         )
 
-    def jobs_end_as(self, outcome: JobOutcome, *, error: str | None = None) -> None:
-        """Jobs submitted from now on end ``outcome`` (with ``error`` as their message)."""
-        self.set_job_defaults(outcome=outcome, error=error)
+    def jobs_end_as(
+        self, outcome: JobOutcome, *, error: str | None = None, cost: float | None = None
+    ) -> None:
+        """Jobs submitted from now on end ``outcome`` (with ``error`` as their message).
+
+        ``cost``: what a job ending failed, cancelled or expired is charged at its end (the job
+        setting ``failed_cost``), as upstream providers that bill failed renders do; its poll
+        view then reports ``usage.cost`` too. None (the default): such a job costs nothing.
+        For a completed job's cost use :meth:`jobs_cost`."""
+        if outcome == "completed" and cost is not None:
+            raise ValueError(
+                "cost applies to jobs that end without a video; use jobs_cost() for completed jobs"
+            )
+        self.set_job_defaults(outcome=outcome, error=error, failed_cost=cost)
 
     def jobs_cost(self, usd: float | None) -> None:
         """The ``usage.cost`` of jobs submitted from now on; ``None``: the model's list price."""
@@ -302,4 +314,14 @@ class EmulatorControl:
     def jobs(self) -> list[dict[str, Any]]:
         """Every job created since the last reset, with its request and current status."""
         result: list[dict[str, Any]] = self._call("GET", "/jobs")["jobs"]
+        return result
+
+    def charges(self) -> list[dict[str, Any]]:
+        """The emulator's own billing: every charge so far (``GET /_emulator/charges``), in
+        submission order, one per billed job: ``{"job_id", "generation_id", "usd", "at"`` (Unix
+        seconds: when the job ended), ``"day"`` (``at``'s UTC day, ``YYYY-MM-DD``), ``"dag_id"}``
+        (the submitted request's ``trace.airflow_dag_id``, None without one). A job is charged
+        when it completes, or when it ends without a video if ``jobs_end_as(..., cost=)`` set a
+        cost; never while it renders."""
+        result: list[dict[str, Any]] = self._call("GET", "/charges")["charges"]
         return result

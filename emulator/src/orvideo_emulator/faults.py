@@ -28,7 +28,7 @@ from typing import Any
 
 from orvideo_emulator.errors import ApiError
 
-API_ENDPOINTS = ("submit", "poll", "content", "models", "key")
+API_ENDPOINTS = ("submit", "poll", "content", "models", "key", "generation")
 _ALL = frozenset((*API_ENDPOINTS, "any"))
 
 # kind -> (endpoints it may target, extra fields it accepts)

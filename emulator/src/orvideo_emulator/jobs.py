@@ -15,6 +15,7 @@ import string
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from orvideo_emulator.billing import Charge, bill
@@ -45,7 +46,10 @@ class JobSettings:
     """How a job behaves; snapshotted from the defaults when the job is submitted.
 
     ``cost`` None bills the job from its model's ``pricing_skus`` (see ``billing.py``); a
-    number, set through ``POST /_emulator/job-defaults``, is charged as is.
+    number, set through ``POST /_emulator/job-defaults``, is charged as is. ``failed_cost`` is
+    what a job that ends without a video (``outcome`` failed, cancelled or expired) is charged
+    at its end: None (the default) charges nothing, as OpenRouter documents; a number stands
+    for an upstream provider that bills failed renders.
     """
 
     pending_seconds: float
@@ -54,6 +58,7 @@ class JobSettings:
     error: str | None = None
     outputs: int = 1
     cost: float | None = None
+    failed_cost: float | None = None
     output_size: int | None = None
     gone: bool = False
     render: bool = True
@@ -71,9 +76,9 @@ class JobSettings:
         """A copy with ``fields`` applied; 400 on an unknown field or a bad value."""
         changes: dict[str, Any] = {}
         for name, value in fields.items():
-            if name == "cost" and value is None:
+            if name in ("cost", "failed_cost") and value is None:
                 changes[name] = None
-            elif name in ("pending_seconds", "in_progress_seconds", "cost"):
+            elif name in ("pending_seconds", "in_progress_seconds", "cost", "failed_cost"):
                 _require(_is_number(value) and 0 <= value < math.inf, f"{name} must be a finite number >= 0")
                 changes[name] = float(value)
             elif name == "outcome":
@@ -147,13 +152,20 @@ class Job:
     def expires_at(self) -> int:
         return int(self.finished_at + SIGNED_URL_TTL_SECONDS)
 
+    @property
+    def billed_cost(self) -> float | None:
+        """What the job is charged once it has ended: its cost when it completes, its
+        ``failed_cost`` when it ends without a video (None: nothing)."""
+        return self.cost if self.settings.outcome == "completed" else self.settings.failed_cost
+
     def charge(self, now: float) -> Charge | None:
-        """What the key has been charged for this job by ``now``: its cost from the moment it
-        completes (OpenRouter charges a request when it finishes), nothing while it renders and
-        nothing for a job that fails, is cancelled or expires."""
-        if self.settings.outcome != "completed" or now < self.finished_at:
+        """What the key has been charged for this job by ``now``: its bill from the moment it
+        ends (OpenRouter charges a request when it finishes), nothing while it renders, and
+        nothing for a job that fails, is cancelled or expires unless ``failed_cost`` is set."""
+        billed = self.billed_cost
+        if billed is None or now < self.finished_at:
             return None
-        return Charge(self.finished_at, self.cost)
+        return Charge(self.finished_at, billed)
 
     def status(self, now: float) -> str:
         if now < self.created_at + self.settings.pending_seconds:
@@ -170,12 +182,15 @@ class Job:
         if status == "pending":
             return view
         view["generation_id"] = self.generation_id
+        billed = self.billed_cost if status in OUTCOMES else None
         if status != "completed":
             if status in DEFAULT_ERRORS:
                 view["error"] = self.settings.error or DEFAULT_ERRORS[status]
+            if billed is not None:  # a billed failure reports what it was charged
+                view["usage"] = {"cost": billed if self.settings.cost_reported else None, "is_byok": False}
             return view
         view["unsigned_urls"] = [f"{url}/content?index={i}" for i in range(self.settings.outputs)]
-        view["usage"] = {"cost": self.cost if self.settings.cost_reported else None, "is_byok": False}
+        view["usage"] = {"cost": billed if self.settings.cost_reported else None, "is_byok": False}
         if not self.settings.gone:
             view["urls"] = [
                 f"{url}/content?index={i}&sig={sig}&exp={self.expires_at}"
@@ -183,6 +198,55 @@ class Job:
             ]
             view["expires_at"] = self.expires_at
         return view
+
+    def generation(self, now: float) -> dict[str, Any] | None:
+        """``GET /generation``'s ``data`` for this job at ``now`` (every field OpenRouter's schema
+        requires; the token counts and latencies of text models are null), or None while it
+        renders: OpenRouter stores a generation's record once its request has finished.
+
+        ``total_cost`` (and ``usage``, the same figure) is what the job was charged, 0 for an
+        unbilled failure, whether or not its poll view reports ``usage.cost``: the generation
+        record is where OpenRouter's bill can be read when the job object does not say it."""
+        if now < self.finished_at:
+            return None
+        total = self.billed_cost or 0.0
+        model = MODELS_BY_ID.get(self.model) or {}
+        provider = str(model.get("name") or self.model).split(":", 1)[0].split("/", 1)[0]
+        user = self.request.get("user")
+        return {
+            "id": self.generation_id,
+            "upstream_id": None,
+            "total_cost": total,
+            "cache_discount": None,
+            "upstream_inference_cost": None,
+            "created_at": datetime.fromtimestamp(self.created_at, tz=timezone.utc).isoformat(),
+            "model": self.model,
+            "app_id": None,
+            "streamed": False,
+            "cancelled": self.settings.outcome == "cancelled",
+            "provider_name": provider,
+            "latency": None,
+            "moderation_latency": None,
+            "generation_time": round((self.finished_at - self.created_at) * 1000),
+            "finish_reason": self.settings.outcome,
+            "tokens_prompt": None,
+            "tokens_completion": None,
+            "native_tokens_prompt": None,
+            "native_tokens_completion": None,
+            "native_tokens_completion_images": None,
+            "native_tokens_reasoning": None,
+            "native_tokens_cached": None,
+            "num_media_prompt": None,
+            "num_input_audio_prompt": None,
+            "num_media_completion": self.settings.outputs if self.settings.outcome == "completed" else 0,
+            "num_search_results": None,
+            "origin": "",
+            "usage": total,
+            "is_byok": False,
+            "native_finish_reason": None,
+            "external_user": user if isinstance(user, str) else None,
+            "api_type": None,
+        }
 
     def signature_valid(self, index: int, sig: str, exp: str, now: float) -> bool:
         """Whether a signed URL's ``sig``/``exp`` grant access to output ``index`` at ``now``."""
@@ -205,12 +269,29 @@ class Job:
         }
 
 
+def charge_record(job: Job, charge: Charge) -> dict[str, Any]:
+    """One charge as ``GET /_emulator/charges`` lists it: the job, its generation, the USD, when
+    (Unix seconds and the UTC day) and the DAG the request's ``trace.airflow_dag_id`` names (the
+    provider puts it there; None without one)."""
+    trace = job.request.get("trace")
+    dag_id = trace.get("airflow_dag_id") if isinstance(trace, dict) else None
+    return {
+        "job_id": job.id,
+        "generation_id": job.generation_id,
+        "usd": charge.usd,
+        "at": charge.at,
+        "day": datetime.fromtimestamp(charge.at, tz=timezone.utc).strftime("%Y-%m-%d"),
+        "dag_id": dag_id if isinstance(dag_id, str) else None,
+    }
+
+
 class JobStore:
     """Thread-safe job registry (the HTTP server handles each connection in its own thread)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
+        self._by_generation: dict[str, Job] = {}
 
     def create(self, request: dict[str, Any], settings: JobSettings, now: float) -> Job:
         job = Job(
@@ -224,11 +305,16 @@ class JobStore:
         )
         with self._lock:
             self._jobs[job.id] = job
+            self._by_generation[job.generation_id] = job
         return job
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id)
+
+    def by_generation(self, generation_id: str) -> Job | None:
+        with self._lock:
+            return self._by_generation.get(generation_id)
 
     def all(self) -> list[Job]:
         with self._lock:
@@ -236,8 +322,13 @@ class JobStore:
 
     def charges(self, now: float) -> list[Charge]:
         """Every charge of the jobs created since the last reset, as of ``now``."""
-        return [charge for job in self.all() if (charge := job.charge(now)) is not None]
+        return [charge for _, charge in self.billed(now)]
+
+    def billed(self, now: float) -> list[tuple[Job, Charge]]:
+        """Every job charged by ``now``, with its charge, in submission order."""
+        return [(job, charge) for job in self.all() if (charge := job.charge(now)) is not None]
 
     def clear(self) -> None:
         with self._lock:
             self._jobs.clear()
+            self._by_generation.clear()
