@@ -27,7 +27,8 @@ def watch_path(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
 
 class WatchVideoLink(BaseOperatorLink):
     """Shown once the task saved its video; hidden while it renders, after a failure, and on
-    Airflow 3.0 (no plugin pages there).
+    Airflow 3.0 (no plugin pages there). Works for any operator with a ``saved_video`` attribute
+    (set when a try saved one).
 
     Airflow computes the link on the worker when a try ends and stores it as an XCom: the button
     appears only if this returns a URL, and it must never raise (Airflow 3.0 does not catch it).
@@ -43,11 +44,10 @@ class WatchVideoLink(BaseOperatorLink):
 
             if not HAS_UI_PLUGINS:
                 return ""
-            from airflow.sdk.execution_time.xcom import XCom
-
-            from airflow_provider_orvideo._internal.task_record import OUTPUT_PATHS, saved_paths
-
-            if not saved_paths(XCom.get_value(ti_key=ti_key, key=OUTPUT_PATHS)):
+            # Asked by the task runner in the process that ran the try, on the operator that ran it:
+            # the operator knows whether it saved a video. Looking up the ``output_paths`` XCom
+            # instead made Airflow log "XCom not found" at ERROR after every failed try.
+            if not getattr(operator, "saved_video", None):
                 return ""
             path = watch_path(ti_key.dag_id, ti_key.run_id, ti_key.task_id, ti_key.map_index)
             base = _base_url()

@@ -182,33 +182,16 @@ class OpenRouterVideoOperator(BaseOperator):
         """This task instance's job lifecycle, on its durable store (see ``compat.task_state_store``)
         and the spend ledger. ``paid``: a job may exist, so a ledger that cannot be opened is
         logged and skipped; before paying, it fails the task (nothing spent, a retry tries again)."""
-        from airflow_provider_orvideo._internal.compat import task_state_store
-        from airflow_provider_orvideo._internal.ledger import configured_ledger
-        from airflow_provider_orvideo._internal.lifecycle import TaskIdentity, VideoJobLifecycle
-        from airflow_provider_orvideo._internal.submission import OrphanPolicy
+        from airflow_provider_orvideo._internal.task_setup import task_lifecycle
 
-        policy, ti = OrphanPolicy(self.orphan_policy), TaskIdentity.of(context["ti"])
-        store = task_state_store(context)
-        try:
-            ledger = configured_ledger()
-        except Exception as error:
-            if not paid:
-                raise
-            self.log.warning(
-                "The spend ledger cannot be opened (%s); this job's ending is not booked.", error
-            )
-            ledger = None
-        try_number = getattr(context["ti"], "try_number", None)
-        return VideoJobLifecycle(
+        return task_lifecycle(
             self.hook,
-            store,
-            ti,
-            policy,
-            self.resubmit_failed_jobs,
+            context,
             self.log,
-            ledger=ledger,
             conn_id=self.openrouter_conn_id,
-            try_number=try_number if isinstance(try_number, int) else None,
+            orphan_policy=self.orphan_policy,
+            resubmit_failed=self.resubmit_failed_jobs,
+            paid=paid,
         )
 
     # -- before money -------------------------------------------------------------------------
@@ -361,17 +344,17 @@ class OpenRouterVideoOperator(BaseOperator):
     def _wait_plan(self, job_id: str | None) -> WaitPlan:
         """How this task waits for its job; ``job_id``: the earlier try's job, if any (named when
         ``[openrouter] loopback_poll_scale`` is unusable)."""
-        from airflow.configuration import conf
+        from airflow_provider_orvideo._internal.task_setup import task_wait_plan
 
-        from airflow_provider_orvideo._internal.waiting import WaitPlan, checked_poll_scale
-
-        base_url = self.hook.get_settings().base_url
-        configured = conf.get("openrouter", "loopback_poll_scale", fallback=None)
-        scale = checked_poll_scale(base_url, configured, job_id=job_id)
-        if scale != 1.0:
-            self.log.info("Poll delays x %s: the connection points at this machine (%s).", scale, base_url)
-        delays = tuple(self.initial_poll_delays)
-        return WaitPlan(self.poll_interval, delays, self.job_timeout, self.webhook_poll_interval, scale)
+        return task_wait_plan(
+            self.hook.get_settings().base_url,
+            self.log,
+            job_id=job_id,
+            poll_interval=self.poll_interval,
+            initial_poll_delays=self.initial_poll_delays,
+            job_timeout=self.job_timeout,
+            webhook_poll_interval=self.webhook_poll_interval,
+        )
 
     def _defer(self, poller: JobPoller) -> NoReturn:
         """Wait in the triggerer for ``poller``'s job; resume in :meth:`execute_complete`."""
@@ -501,6 +484,11 @@ class OpenRouterVideoOperator(BaseOperator):
         self._saved = (saved, request.get("model"))
         lifecycle.finish()
         return saved.paths[0]
+
+    @property
+    def saved_video(self) -> SavedVideo | None:
+        """What this try saved (None until it saved one): the *Watch video* link shows then."""
+        return self._saved[0] if self._saved else None
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage, when its provider is installed (its listener calls this after success): the
