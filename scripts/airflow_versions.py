@@ -47,6 +47,7 @@ AIRFLOW_FACING = [
     "tests/operators/test_webhook_hint.py",
     "tests/operators/test_openrouter_limits.py",
     "tests/operators/test_spend_budgets.py",
+    "tests/operators/test_failure_logs.py",
     "tests/_internal/test_ledger.py",
     "tests/decorators",
     "tests/triggers",
