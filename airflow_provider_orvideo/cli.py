@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from airflow_provider_orvideo._internal.api import VideoJob
     from airflow_provider_orvideo._internal.atomic_output import AtomicOutput
     from airflow_provider_orvideo._internal.ledger import Ledger
+    from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 
 __all__ = [
     "get_cli_commands",
@@ -214,7 +215,7 @@ def run_spend(args: argparse.Namespace, out: IO[str]) -> int:
     ]
     total = (
         "TOTAL",
-        f"{since} to {until}",
+        "",
         "",
         str(sum(r.jobs for r in rows)),
         _money(sum(r.spent_usd for r in rows)),
@@ -224,6 +225,7 @@ def run_spend(args: argparse.Namespace, out: IO[str]) -> int:
     )
     lines = _table(headers, [*cells, total], frozenset({3, 4, 5, 6, 7}))
     out.write("\n".join([*lines[:-1], "-" * len(max(lines, key=len)), lines[-1]]) + "\n")
+    out.write(f"UTC days {since} to {until}; USD.\n")
     return EXIT_OK
 
 
@@ -287,7 +289,7 @@ class JobSource(Protocol):
     def save_output(self, job_id: str, index: int, output: AtomicOutput) -> int: ...
 
 
-def _hook(conn_id: str) -> Any:
+def _hook(conn_id: str) -> OpenRouterVideoHook:
     from airflow_provider_orvideo.hooks.openrouter_video import OpenRouterVideoHook
 
     return OpenRouterVideoHook(conn_id)
@@ -495,8 +497,8 @@ def run_download(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 class GenerationSource(Protocol):
-    """What ``reconcile`` asks of the hook: OpenRouter's generation record (``GET /generation``),
-    an object with ``total_cost`` (USD, or None)."""
+    """What ``reconcile`` asks of the hook: OpenRouter's generation record (``GET /generation``,
+    a :class:`~airflow_provider_orvideo._internal.api.GenerationRecord`), read for its ``total_cost``."""
 
     def get_generation(self, generation_id: str) -> Any: ...
 
@@ -608,13 +610,12 @@ def reconcile_day(
 
 def run_reconcile(args: argparse.Namespace, out: IO[str]) -> int:
     ledger = _ledger()
-    hooks: dict[str, Any] = {}
+    hooks: dict[str, OpenRouterVideoHook] = {}
 
     def hook_for(conn_id: str) -> GenerationSource:
         if conn_id not in hooks:
             hooks[conn_id] = _hook(conn_id)
-        source: GenerationSource = hooks[conn_id]
-        return source
+        return hooks[conn_id]
 
     report = reconcile_day(ledger, args.day, hook_for, conn_id=args.conn_id)
     for job in report.jobs:

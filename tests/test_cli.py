@@ -104,7 +104,8 @@ def test_spend_reports_each_day_dag_and_connection_with_a_total(capsys: pytest.C
         ["2026-12-04", "promo", "openrouter_default", "1", "2.0000", "0.0000", "0", "0"],
     ]
     assert set(lines[4]) == {"-"}
-    assert lines[5].split() == ["TOTAL", "2026-12-01", "to", DAY, "4", "3.7500", "0.7500", "1", "2"]
+    assert lines[5].split() == ["TOTAL", "4", "3.7500", "0.7500", "1", "2"]
+    assert lines[6] == f"UTC days 2026-12-01 to {DAY}; USD."
 
     code, out, _ = run(capsys, "spend", "--since", "2026-12-01", "--until", DAY, "--output", "json")
     assert code == 0
@@ -494,6 +495,48 @@ def test_reconcile_exit_code_says_whether_the_totals_agree(
         0,
         f"No jobs in the spend ledger ({cli._where(ledger)}) billed on {DAY} (UTC).",
     )
+
+
+def test_reconcile_against_the_emulators_generation_records(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Jobs rendered and booked as tasks book them; OpenRouter's generation records (the emulator's
+    ``GET /generation``) price the one whose job object said ``usage.cost: null``."""
+    emulator.control.jobs_cost(0.5)
+    priced = completed_job(emulator)
+    emulator.control.jobs_without_cost()
+    unpriced = completed_job(emulator)
+    assert (priced.cost, unpriced.cost) == (0.5, None)
+    ledger = configured_ledger()
+    now = time.time()
+    for job, at in ((priced, now), (unpriced, now + 1)):
+        book(ledger, job.id, now=at, cost=job.cost, generation_id=job.generation_id, kept=["/v.mp4"])
+    day = datetime.fromtimestamp(now + 60, tz=timezone.utc).strftime("%Y-%m-%d")
+
+    code, out, err = run(capsys, "reconcile", "--day", day, "-o", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert [(j["job_id"], j["ledger_usd"], j["openrouter_usd"], j["result"]) for j in report["jobs"]] == [
+        (priced.id, 0.5, 0.5, "matches"),
+        (unpriced.id, None, 0.5, "priced from OpenRouter"),
+    ]
+    assert (report["ledger_usd"], report["openrouter_usd"], report["difference_usd"]) == (1.0, 1.0, 0.0)
+    assert ledger.entry(unpriced.id)["cost_usd"] == 0.5  # type: ignore[index]
+    no_secret_in(out + err, emulator)
+
+    ledger.priced(priced.id, 0.6)  # the ledger books a dime more than OpenRouter billed
+    code, out, _ = run(capsys, "reconcile", "--day", day)
+    assert code == 3
+    assert f"{day}: ledger $1.1000, OpenRouter $1.0000, difference $0.1000: they DIFFER" in out
+    assert "Costs filled in from OpenRouter: 0" in out
+
+    ledger.priced(priced.id, 0.5)
+    book(ledger, "job-unknown", now=now + 2, cost=0.25, generation_id="gen-nobody-made")
+    code, out, _ = run(capsys, "reconcile", "--day", day, "-o", "json")
+    assert code == 3  # a cost the ledger books and OpenRouter has no record of
+    report = json.loads(out)
+    assert report["jobs"][2]["result"] == "OpenRouter has no generation record"
+    assert (report["ledger_usd"], report["openrouter_usd"]) == (1.25, 1.0)
 
 
 # -- registration: the console script, `airflow orvideo`, provider info ----------------------------
