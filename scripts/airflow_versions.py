@@ -42,12 +42,14 @@ emulator is checked against): exempt from the cut-off."""
 
 AIRFLOW_FACING = [
     "tests/operators/test_openrouter_video.py",
+    "tests/operators/test_openrouter_video_download.py",
     "tests/operators/test_reattach_in_airflow.py",
     "tests/operators/test_default_retries.py",
     "tests/operators/test_webhook_hint.py",
     "tests/operators/test_openrouter_limits.py",
     "tests/operators/test_spend_budgets.py",
     "tests/operators/test_failure_logs.py",
+    "tests/operators/test_partial_arguments.py",
     "tests/_internal/test_ledger.py",
     "tests/decorators",
     "tests/triggers",

@@ -331,6 +331,76 @@ def check_operator_arguments(
     return checked
 
 
+# -- the download operator (a job submitted elsewhere) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class DownloadArguments:
+    """The non-templated arguments of ``OpenRouterVideoDownloadOperator``, checked and normalised."""
+
+    overwrite: bool
+    deferrable: bool
+    poll_interval: float
+    job_timeout: float
+    """Seconds."""
+
+
+def _job_id(value: Any, problems: list[str]) -> str:
+    """A job id as OpenRouter gave it: a str, surrounding whitespace (a template's stray newline)
+    stripped, not empty, with no whitespace or control character inside (a pasted sentence, two
+    ids on one line), which no id has."""
+    allowed = "must be the id of an OpenRouter video job (a non-empty str without spaces)"
+    if not isinstance(value, str):
+        problems.append(f"{shown_item('job_id', value)} {allowed}, not {type(value).__name__}")
+        return ""
+    job_id = value.strip()
+    if not job_id or any(c.isspace() or not c.isprintable() for c in job_id):
+        problems.append(f"{shown_item('job_id', value)} {allowed}")
+    return job_id
+
+
+def check_download_arguments(
+    *,
+    job_id: Any,
+    openrouter_conn_id: Any,
+    overwrite: Any,
+    deferrable: Any,
+    poll_interval: Any,
+    job_timeout: Any,
+    jinja_environment_kwargs: Mapping[str, Any] | None = None,
+    template_ext: Sequence[str] = (),
+    task_id: str | None = None,
+    operator_name: str = "OpenRouterVideoDownloadOperator",
+) -> DownloadArguments:
+    """The download operator's arguments at DAG parse, by the main operator's checkers: the
+    non-templated ones normalised, ``job_id`` where it cannot be a template (see
+    :func:`template_detector`); or one :class:`InvalidOperatorArgumentError` naming every problem."""
+    problems: list[str] = []
+    if not template_detector(jinja_environment_kwargs, template_ext)(job_id):
+        _job_id(job_id, problems)
+    _conn_id(openrouter_conn_id, problems)
+    checked = DownloadArguments(
+        overwrite=_flag("overwrite", overwrite, problems),
+        deferrable=_flag("deferrable", deferrable, problems),
+        poll_interval=_wait("poll_interval", poll_interval, problems),
+        job_timeout=_wait("job_timeout", job_timeout, problems, allow_timedelta=True),
+    )
+    if problems:
+        task = f" (task {task_id!r})" if task_id else ""
+        raise argument_error(f"Invalid arguments for {operator_name}{task}", problems)
+    return checked
+
+
+def check_rendered_download(job_id: Any, openrouter_conn_id: Any, header: str) -> str:
+    """After rendering: the job id (returned stripped) and the connection id, before any request."""
+    problems: list[str] = []
+    checked = _job_id(job_id, problems)
+    _conn_id(openrouter_conn_id, problems)
+    if problems:
+        raise argument_error(header, problems)
+    return checked
+
+
 def check_rendered_fields(values: Mapping[str, Any], header: str) -> dict[str, Any]:
     """After rendering (nothing is a template any more): every request field's type and shape,
     all problems at once, before any media is read or request made."""
@@ -380,3 +450,27 @@ def operator_attributes(
     )
     normalised = {field.name: getattr(checked, field.name) for field in dataclasses.fields(checked)}
     return {**kept, **normalised, "initial_poll_delays": list(checked.initial_poll_delays)}
+
+
+def check_partial_arguments(
+    given: Mapping[str, Any], defaults: Mapping[str, Any], *, operator_name: str
+) -> None:
+    """``Operator.partial(...)`` at DAG parse: the non-templated arguments it was given, checked
+    as :func:`check_operator_arguments` checks a plain operator's (the rest, and the request
+    fields, are checked when each mapped task instance is created and rendered)."""
+    import dataclasses
+
+    from airflow_provider_orvideo.defaults import default_deferrable
+
+    names = [field.name for field in dataclasses.fields(OperatorArguments)]
+    if not any(name in given for name in names):
+        return
+    arguments = {name: given.get(name, defaults.get(name)) for name in names}
+    if arguments["deferrable"] is None:
+        arguments["deferrable"] = default_deferrable()
+    task_id = given.get("task_id")
+    check_operator_arguments(
+        **arguments,
+        task_id=task_id if isinstance(task_id, str) else None,
+        operator_name=f"{operator_name}.partial",
+    )

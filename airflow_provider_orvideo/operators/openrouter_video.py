@@ -165,7 +165,18 @@ class OpenRouterVideoOperator(BaseOperator):
         """``BaseOperator.partial``, with this operator's default ``retries`` when neither the call
         nor the DAG's (or task group's) ``default_args`` set it: the scheduler reads a mapped
         task's retries from here, and Airflow before 3.3 does not take an operator's own
-        signature default for it."""
+        signature default for it. Its non-templated arguments are checked now, at DAG parse, as
+        a plain operator's are (``poll_interval=0`` fails the parse, not each mapped task)."""
+        import inspect
+
+        from airflow_provider_orvideo._internal.arguments import check_partial_arguments
+
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(cls.__init__).parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
+        check_partial_arguments(kwargs, defaults, operator_name=cls.__name__)
         if "retries" not in kwargs and dag_leaves_retries_unset(
             kwargs.get("dag"), kwargs.get("default_args")
         ):
