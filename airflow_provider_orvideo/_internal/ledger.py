@@ -139,7 +139,8 @@ class Entry:
 @dataclass(frozen=True)
 class SpendRow:
     """One group of the spend report: money billed (``spent_usd``), estimates of jobs still
-    rendering or unpriced (``pending_usd``), and the counts behind them."""
+    rendering or unpriced (``pending_usd``), and the counts behind them (``unpriced``: completed
+    jobs OpenRouter has not priced yet; a job that failed without a cost was not billed)."""
 
     day: str
     dag_id: str
@@ -474,7 +475,7 @@ class Ledger:
                 sa.func.count(),
                 sa.func.coalesce(sa.func.sum(sa.case((priced, entries.c.cost_usd), else_=0.0)), 0.0),
                 sa.func.coalesce(sa.func.sum(sa.case((priced, 0.0), else_=entries.c.held_usd)), 0.0),
-                sa.func.sum(sa.case((sa.and_(~priced, entries.c.status.in_(sorted(ENDED))), 1), else_=0)),
+                sa.func.sum(sa.case((sa.and_(~priced, entries.c.status == "completed"), 1), else_=0)),
                 sa.func.sum(sa.case((ended_unkept, 1), else_=0)),
             )
             .where(*conditions)

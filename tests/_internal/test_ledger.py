@@ -91,7 +91,7 @@ def test_a_completed_job_without_a_cost_holds_its_estimate_and_a_failed_one_noth
         ledger.ended(job_id, status, cost_usd=None, generation_id=None, now=NOON + 5)
     assert held(ledger, budget, NOON + 6) == (0.0, 2.5)
     (row,) = ledger.spend(since_day=DAY, until_day=DAY)
-    assert (row.jobs, row.spent_usd, row.pending_usd, row.unpriced, row.unkept) == (2, 0.0, 2.5, 2, 1)
+    assert (row.jobs, row.spent_usd, row.pending_usd, row.unpriced, row.unkept) == (2, 0.0, 2.5, 1, 1)
     ledger.priced("unpriced", 2.25, now=NOON + 7)
     assert held(ledger, budget, NOON + 8) == (2.25, 0.0)
     assert [job["job_id"] for job in ledger.unpriced(since_day=DAY, until_day=DAY)] == ["failed"]
