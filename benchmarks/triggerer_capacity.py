@@ -831,6 +831,11 @@ def main(argv: list[str] | None = None) -> int:
             indent=1,
         )
     )
+    try:
+        import matplotlib  # noqa: F401 - only the plot needs it; the figures above are printed already
+    except ImportError:
+        print(f"\n# no plot: matplotlib is not installed (pip install matplotlib)\n# raw: {args.json_out}")
+        return 0
     plot(results, args.out, header)
     print(f"\n# plot: {args.out}\n# raw: {args.json_out}")
     return 0
