@@ -116,3 +116,20 @@ def test_the_readme_lists_every_exception_class() -> None:
     troubleshooting = _section(_readme(), "## Troubleshooting")
     missing = [name for name in exceptions.__all__ if name not in troubleshooting]
     assert missing == []
+
+
+def _github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation but ``-`` and ``_`` dropped,
+    spaces as ``-``."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_every_link_to_a_readme_section_resolves() -> None:
+    """A renamed heading must not leave a contents link pointing nowhere (issue 26: ``#webhooks``)."""
+    text = _readme()
+    outside_code = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    anchors = {_github_anchor(h) for h in re.findall(r"^#{1,6} (.+)$", outside_code, re.MULTILINE)}
+    links = set(re.findall(r"\]\(#([^)\s]+)\)", outside_code))
+    assert links, "the README links to its own sections"
+    assert sorted(links - anchors) == []
