@@ -52,6 +52,56 @@ def test_missing(airflow_dag_runner):
     result.assert_outcomes(passed=1)
 
 
+def test_a_failed_run_says_why_first_and_videos_are_found_wherever_they_were_written(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``assert_success()`` leads with each failed try's exception (class and message), before
+    the states and the log; ``result.videos`` finds a video saved outside ``ORVIDEO_OUTPUT_DIR``."""
+    elsewhere = tmp_path_factory.mktemp("hard_coded")
+    pytester.makefile(".toml", pyproject='[tool.pytest.ini_options]\nairflow_dags_folder = "dags"\n')
+    (pytester.path / "dags").mkdir()
+    (pytester.path / "dags" / "videos.py").write_text(
+        f"""
+from datetime import datetime
+
+from airflow.sdk import DAG
+
+from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoOperator
+
+with DAG("videos", start_date=datetime(2026, 1, 1), schedule=None, catchup=False):
+    OpenRouterVideoOperator(
+        task_id="hard_coded", prompt="a fox", model="google/veo-3.1", duration=4,
+        output_path="{elsewhere}/fox.mp4",
+    )
+    OpenRouterVideoOperator(
+        task_id="too_dear", prompt="a fox", model="google/veo-3.1", duration=4, max_cost_usd=0.01,
+        output_path="{elsewhere}/dear.mp4",
+    )
+"""
+    )
+    pytester.makepyfile(
+        test_videos="""
+import pytest
+
+def test_videos(airflow_dag_runner, openrouter_emulator):
+    result = airflow_dag_runner.run("videos")
+    assert result.files == {}
+    assert [p.endswith("fox.mp4") for p in result.videos["hard_coded"]] == [True]
+    with pytest.raises(AssertionError) as failed:
+        result.assert_success()
+    message = str(failed.value)
+    first_lines = message.splitlines()[:3]
+    assert first_lines[0] == "DAG videos ended 'failed'."
+    assert first_lines[1] == "Failed tries (last first):"
+    assert first_lines[2].startswith("  too_dear try 1: VideoCostLimitError: Estimated cost $"), first_lines
+    assert message.index("VideoCostLimitError") < message.index("--- end of the run's log ---")
+    assert result.failures[-1]["exception"] == "airflow_provider_orvideo.exceptions.VideoCostLimitError"
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=600)
+    result.assert_outcomes(passed=1)
+
+
 def test_the_plugin_is_registered_and_documents_its_ini_options(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--help")
     text = "\n".join(result.outlines)

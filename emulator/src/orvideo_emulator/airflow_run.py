@@ -3,8 +3,8 @@
 The pytest plugin's :class:`~orvideo_emulator.pytest_plugin.DagRunner` starts this with an
 Airflow home it prepared, so the test process never imports Airflow's configuration for a home
 that is not its own. It loads the DAGs folder, runs ``dag.test()`` and writes what happened (the
-run's state, every task instance's state, every XCom, the DAGs folder's import errors) as JSON to
-``--result``. Works on Airflow 3.0 to 3.3.
+run's state, every task instance's state, every XCom, each failed try's exception, the DAGs
+folder's import errors) as JSON to ``--result``. Works on Airflow 3.0 to 3.3.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+import pluggy  # Airflow's own dependency: this module runs only in an Airflow process
 
 
 def _dag_bag(dags_folder: str) -> Any:
@@ -56,6 +58,35 @@ def _collect(dag_id: str, run_id: str) -> tuple[dict[str, str | None], dict[str,
     return states, xcoms
 
 
+class FailureRecorder:
+    """An Airflow listener that keeps each failed try's exception (class and message): the cause a
+    test should read first, instead of digging it out of a traceback in the log."""
+
+    def __init__(self) -> None:
+        self.failures: list[dict[str, Any]] = []
+
+    @pluggy.HookimplMarker("airflow")
+    def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
+        map_index = getattr(task_instance, "map_index", -1)
+        exception_type = type(error) if isinstance(error, BaseException) else None
+        self.failures.append(
+            {
+                "task": _key(task_instance.task_id, -1 if map_index is None else int(map_index)),
+                "try_number": getattr(task_instance, "try_number", None),
+                "exception": f"{exception_type.__module__}.{exception_type.__qualname__}"
+                if exception_type
+                else None,
+                "message": str(error) if error is not None else "",
+            }
+        )
+
+    def register(self) -> None:
+        """Add to the listener manager the task runner itself uses (it moved in Airflow 3.2)."""
+        from airflow.sdk.execution_time import task_runner
+
+        task_runner.get_listener_manager().add_listener(self)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orvideo_emulator.airflow_run", description=__doc__)
     parser.add_argument("dag_id")
@@ -74,10 +105,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         args.result.write_text(json.dumps(result))
         return 2
+    recorder = FailureRecorder()
+    try:
+        recorder.register()
+    except Exception as error:  # a kit that cannot listen still runs the DAG
+        result["listener_error"] = repr(error)
     run = dag.test(run_conf=json.loads(args.conf))
     state = None if run.state is None else str(run.state)
     task_states, xcoms = _collect(args.dag_id, run.run_id)
-    result.update(run_id=run.run_id, state=state, task_states=task_states, xcoms=xcoms)
+    result.update(
+        run_id=run.run_id, state=state, task_states=task_states, xcoms=xcoms, failures=recorder.failures
+    )
     args.result.write_text(json.dumps(result))
     return 0
 

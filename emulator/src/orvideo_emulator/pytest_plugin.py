@@ -21,8 +21,11 @@ Fixtures:
     In the test process, the connection (ini ``openrouter_conn_id``) points at it too.
 ``airflow_dag_runner`` (:class:`DagRunner`)
     ``.run(dag_id, conf=None, env=None)`` runs one DAG with ``dag.test()`` and returns a
-    :class:`DagRunResult`: the run's and every task's state, every XCom, the files written under
-    ``output_dir`` and the emulator requests made during the run.
+    :class:`DagRunResult`: the run's and every task's state, every XCom, each failed try's
+    exception (``failures``), where each task saved its videos (``videos``, wherever the DAG
+    wrote them), the files written under ``output_dir`` (the DAG finds it in the environment
+    variable ``ORVIDEO_OUTPUT_DIR``) and the emulator requests made during the run.
+    ``assert_success()`` fails a test leading with the failed tries' exceptions.
 
 ini options (``[tool.pytest.ini_options]`` or ``pytest.ini``):
 
@@ -117,6 +120,12 @@ class DagRunResult:
     log: str = field(repr=False)
     """The run's stdout and stderr."""
     seconds: float
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    """Each failed try, in order: ``task`` (as in ``task_states``), ``try_number``, ``exception``
+    (the class's qualified name) and ``message``."""
+    videos: dict[str, list[str]] = field(default_factory=dict)
+    """Task id (as in ``task_states``) -> where its video(s) were saved (its ``output_paths``
+    XCom), wherever the DAG wrote them: ``files`` sees only ``output_dir``."""
 
     def xcom(self, task_id: str, key: str = "return_value") -> Any:
         """One XCom value (``KeyError`` naming what exists when there is none)."""
@@ -129,15 +138,29 @@ class DagRunResult:
         """The bodies of the video jobs submitted during the run (accepted or not)."""
         return [r["body"] for r in self.requests if r["endpoint"] == "submit" and r["method"] == "POST"]
 
+    def failure_summary(self) -> str:
+        """Why the run failed, cause first: each failed try's exception (class and message), then
+        the task states and import errors, then the end of the log."""
+        failed = {task: state for task, state in self.task_states.items() if state != "success"}
+        lines = [f"DAG {self.dag_id} ended {self.state!r}."]
+        if self.failures:
+            lines.append("Failed tries (last first):")
+            for failure in reversed(self.failures):
+                name = (failure.get("exception") or "unknown").rsplit(".", 1)[-1]
+                lines.append(
+                    f"  {failure['task']} try {failure.get('try_number')}: {name}: {failure.get('message')}"
+                )
+        lines.append(f"Tasks not successful: {failed or 'none'}")
+        lines.append(f"Import errors: {self.import_errors or 'none'}")
+        lines.append(f"--- end of the run's log ---\n{self.log[-6000:]}")
+        return "\n".join(lines)
+
     def assert_success(self) -> None:
-        """Fail the test with the failed tasks, the import errors and the end of the log."""
+        """Fail the test, leading with why: each failed try's exception, then the task states,
+        the import errors and the end of the log."""
         if self.state == "success":
             return
-        failed = {task: state for task, state in self.task_states.items() if state != "success"}
-        raise AssertionError(
-            f"DAG {self.dag_id} ended {self.state!r}; tasks not successful: {failed}; "
-            f"import errors: {self.import_errors or 'none'}\n--- end of the run's log ---\n{self.log[-6000:]}"
-        )
+        raise AssertionError(self.failure_summary())
 
 
 class DagRunner:
@@ -213,17 +236,25 @@ class DagRunner:
         if outcome.get("error"):
             raise LookupError(f"{outcome['error']}; import errors: {outcome.get('import_errors') or 'none'}")
         after = _snapshot(self.output_dir)
+        xcoms = outcome.get("xcoms", {})
+        videos = {
+            task: [str(path) for path in values["output_paths"]]
+            for task, values in xcoms.items()
+            if isinstance(values.get("output_paths"), list)
+        }
         return DagRunResult(
             dag_id=dag_id,
             run_id=outcome.get("run_id"),
             state=outcome.get("state"),
             task_states=outcome.get("task_states", {}),
-            xcoms=outcome.get("xcoms", {}),
+            xcoms=xcoms,
             files={path: size for path, (size, mtime) in after.items() if before.get(path) != (size, mtime)},
             requests=self.emulator.control.requests()[seen:],
             import_errors=outcome.get("import_errors", {}),
             log=log,
             seconds=time.monotonic() - started,
+            failures=outcome.get("failures", []),
+            videos=videos,
         )
 
 
