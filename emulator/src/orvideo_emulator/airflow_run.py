@@ -84,7 +84,7 @@ class FailureRecorder:
         """Add to the listener manager the task runner itself uses (it moved in Airflow 3.2)."""
         from airflow.sdk.execution_time import task_runner
 
-        manager = task_runner.get_listener_manager()  # type: ignore[attr-defined]
+        manager: Any = task_runner.get_listener_manager()  # type: ignore[attr-defined]
         manager.add_listener(self)
 
 
