@@ -227,6 +227,18 @@ class Ledger:
                 f"The spend ledger could not {what}: {type(error).__name__} ({_short(error)})."
             ) from None
 
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A read; a database that cannot be reached becomes :class:`LedgerUnavailableError`."""
+        try:
+            self.ensure_schema()
+            with self.engine.connect() as connection:
+                yield connection
+        except sa.exc.SQLAlchemyError as error:
+            raise LedgerUnavailableError(
+                f"The spend ledger could not be read: {type(error).__name__} ({_short(error)})."
+            ) from None
+
     # -- before the POST ------------------------------------------------------------------------
 
     def reserve(
@@ -442,8 +454,7 @@ class Ledger:
     # -- reading --------------------------------------------------------------------------------
 
     def entry(self, job_id: str) -> dict[str, Any] | None:
-        self.ensure_schema()
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             row = connection.execute(sa.select(entries).where(entries.c.job_id == job_id)).mappings().first()
         return None if row is None else _public(row)
 
@@ -458,7 +469,6 @@ class Ledger:
     ) -> list[SpendRow]:
         """Money per UTC day, DAG and connection between two days (inclusive), newest day first:
         one grouped query on the ``(billed_day, dag_id)`` index, bounded by ``limit`` groups."""
-        self.ensure_schema()
         priced = entries.c.cost_usd.isnot(None)
         created = entries.c.status.notin_([RESERVED, RELEASED])
         conditions = [entries.c.billed_day >= since_day, entries.c.billed_day <= until_day, created]
@@ -483,7 +493,7 @@ class Ledger:
             .order_by(entries.c.billed_day.desc(), entries.c.dag_id, entries.c.conn_id)
             .limit(limit)
         )
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             rows = connection.execute(query).all()
         return [
             SpendRow(
@@ -494,7 +504,6 @@ class Ledger:
 
     def unkept(self, *, limit: int = 200, before: float | None = None) -> list[dict[str, Any]]:
         """Completed jobs whose video no task kept, newest first (paid, and maybe still served)."""
-        self.ensure_schema()
         conditions = [entries.c.status == "completed", entries.c.kept.is_(None)]
         if before is not None:
             conditions.append(entries.c.ended_at < before)
@@ -504,12 +513,11 @@ class Ledger:
             .order_by(entries.c.ended_at.desc(), entries.c.entry_id)
             .limit(limit)
         )
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             return [_public(row) for row in connection.execute(query).mappings()]
 
     def unpriced(self, *, since_day: str, until_day: str, limit: int = 1000) -> list[dict[str, Any]]:
         """Ended jobs with no cost yet, oldest first (for :func:`reconcile`)."""
-        self.ensure_schema()
         query = (
             sa.select(entries)
             .where(
@@ -521,12 +529,11 @@ class Ledger:
             .order_by(entries.c.ended_at, entries.c.entry_id)
             .limit(limit)
         )
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             return [_public(row) for row in connection.execute(query).mappings()]
 
     def jobs(self, *, since_day: str, until_day: str, limit: int = 10_000) -> list[dict[str, Any]]:
         """Every created job billed between two days, oldest first."""
-        self.ensure_schema()
         query = (
             sa.select(entries)
             .where(
@@ -537,7 +544,7 @@ class Ledger:
             .order_by(entries.c.reserved_at, entries.c.entry_id)
             .limit(limit)
         )
-        with self.engine.connect() as connection:
+        with self._reading() as connection:
             return [_public(row) for row in connection.execute(query).mappings()]
 
     def check_shared(self) -> None:
