@@ -318,6 +318,13 @@ class OpenRouterVideoOperator(BaseOperator):
         poller = plan.after_submit(
             job_id, now=time.time(), submitted=resumption.submits, webhook=callback is not None
         )
+        if callback is not None:
+            self.log.info(
+                "Waiting for job %s with a webhook to %s; safety polls every %.0f s until the deadline.",
+                job_id,
+                callback.split("?", 1)[0],
+                poller.poll_interval,
+            )
         if not self.deferrable:
             from airflow_provider_orvideo.polling import poll_until_event
 

@@ -279,7 +279,7 @@ def _with_callback_extra(monkeypatch: pytest.MonkeyPatch, emulator: Any, url: st
 
 
 def test_the_connections_callback_url_is_submitted_with_the_task_identity(
-    emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from urllib.parse import parse_qsl, urlsplit
 
@@ -288,6 +288,8 @@ def test_the_connections_callback_url_is_submitted_with_the_task_identity(
     ti = RecordingTaskInstance()
     with pytest.raises(TaskDeferred) as info:
         operator.execute(context_with(ti))
+    # What the README's webhook set-up check tells the platform engineer to look for.
+    assert f"with a webhook to {RECEIVER}; safety polls every 420 s" in capsys.readouterr().out
     body = emulator.control.requests("submit")[0]["body"]
     url = urlsplit(body["callback_url"])
     assert f"{url.scheme}://{url.netloc}{url.path}" == RECEIVER
