@@ -88,7 +88,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "OpenRouter Video",
-                "python-modules": ["airflow_provider_orvideo.operators.openrouter_video"],
+                "python-modules": [
+                    "airflow_provider_orvideo.operators.openrouter_video",
+                    "airflow_provider_orvideo.operators.openrouter_video_download",
+                ],
             }
         ],
         "triggers": [

@@ -88,7 +88,9 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ),
     (
         "orchestration: a job's lifecycle and the trigger",
-        frozenset({"_internal.lifecycle", "_internal.spending", "triggers.openrouter_video"}),
+        frozenset(
+            {"_internal.lifecycle", "_internal.spending", "_internal.task_setup", "triggers.openrouter_video"}
+        ),
     ),
     (
         "Airflow surfaces: operator, decorator, link, plugin and its pages, provider info",
@@ -99,6 +101,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
                 "get_provider_info",
                 "links.openrouter_video",
                 "operators.openrouter_video",
+                "operators.openrouter_video_download",
                 "plugins._video_html",
                 "plugins._video_sources",
                 "plugins._video_viewer",

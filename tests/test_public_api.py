@@ -46,7 +46,7 @@ def test_the_private_modules_are_found_and_left_out() -> None:
     modules = _public_modules()
     assert "airflow_provider_orvideo.retry" in modules
     assert "airflow_provider_orvideo.plugins.openrouter_video" in modules
-    assert not [m for m in modules if "_video_" in m or "_webhook_" in m or "_internal" in m]
+    assert not [m for m in modules if "._video_" in m or "._webhook_" in m or "_internal" in m]
 
 
 def test_every_public_module_chooses_its_names() -> None:

@@ -80,6 +80,14 @@ class WaitPlan:
         until = now + self.job_timeout if deadline is None else deadline
         return self._poller(job_id, until, now, self.poll_interval, self.initial_poll_delays)
 
+    def after_look(self, job_id: str, *, now: float, deadline: float | None = None) -> JobPoller:
+        """Waiting for a job submitted elsewhere (a download of a job id) that one GET at ``now``
+        found unfinished: its age is unknown, so no initial delays tuned for a fresh submit; a
+        check every ``poll_interval`` from that GET, until ``deadline`` (the one the task already
+        waited with) or ``job_timeout`` from now."""
+        until = now + self.job_timeout if deadline is None else deadline
+        return self._poller(job_id, until, now, self.poll_interval, (self.poll_interval,))
+
     def after_failed_download(
         self, event: VideoJobEvent, error: OpenRouterVideoError, *, now: float
     ) -> JobPoller | None:
