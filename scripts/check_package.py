@@ -17,14 +17,21 @@ Steps (each fails loudly, naming what is wrong):
 4. The emulator's wheel (``emulator/``, distribution ``orvideo-emulator``): its modules, its
    ``py.typed`` and sample MP4, only its package, the ``orvideo-emulator`` script and the pytest
    plugin's ``pytest11`` entry point.
-5. ``pip install -c constraints.txt <wheel>`` into a fresh venv; there, with its own
+5. One version: the provider's and the emulator's ``__version__`` are equal, and CHANGELOG.md
+   starts with ``## [Unreleased]`` (``--release``: it has this version's dated section).
+6. ``pip install -c constraints.txt <wheel>`` into a fresh venv; there, with its own
    ``AIRFLOW_HOME``: the provider's modules import from site-packages with the runtime
    dependencies only, the emulator does not, ``airflow providers list`` shows the provider at
    ``__version__``, ``airflow providers hooks`` the ``openrouter`` connection type and
-   ``airflow providers links`` the *Watch video* link (JSON output only). Then the emulator's
-   wheel goes in beside it and ``python -m orvideo_emulator --help`` runs.
+   ``airflow providers links`` the *Watch video* link (JSON output only). Then the README's line
+   for built distributions, ``pip install --find-links dist "airflow-provider-orvideo[testing]"``:
+   the emulator, its pytest plugin and pytest, whose ``--fixtures`` lists the test kit's.
+7. The README's line for a checkout, as written (``pip install ./emulator ".[testing]"``, run
+   with ``uv pip`` for speed) in another fresh venv: both distributions at ``__version__``, the
+   same pytest fixtures.
 
-Usage: ``python scripts/check_package.py [--keep]`` (``--keep`` leaves the temporary directory).
+Usage: ``python scripts/check_package.py [--keep] [--release]`` (``--keep`` leaves the temporary
+directory; ``--release`` is step 3 of RELEASING.md).
 """
 
 from __future__ import annotations
@@ -69,6 +76,10 @@ COPY_IGNORE = shutil.ignore_patterns(
     ".demo",
     "test-artifacts",
 )
+
+
+UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv") or "uv"
+"""uv (the test extra installs it beside this interpreter): installs into the fresh venvs."""
 
 
 class CheckFailed(Exception):
@@ -391,12 +402,11 @@ def check_install(wheel: Path, emulator_wheel: Path, out: Path, version: str) ->
     python = venv / "bin" / "python"
     started = time.monotonic()
     run([sys.executable, "-m", "venv", venv], cwd=work, env=env)
-    run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"], cwd=work, env=env)
     run(
-        # --no-compile: byte-compiling all of Airflow is a third of the install time and proves nothing.
-        [python, "-m", "pip", "install", "--quiet", "--no-compile", "-c", REPO / "constraints.txt", wheel],
+        [UV, "pip", "install", "--quiet", "--python", python, "-c", REPO / "constraints.txt", wheel],
         cwd=work,
         env=env,
+        label=f"pip install {wheel.name}  (run with uv pip, as every install below: same resolution, seconds)",
     )
     print(f"  installed in {time.monotonic() - started:.0f} s")
 
@@ -470,16 +480,127 @@ def check_install(wheel: Path, emulator_wheel: Path, out: Path, version: str) ->
         f"lists {EXTRA_LINK}"
     )
 
-    run([python, "-m", "pip", "install", "--quiet", "--no-compile", emulator_wheel], cwd=work, env=env)
+    # The README's install line for built distributions: both wheels in one folder, the extra that
+    # brings the emulator, its pytest plugin and pytest resolved from there.
+    dists = emulator_wheel.parent
+    if wheel.parent != dists:
+        shutil.copy2(wheel, dists / wheel.name)
+    run(
+        [
+            UV,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            python,
+            "-c",
+            REPO / "constraints.txt",
+            "--find-links",
+            dists,
+            f"{DIST_NAME}[testing]",
+        ],
+        cwd=work,
+        env=env,
+        label=f'pip install --find-links dist "{DIST_NAME}[testing]"',
+    )
     usage = run([python, "-m", EMULATOR_PACKAGE, "--help"], cwd=work, env=env, capture=True)
     if "--port" not in usage:
         fail(f"`python -m {EMULATOR_PACKAGE} --help` does not document --port:\n{usage}")
-    print(f"  OK: {EMULATOR_DIST_NAME} installs beside it; `python -m {EMULATOR_PACKAGE} --help` runs")
+    check_test_kit(venv, work, env)
+    print(
+        f'  OK: pip install --find-links dist "{DIST_NAME}[testing]" installs {EMULATOR_DIST_NAME}, its '
+        "pytest plugin and pytest; `python -m orvideo_emulator --help` runs"
+    )
+
+
+def check_test_kit(venv: Path, work: Path, env: dict[str, str]) -> None:
+    """The testing extra gives a pytest with the plugin's fixtures (``airflow_dag_runner``)."""
+    fixtures = run(
+        [venv / "bin" / "pytest", "--fixtures", "-p", "no:cacheprovider"], cwd=work, env=env, capture=True
+    )
+    if "airflow_dag_runner" not in fixtures or "openrouter_emulator" not in fixtures:
+        fail(
+            f"the testing extra's pytest does not offer airflow_dag_runner and openrouter_emulator:\n{fixtures[-2000:]}"
+        )
+
+
+def check_checkout_install(src: Path, out: Path, version: str) -> None:
+    """The README's install line for a checkout, as written: ``pip install ./emulator ".[testing]"``."""
+    step('install from a checkout: pip install ./emulator ".[testing]"')
+    venv = out / "venv-checkout"
+    work = out / "cwd-checkout"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTHON", "VIRTUAL_ENV"))}
+    env["AIRFLOW_HOME"] = str(out / "airflow-home-checkout")
+    env.pop("PIP_CONSTRAINT", None)
+    python = venv / "bin" / "python"
+    started = time.monotonic()
+    run([sys.executable, "-m", "venv", venv], cwd=work, env=env)
+    run(
+        [
+            UV,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            python,
+            "-c",
+            REPO / "constraints.txt",
+            "./emulator",
+            ".[testing]",
+        ],
+        cwd=src,
+        env=env,
+        label='pip install ./emulator ".[testing]"  (run with uv pip)',
+    )
+    installed = run(
+        [
+            python,
+            "-c",
+            f"import importlib.metadata as m; print(m.version({DIST_NAME!r}), m.version({EMULATOR_DIST_NAME!r}))",
+        ],
+        cwd=work,
+        env=env,
+        capture=True,
+    ).split()
+    if installed != [version, version]:
+        fail(
+            f"from a checkout: installed {DIST_NAME}/{EMULATOR_DIST_NAME} {installed}, expected {version} for both"
+        )
+    check_test_kit(venv, work, env)
+    print(
+        f"  OK in {time.monotonic() - started:.0f} s: both distributions {version}, pytest with the plugin's fixtures"
+    )
+
+
+def check_versions(src: Path, version: str, *, release: bool) -> None:
+    """One version for both distributions, and a changelog that knows it: ``## [Unreleased]``
+    first while developing; with ``--release`` (RELEASING.md) a ``## [<version>] - <date>`` section."""
+    step("versions: provider, emulator, changelog")
+    emulator = emulator_version(src)
+    if emulator != version:
+        fail(f"{DIST_NAME} is {version} but {EMULATOR_DIST_NAME} is {emulator}: release them together")
+    changelog = (src / "CHANGELOG.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## \[([^\]]+)\]", changelog, re.MULTILINE)
+    if not headings or headings[0] != "Unreleased":
+        fail(f"CHANGELOG.md must start with '## [Unreleased]'; its headings: {headings[:3]}")
+    if release and not re.search(
+        rf"^## \[{re.escape(version)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.MULTILINE
+    ):
+        fail(
+            f"releasing {version}, but CHANGELOG.md has no '## [{version}] - YYYY-MM-DD' section (RELEASING.md, step 2)"
+        )
+    print(f"  OK: {DIST_NAME} {version} == {EMULATOR_DIST_NAME} {emulator}; CHANGELOG.md is in order")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--release",
+        action="store_true",
+        help="also require the changelog section of this version (RELEASING.md)",
+    )
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -497,8 +618,10 @@ def main() -> int:
         check_metadata(sdist, wheel, build_env)
         check_wheel(wheel, tree_wheel, src, version)
         check_sdist(sdist, version)
+        check_versions(src, version, release=args.release)
         emulator_wheel = check_emulator_wheel(src, out, build_env)
         check_install(wheel, emulator_wheel, out, version)
+        check_checkout_install(src, out, version)
         ok = True
     except CheckFailed as error:
         print(f"\nPACKAGE CHECK FAILED: {error}", file=sys.stderr, flush=True)
