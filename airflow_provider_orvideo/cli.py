@@ -502,6 +502,8 @@ class GenerationSource(Protocol):
 
     def get_generation(self, generation_id: str) -> Any: ...
 
+    def get_job(self, job_id: str) -> VideoJob: ...
+
 
 @dataclass
 class Reconciled:
@@ -549,10 +551,14 @@ def reconcile_day(
 ) -> Reconciled:
     """Every job of ``day`` (UTC, as billed) with a generation id, against OpenRouter's record of it.
 
+    A job no task saw end (still ``submitted`` in the ledger) is asked first (``GET /videos/{id}``)
+    and its ending booked.
+
     A job the ledger has no cost for gets OpenRouter's (:meth:`Ledger.priced`). The totals cover
     the jobs with a generation id: the ledger's cost (after filling) against OpenRouter's
     ``total_cost`` (0 where OpenRouter has no record: the ledger books spend OpenRouter does not
     show). Each job is asked through its own connection (``--conn-id`` keeps only that one's)."""
+    from airflow_provider_orvideo._internal.ledger import ENDED
     from airflow_provider_orvideo.exceptions import OpenRouterNotFoundError
 
     jobs: list[dict[str, Any]] = []
@@ -575,6 +581,26 @@ def reconcile_day(
             "difference_usd": None,
         }
         jobs.append(row)
+        if entry.get("status") == "submitted" and entry.get("job_id"):
+            # No task saw this job end (a superseded job still rendering when it was replaced, a
+            # task that timed out): ask OpenRouter how it ended, and book that first.
+            try:
+                job = hook_for(str(entry.get("conn_id"))).get_job(str(entry["job_id"]))
+            except Exception as error:
+                failed += 1
+                row["result"] = f"could not ask OpenRouter how the job ended: {type(error).__name__}: {error}"
+                continue
+            if job.status in ENDED:
+                ledger.ended(
+                    str(entry["job_id"]), job.status, cost_usd=job.cost, generation_id=job.generation_id
+                )
+                entry = {
+                    **entry,
+                    "status": job.status,
+                    "generation_id": job.generation_id or entry.get("generation_id"),
+                }
+                booked = job.cost if job.cost is not None else booked
+                row.update(status=job.status, generation_id=entry["generation_id"], ledger_usd=booked)
         generation_id = entry.get("generation_id")
         if not generation_id:
             unchecked += 1

@@ -539,6 +539,40 @@ def test_reconcile_against_the_emulators_generation_records(
     assert (report["ledger_usd"], report["openrouter_usd"]) == (1.25, 1.0)
 
 
+def test_reconcile_books_how_a_job_no_task_saw_end_ended(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A superseded job still rendering when it was replaced (or one whose task timed out) stays
+    ``submitted`` in the ledger: reconcile asks OpenRouter how it ended and books it."""
+    from airflow_provider_orvideo._internal.ledger import Entry
+
+    emulator.control.jobs_cost(0.5)
+    job = completed_job(emulator)
+    ledger = configured_ledger()
+    entry_id = ledger.reserve(
+        Entry("openrouter_default", "d", "r", "t", -1, 1, "google/veo-3.1", None, 0.4), []
+    )
+    ledger.submitted(entry_id, job.id)
+    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    code, out, err = run(capsys, "reconcile", "--day", day, "-o", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)["jobs"]
+    assert (row["job_id"], row["status"], row["ledger_usd"], row["openrouter_usd"], row["result"]) == (
+        job.id,
+        "completed",
+        0.5,
+        0.5,
+        "matches",
+    )
+    booked = ledger.entry(job.id)
+    assert booked is not None
+    assert (booked["status"], booked["cost_usd"], booked["generation_id"]) == (
+        "completed",
+        0.5,
+        job.generation_id,
+    )
+
+
 # -- registration: the console script, `airflow orvideo`, provider info ----------------------------
 
 
