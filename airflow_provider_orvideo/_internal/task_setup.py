@@ -10,12 +10,15 @@ way, and scale their polls the same way. Everything runs when a task runs, never
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow_provider_orvideo._internal.lifecycle import JobHook, TaskIdentity, VideoJobLifecycle
 from airflow_provider_orvideo._internal.waiting import WaitPlan
 
-__all__ = ["task_lifecycle", "task_wait_plan"]
+if TYPE_CHECKING:
+    from airflow_provider_orvideo.polling import JobPoller
+
+__all__ = ["defer_to_trigger", "task_lifecycle", "task_wait_plan"]
 
 
 def task_lifecycle(
@@ -84,3 +87,21 @@ def task_wait_plan(
         log.info("Poll delays x %s: the connection points at this machine (%s).", scale, base_url)
     delays = tuple(initial_poll_delays)
     return WaitPlan(poll_interval, delays, job_timeout, webhook_poll_interval, scale)
+
+
+def defer_to_trigger(operator: Any, poller: JobPoller, conn_id: str) -> NoReturn:
+    """Wait in the triggerer for ``poller``'s job (only ``GET``s); the task resumes in the
+    operator's ``execute_complete``. The deferral's timeout is the poller's deadline plus grace,
+    so Airflow's own timeout never ends a wait the trigger would still finish."""
+    import time
+    from datetime import timedelta
+
+    from airflow_provider_orvideo._internal.waiting import deferral_timeout
+    from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
+
+    operator.defer(
+        trigger=OpenRouterVideoTrigger.for_poller(poller, conn_id),
+        method_name="execute_complete",
+        timeout=timedelta(seconds=deferral_timeout(poller, now=time.time())),
+    )
+    raise AssertionError("BaseOperator.defer raises TaskDeferred")  # pragma: no cover

@@ -376,14 +376,9 @@ class OpenRouterVideoOperator(BaseOperator):
 
     def _defer(self, poller: JobPoller) -> NoReturn:
         """Wait in the triggerer for ``poller``'s job; resume in :meth:`execute_complete`."""
-        from airflow_provider_orvideo._internal.waiting import deferral_timeout
-        from airflow_provider_orvideo.triggers.openrouter_video import OpenRouterVideoTrigger
+        from airflow_provider_orvideo._internal.task_setup import defer_to_trigger
 
-        self.defer(
-            trigger=OpenRouterVideoTrigger.for_poller(poller, self.openrouter_conn_id),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=deferral_timeout(poller, now=time.time())),
-        )
+        defer_to_trigger(self, poller, self.openrouter_conn_id)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume on a worker after the trigger's one event: download, or fail with the reason.
