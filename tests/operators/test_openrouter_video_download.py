@@ -321,6 +321,9 @@ def test_dag_test_defers_then_saves_and_a_retry_keeps_the_saved_output(
 ) -> None:
     two_outputs = submitted_job(emulator, outputs=2)
     emulator.control.set_job_defaults(pending_seconds=0.6, in_progress_seconds=0.9, outputs=1)  # in the DAG
+    # "waits" looks at its job while it renders, whatever the gap between tasks (5 s in dag.test()
+    # before Airflow 3.3): its one GET reads "pending"; the trigger's polls read the real status.
+    emulator.control.add_fault("poll", "unknown_status", value="pending")
     emulator.control.add_fault("content", "delay", seconds=0)  # "waits": its one output
     emulator.control.add_fault("content", "delay", seconds=0)  # "retried", try 1: output 0 saved
     emulator.control.fail_requests("content", 503, times=5, retry_after=0)  # try 1: output 1 fails
