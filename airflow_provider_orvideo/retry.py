@@ -199,6 +199,12 @@ def resume_offset(
     return 0, int(length) if length is not None else None
 
 
+def _sentence(text: str) -> str:
+    """``text`` with its first letter capitalised and the rest as written (``str.capitalize``
+    would lower "OpenRouter" and a job id)."""
+    return text[:1].upper() + text[1:]
+
+
 def _content_words(request: ApiRequest) -> str:
     return f"output {request.params.get('index', 0)} of OpenRouter video job {request.job_id}"
 
@@ -216,7 +222,7 @@ def _answer_failure(request: ApiRequest, answer: Answered, secret: str) -> OpenR
         error.args = (redact(str(error), secret, bearer=False),)
     if request.endpoint is Endpoint.CONTENT and isinstance(error, OpenRouterNotFoundError):
         return VideoOutputGoneError(
-            f"{_content_words(request).capitalize()} is no longer available (HTTP {answer.status_code}: "
+            f"{_sentence(_content_words(request))} is no longer available (HTTP {answer.status_code}: "
             f"{error.api_message}). The job completed and was billed, but its video can no longer be "
             "fetched; nothing was written to the output path. A retry of this task will find the same; submitting anew "
             "means paying again."

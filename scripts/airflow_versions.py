@@ -87,6 +87,7 @@ SYSTEM_SUITE = [
     "--ignore=tests/system/test_connection_ui.py",
     "--ignore=tests/system/test_webhooks.py",
     "--ignore=tests/system/test_pool_in_flight.py",  # Airflow's pool accounting, held on the newest
+    "--ignore=tests/system/test_download_operator.py",  # passed on 3.0.6 when written (72 s, issue 26)
 ]
 """With ``--system``: the real multi-process stacks (``make test`` runs them on the oldest version
 too). Not the browser test of the connection form, which the older versions do not have (README,

@@ -208,6 +208,9 @@ def test_gone_output_fails_clearly(hook: OpenRouterVideoHook, emulator: Any, tmp
     with pytest.raises(VideoDownloadError, match="is no longer available \\(HTTP 410") as info:
         hook.download_output(job.id, 0, str(tmp_path / "out.mp4"))
     assert "was billed" in str(info.value)
+    assert str(info.value).startswith(
+        f"Output 0 of OpenRouter video job {job.id} is no longer"
+    )  # names as written
     assert list(tmp_path.iterdir()) == []
 
 

@@ -85,7 +85,19 @@ async def test_completed_job_yields_exactly_one_completed_event(emulator: Any) -
     payload = events[0].payload
     assert payload["status"] == "completed"
     assert payload["job_id"] == job_id
-    assert set(payload) == {"version", "status", "job_id", "message", "remote_error", "source", "deadline"}
+    assert set(payload) == {
+        "version",
+        "status",
+        "job_id",
+        "message",
+        "remote_error",
+        "source",
+        "deadline",
+        "cost",  # for the spend ledger: what OpenRouter's GET said the job cost
+        "generation_id",
+    }
+    assert isinstance(payload["cost"], float)
+    assert payload["generation_id"].startswith("gen-")
     assert payload["source"] == "poll"
     assert payload["deadline"] == pytest.approx(time.time() + 30, abs=5)  # the trigger's own deadline
     assert emulator.control.count("submit") == 1  # the trigger never submits
