@@ -1,19 +1,19 @@
 # Two commands for a fresh machine with Python 3.11:
 #   make demo   - run the example DAG end to end (local emulator, or OpenRouter if OPENROUTER_API_KEY is set)
-#   make test   - lint, type-check, check the built package and run the whole test suite
+#   make test   - lint, type-check, build the docs, check the built package and run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_VENV ?= .venv-demo
 
-.PHONY: demo test test-distributed test-airflow-versions check-package bench install clean
+.PHONY: demo test docs test-distributed test-airflow-versions check-package bench install clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml emulator/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e "./emulator[render]" -e ".[test,distributed]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e "./emulator[render]" -e ".[test,distributed,docs]"
 	touch $@
 
 # The demo's own venv: only what it runs (the provider and the emulator; no test tools), through
@@ -33,12 +33,19 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(MAKE) docs
 	$(BIN)/python scripts/check_package.py
 	$(BIN)/pytest -n 2 --ignore=tests/system --ignore=tests/distributed
 	$(BIN)/python scripts/airflow_versions.py
 	$(BIN)/pytest tests/system/test_webhooks.py tests/system --ignore=tests/system/test_stack_smoke.py -n 2 --dist loadfile
 	$(BIN)/python scripts/airflow_versions.py --system 3.0.6
 	$(MAKE) test-distributed
+
+# The documentation site, docs/ -> docs/_build/html (index.html). Every warning fails the build:
+# a broken link or anchor, a missing image, an unresolved reference in a docstring. -E: a fresh
+# environment each time, or a second run would pass without re-reading the pages that warned.
+docs: install
+	$(BIN)/sphinx-build -E -W --keep-going -n -q -b html docs docs/_build/html
 
 # CeleryExecutor + PostgreSQL + Redis, 2 workers, 2 triggerers, kill -9 of each (tests/distributed).
 # Needs the postgresql and redis-server Debian packages (.ci/run installs them).
@@ -68,4 +75,4 @@ bench: install
 	$(BIN)/python benchmarks/webhook_flood.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_VENV) .venvs .demo build dist *.egg-info
+	rm -rf $(VENV) $(DEMO_VENV) .venvs .demo build dist *.egg-info docs/_build
