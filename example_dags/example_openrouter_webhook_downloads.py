@@ -1,6 +1,6 @@
 """Save every video OpenRouter's webhooks announce that no task waits for.
 
-With the connection's ``webhook_asset`` extra set (README, "Webhooks instead of polling"), the
+With the connection's ``webhook_asset`` extra set (docs/webhooks.md), the
 webhook receiver records one asset event per completed job. That includes jobs submitted outside
 Airflow: a script or another system that submits with
 ``callback_url=https://<your airflow>/orvideo/webhook?conn_id=openrouter_default`` pays for a video

@@ -90,8 +90,8 @@ SYSTEM_SUITE = [
     "--ignore=tests/system/test_download_operator.py",  # passed on 3.0.6 when written (72 s, issue 26)
 ]
 """With ``--system``: the real multi-process stacks (``make test`` runs them on the oldest version
-too). Not the browser test of the connection form, which the older versions do not have (README,
-"Airflow versions"; ``tests/hooks/test_connection_form.py`` checks what they show instead), nor
+too). Not the browser test of the connection form, which the older versions do not have
+(docs/airflow-versions.md; ``tests/hooks/test_connection_form.py`` checks what they show instead), nor
 the harness's own smoke test (a core sensor, no provider code). The video pages' suite skips
 itself on 3.0 (no plugin views); it passed on 3.1.8 and 3.2.2 when written (issue 15):
 ``python scripts/airflow_versions.py --system 3.1.8 3.2.2 -- tests/system/test_video_viewer.py``. The webhook suite (two minutes) is

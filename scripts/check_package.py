@@ -23,10 +23,10 @@ Steps (each fails loudly, naming what is wrong):
    ``AIRFLOW_HOME``: the provider's modules import from site-packages with the runtime
    dependencies only, the emulator does not, ``airflow providers list`` shows the provider at
    ``__version__``, ``airflow providers hooks`` the ``openrouter`` connection type and
-   ``airflow providers links`` the *Watch video* link (JSON output only). Then the README's line
+   ``airflow providers links`` the *Watch video* link (JSON output only). Then the install line
    for built distributions, ``pip install --find-links dist "airflow-provider-orvideo[testing]"``:
    the emulator, its pytest plugin and pytest, whose ``--fixtures`` lists the test kit's.
-7. The README's line for a checkout, as written (``pip install ./emulator ".[testing]"``, run
+7. The install line for a checkout, as written (``pip install ./emulator ".[testing]"``, run
    with ``uv pip`` for speed) in another fresh venv: both distributions at ``__version__``, the
    same pytest fixtures.
 
@@ -480,7 +480,7 @@ def check_install(wheel: Path, emulator_wheel: Path, out: Path, version: str) ->
         f"lists {EXTRA_LINK}"
     )
 
-    # The README's install line for built distributions: both wheels in one folder, the extra that
+    # The install line (docs/getting-started.md) for built distributions: both wheels in one folder, the extra that
     # brings the emulator, its pytest plugin and pytest resolved from there.
     dists = emulator_wheel.parent
     if wheel.parent != dists:
@@ -525,7 +525,7 @@ def check_test_kit(venv: Path, work: Path, env: dict[str, str]) -> None:
 
 
 def check_checkout_install(src: Path, out: Path, version: str) -> None:
-    """The README's install line for a checkout, as written: ``pip install ./emulator ".[testing]"``."""
+    """The install line (docs/getting-started.md) for a checkout, as written: ``pip install ./emulator ".[testing]"``."""
     step('install from a checkout: pip install ./emulator ".[testing]"')
     venv = out / "venv-checkout"
     work = out / "cwd-checkout"

@@ -1,5 +1,6 @@
 """The public surface is chosen: every public module (no part of its path starts with ``_``) is a
-row of the README's "Public API" table, and its ``__all__`` is exactly the names of that row.
+row of the "Public API" table (``docs/public-api.md``), and its ``__all__`` is exactly the names of
+that row.
 
 Both directions, because each catches a different drift: a name added to ``__all__`` without a row
 is a promise nobody decided to make; a row naming what ``__all__`` lacks is a promise the code
@@ -28,11 +29,11 @@ def _public_modules() -> list[str]:
     return names
 
 
-def _readme_table() -> dict[str, set[str]]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("\n## Public API\n", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| `(airflow_provider_orvideo[\w.]*)` \| (.*) \|$", section, flags=re.M)
-    assert len(rows) == len({module for module, _ in rows}), "a module has two rows in README's Public API"
+def _documented_table() -> dict[str, set[str]]:
+    text = (ROOT / "docs" / "public-api.md").read_text()
+    assert text.startswith("# Public API\n")
+    rows = re.findall(r"^\| `(airflow_provider_orvideo[\w.]*)` \| (.*) \|$", text, flags=re.M)
+    assert len(rows) == len({module for module, _ in rows}), "a module has two rows in the Public API"
     return {module: set(re.findall(r"`([A-Za-z_]\w*)`", cell)) - NOT_NAMES for module, cell in rows}
 
 
@@ -59,26 +60,30 @@ def test_every_public_module_chooses_its_names() -> None:
 
 
 def test_every_public_module_has_a_row_and_every_row_is_a_public_module() -> None:
-    table = _readme_table()
+    table = _documented_table()
     modules = set(_public_modules())
     undocumented = sorted(modules - set(table))
     assert not undocumented, (
-        f"public modules without a row in README's Public API (document or rename to _): {undocumented}"
+        f"public modules without a row in the Public API (docs/public-api.md) (document or rename to _): {undocumented}"
     )
     not_public = sorted(set(table) - modules)
-    assert not not_public, f"README's Public API has rows for modules that are private or gone: {not_public}"
+    assert not not_public, (
+        f"the Public API (docs/public-api.md) has rows for modules that are private or gone: {not_public}"
+    )
 
 
-def test_the_readme_lists_only_exported_names() -> None:
-    for module_name, names in _readme_table().items():
+def test_the_table_lists_only_exported_names() -> None:
+    for module_name, names in _documented_table().items():
         missing = sorted(names - set(_exported(module_name)))
-        assert not missing, f"README's Public API promises {module_name}.{missing}, not in its __all__"
+        assert not missing, (
+            f"the Public API (docs/public-api.md) promises {module_name}.{missing}, not in its __all__"
+        )
 
 
-def test_every_exported_name_is_in_the_readme() -> None:
-    for module_name, names in _readme_table().items():
+def test_every_exported_name_is_in_the_table() -> None:
+    for module_name, names in _documented_table().items():
         unpromised = sorted(set(_exported(module_name)) - names)
         assert not unpromised, (
-            f"{module_name}.__all__ exports {unpromised}, which README's Public API does not list: "
+            f"{module_name}.__all__ exports {unpromised}, which the Public API (docs/public-api.md) does not list: "
             "add them to its row, or take them out of __all__ if they are implementation details"
         )

@@ -2,7 +2,7 @@
 
 Every name here is imported from where the newest Airflow keeps it, falling back to where the
 older ones do; callers never test versions themselves. The features a version lacks, and what
-the provider does instead, are listed in the README ("Airflow versions"):
+the provider does instead, are listed in docs/airflow-versions.md:
 
 * ``task_state_store`` (3.3): before it, the submission record lives in an Airflow Variable
   (:mod:`airflow_provider_orvideo._internal.submission`).

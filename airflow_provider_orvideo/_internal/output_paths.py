@@ -1,7 +1,7 @@
 """Where the video goes: ``output_path`` normalised once and checked before any money is spent.
 
 A bad output path found after the job was paid for loses the video, so everything that can be
-known without writing is checked before the submit POST (README, "Output paths"):
+known without writing is checked before the submit POST (docs/operator.md, "Output paths"):
 
 * The value is a ``str`` or a path object; surrounding whitespace (a template's stray newline)
   is stripped; it must not be empty.

@@ -7,7 +7,7 @@ fingerprint that keeps a retry from paying twice leaves the labels out), whether
 it, whether it is media, and how it goes into the body. The names, the checks, the operator's
 ``template_fields``, the body, the label set and the reported facts all come from
 :data:`REQUEST_FIELD_TABLE`, so a field missing from one list cannot silently change the
-fingerprint or the facts. Adding a field: one row here, one operator parameter, one README row
+fingerprint or the facts. Adding a field: one row here, one operator parameter, one row in docs/operator.md
 (``tests/_internal/test_request_fields.py`` checks all three).
 
 Imported at DAG parse time (through :mod:`~airflow_provider_orvideo._internal.arguments`): it

@@ -65,8 +65,8 @@ class OpenRouterVideoOperator(BaseOperator):
 
     Parameters are keyword-only; the request fields (one row each in
     :data:`~airflow_provider_orvideo._internal.request_fields.REQUEST_FIELD_TABLE`),
-    ``output_path``, ``output_conn_id`` and ``openrouter_conn_id`` are templated. The README's
-    *Operator reference* is the one reference of every parameter: its default, what it does and
+    ``output_path``, ``output_conn_id`` and ``openrouter_conn_id`` are templated. The operator
+    reference (``docs/operator.md``) is the one reference of every parameter: its default, what it does and
     what is checked before paying (a test keeps it complete).
     """
 

@@ -8,7 +8,7 @@ from airflow_provider_orvideo._internal import callback_urls
 
 
 def test_webhooks_re_exports_the_one_check() -> None:
-    """The README documents ``webhooks.check_callback_url``; it is the same function."""
+    """The Public API (docs/public-api.md) documents ``webhooks.check_callback_url``; it is the same function."""
     assert webhooks.check_callback_url is callback_urls.check_callback_url
     assert "check_callback_url" in webhooks.__all__
     assert webhooks.CallbackTarget.QUERY_FIELDS == callback_urls.CALLBACK_QUERY_FIELDS

@@ -1,4 +1,4 @@
-"""The request field table is the one list: the operator, the README, the body, the fingerprint
+"""The request field table is the one list: the operator, its reference page, the body, the fingerprint
 and the reported facts all follow it."""
 
 from __future__ import annotations
@@ -91,10 +91,10 @@ def test_the_templated_fields_are_the_operators() -> None:
     assert tuple(OpenRouterVideoOperator.template_fields) == TEMPLATE_FIELDS
 
 
-def test_the_readme_documents_every_request_field() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n### Parameters\n", 1)[1]
-    section = re.split(r"\n#{2,3} ", section, maxsplit=1)[0]
+def test_the_operator_reference_documents_every_request_field() -> None:
+    reference = (Path(__file__).parents[2] / "docs" / "operator.md").read_text(encoding="utf-8")
+    section = reference.split("\n## Parameters\n", 1)[1]
+    section = re.split(r"\n#{1,2} ", section, maxsplit=1)[0]
     documented = set(re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE))
     assert set(REQUEST_FIELDS) - documented == set()
 

@@ -1,5 +1,5 @@
-"""The README's "Test your pipeline offline", run as a DAG author would: a fresh project with
-only the README's files (``pyproject.toml`` table, ``dags/product_videos.py``,
+"""The "Test your pipeline offline" page (``docs/testing.md``), run as a DAG author would: a fresh
+project with only the page's files (``pyproject.toml`` table, ``dags/product_videos.py``,
 ``tests/test_product_videos.py``), ``pytest`` in a process of its own, the plugin loaded through
 its ``pytest11`` entry point."""
 
@@ -9,17 +9,16 @@ import re
 
 import pytest
 
-from tests.test_readme import _readme, _section
+from tests.test_docs import page
 
 pytest_plugins = ["pytester"]
 
 
 def _blocks(language: str) -> list[str]:
-    section = _section(_readme(), "## Test your pipeline offline")
-    return re.findall(rf"^```{language}\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+    return re.findall(rf"^```{language}\n(.*?)^```", page("testing"), re.MULTILINE | re.DOTALL)
 
 
-def test_the_readme_example_passes_in_a_fresh_project(pytester: pytest.Pytester) -> None:
+def test_the_testing_page_example_passes_in_a_fresh_project(pytester: pytest.Pytester) -> None:
     (toml,) = _blocks("toml")
     dag, test_file = _blocks("python")
     pytester.makefile(".toml", pyproject=toml)

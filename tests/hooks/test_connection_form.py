@@ -23,7 +23,7 @@ def test_the_hook_metadata_describes_the_openrouter_form() -> None:
     assert meta["hook_class_name"] == "airflow_provider_orvideo.hooks.openrouter_video.OpenRouterVideoHook"
     fields = meta["standard_fields"]
     if AIRFLOW_VERSION < (3, 2):
-        # Documented (README, "Airflow versions"): before 3.2 the form fields come only from a hook's
+        # Documented (docs/airflow-versions.md): before 3.2 the form fields come only from a hook's
         # WTForms widgets, which need Flask-AppBuilder; the provider declares them the 3.2 way.
         assert fields is None, fields
         assert not meta["extra_fields"], meta["extra_fields"]

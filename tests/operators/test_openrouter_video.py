@@ -288,7 +288,7 @@ def test_the_connections_callback_url_is_submitted_with_the_task_identity(
     ti = RecordingTaskInstance()
     with pytest.raises(TaskDeferred) as info:
         operator.execute(context_with(ti))
-    # What the README's webhook set-up check tells the platform engineer to look for.
+    # What the webhook set-up check (docs/webhooks.md) tells the platform engineer to look for.
     assert f"with a webhook to {RECEIVER}; safety polls every 420 s" in capsys.readouterr().out
     body = emulator.control.requests("submit")[0]["body"]
     url = urlsplit(body["callback_url"])

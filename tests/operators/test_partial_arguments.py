@@ -1,7 +1,7 @@
 """``OpenRouterVideoOperator.partial(...)`` checks its arguments at DAG parse (issue 26, item 6).
 
 Before, a mapped ``partial(poll_interval=0)`` parsed fine and failed every mapped task instance
-when it ran, although the README says arguments are checked at parse.
+when it ran, although the operator reference (docs/operator.md) says arguments are checked at parse.
 """
 
 from __future__ import annotations

@@ -74,7 +74,8 @@ def _input_labelled(driver: WebDriver, label: str) -> WebElement:
 
 
 @pytest.mark.skipif(
-    AIRFLOW_VERSION < (3, 2), reason="before Airflow 3.2 the form is Airflow's standard one (README)"
+    AIRFLOW_VERSION < (3, 2),
+    reason="before Airflow 3.2 the form is Airflow's standard one (docs/airflow-versions.md)",
 )
 def test_add_connection_form_in_the_browser(
     stack: AirflowStack, browser: WebDriver, emulator: Any, request: pytest.FixtureRequest

@@ -2,7 +2,7 @@
 
 A deferred video task holds no worker slot, so ordinary pools and ``max_active_tis_per_dag``
 limit only the seconds of submit and download, not how many jobs render (and bill) at once. A pool
-with ``include_deferred`` does: the README's "Spend and budgets" recipe, held on a real stack
+with ``include_deferred`` does: the "Spend and budgets" recipe (docs/spend-and-budgets.md), held on a real stack
 (api-server, scheduler, dag-processor, triggerer; SQLite, LocalExecutor). The same mapped DAG
 without the pool shows what it prevents.
 """

@@ -171,7 +171,7 @@ def test_task_killed_right_after_its_post_reattaches_on_retry(stack: AirflowStac
     )
     if AIRFLOW_VERSION < (3, 1):
         # Airflow 3.0 fails a task killed by a signal without retrying it (apache/airflow#55753,
-        # fixed in 3.1.0; README, "Airflow versions"). Cleared by hand, its next try must still
+        # fixed in 3.1.0; docs/airflow-versions.md). Cleared by hand, its next try must still
         # re-attach to the job the killed try paid for.
         assert states[-1] == "failed", states
         # Clear only once the scheduler has also failed the run: a clear in between is undone
@@ -209,7 +209,7 @@ def test_marking_a_deferred_task_failed_runs_on_kill_and_leaves_the_job(
     )
     assert response.status_code == 200, response.text
     if AIRFLOW_VERSION < (3, 3):
-        # No trigger on_kill before 3.3 (README, "Airflow versions"): no warning is logged, but the
+        # No trigger on_kill before 3.3 (docs/airflow-versions.md): no warning is logged, but the
         # trigger is still cancelled: it stops polling, and nothing is submitted again.
         stack.wait_for_task_state("orvideo_triggerer_death", run_id, "render", {"failed"}, timeout=30)
         time.sleep(3)  # the triggerer drops triggers of finished tasks within a second or two

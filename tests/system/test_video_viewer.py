@@ -521,7 +521,7 @@ def test_no_input_gets_a_500_from_any_route(
 def test_a_flood_of_forged_webhooks_costs_a_few_log_lines(stack: AirflowStack) -> None:
     """2,000 forged deliveries, each naming a different connection: all refused, and the
     provider's log lines about them stay a few (before: two per request). Airflow's own access
-    log still writes one line per request (rate-limit the path at the proxy: README)."""
+    log still writes one line per request (rate-limit the path at the proxy: docs/webhooks.md)."""
     log = stack.log_path("api-server")
     marker = "Refusing an OpenRouter webhook"
     before = log.read_text(errors="replace").count(marker)
