@@ -1,4 +1,5 @@
-"""The HTML of the player page and the gallery (Jinja2, autoescaped; no script at all).
+"""The HTML of the player page, the gallery and "Paid, not kept" (Jinja2, autoescaped; no
+script at all).
 
 Pages are served with a Content-Security-Policy that allows no script: the player is the
 browser's own ``<video controls>``, a gallery poster is the video's first frame (``preload=
@@ -9,23 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from functools import cache
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from airflow_provider_orvideo.plugins._video_views import (
+    SPEND_MAX_GROUPS,
+    UNKEPT_SCANNED,
+    UNKEPT_SHOWN,
     GalleryFilter,
     Location,
     RecordedVideo,
     Refused,
     SpendChart,
     Unavailable,
+    UnkeptJob,
     Unreachable,
     VideoTask,
+    age_text,
 )
 
-__all__ = ["PageUrls", "render_error", "render_gallery", "render_watch", "spend_svg"]
+__all__ = ["PageUrls", "render_error", "render_gallery", "render_unkept", "render_watch", "spend_svg"]
 
 PALETTE = ("#2563eb", "#db2777", "#16a34a", "#ea580c", "#7c3aed", "#0891b2", "#ca8a04", "#dc2626", "#64748b")
 CHART_WIDTH = 720
@@ -53,6 +59,10 @@ class PageUrls:
 
     def gallery(self, query: Mapping[str, str] | None = None) -> str:
         return f"{self.prefix}/gallery" + (f"?{urlencode(dict(query))}" if query else "")
+
+    def unkept(self, dag_id: str | None = None) -> str:
+        """The "Paid, not kept" page (of one DAG)."""
+        return f"{self.prefix}/unkept" + (f"?{urlencode({'dag_id': dag_id})}" if dag_id else "")
 
     def task_instance(self, task: VideoTask) -> str:
         """The task instance's page in Airflow's UI."""
@@ -89,6 +99,11 @@ form.filters label { display: flex; flex-direction: column; font-size: 12px; col
 .legend { display: flex; flex-wrap: wrap; gap: 4px 14px; font-size: 12px; margin: 6px 0; padding: 0; list-style: none; }
 .legend i { display: inline-block; width: 10px; height: 10px; margin-right: 4px; border-radius: 2px; }
 nav.pages { margin: 16px 0; }
+table.jobs { border-collapse: collapse; margin: 8px 0; }
+table.jobs th, table.jobs td { text-align: left; vertical-align: top; padding: 4px 10px 4px 0;
+  border-bottom: 1px solid var(--line); overflow-wrap: break-word; max-width: 24em; }
+table.jobs th { color: var(--muted); font-weight: 500; }
+table.jobs code { font-size: 12px; overflow-wrap: anywhere; }
 </style></head><body>
 {% block body %}{% endblock %}
 </body></html>"""
@@ -127,12 +142,19 @@ _WATCH = """{% extends "base" %}{% block body %}
 _GALLERY = """{% extends "base" %}{% block body %}
 <h1>{% if fixed_dag %}Videos of {{ fixed_dag }}{% else %}Videos{% endif %}</h1>
 <section class="spend">
-<h2>Spend per DAG per day, last {{ chart.days|length }} days (UTC)</h2>
-<div><span class="cost">{{ money(chart.total) }}</span> for {{ chart.videos }} video{{ "" if chart.videos == 1 else "s" }}{% if chart.unpriced %}
- <span class="muted">({{ chart.unpriced }} without a cost figure)</span>{% endif %}</div>
+{% if chart %}<h2>Spend per DAG per day, last {{ chart.days|length }} days (UTC)</h2>
+<div><span class="cost spent-total">{{ money(chart.total) }}</span> spent on {{ chart.jobs }} job{{ "" if chart.jobs == 1 else "s" }}{% if chart.pending_total %}
+ &middot; <span class="pending-total">{{ money(chart.pending_total) }} pending</span> <span class="muted">(estimates of jobs still rendering or not priced yet, not billed money)</span>{% endif %}{% if chart.unpriced %}
+ &middot; <span class="unpriced">{{ chart.unpriced }} job{{ "" if chart.unpriced == 1 else "s" }} without a cost figure</span>{% endif %}
+ &middot; <a class="unkept" href="{{ unkept_url }}">{% if chart.unkept %}{{ chart.unkept }} paid, not kept{% else %}paid, not kept{% endif %}</a></div>
+{% if chart.cut %}<p class="note spend-cut">Days before {{ chart.counted_from.isoformat() }} are not counted: the spend ledger holds more than {{ "{:,}".format(max_groups) }} groups of a day, a DAG and a connection in this window.</p>{% endif %}
+{% if filters.model %}<p class="muted">Spend counts every model (the spend ledger reports per DAG and connection); the videos below are of {{ filters.model }}.</p>{% endif %}
 {{ svg }}
 <ul class="legend">{% for name in chart.series %}<li><i style="background: {{ colour(loop.index0) }}"></i>{{ name }}
- {{ money(series_totals[name]) }}</li>{% endfor %}</ul>
+ {{ money(series_totals[name]) }}</li>{% endfor %}{% if chart.pending_total %}<li><i class="pending" style="background: transparent; outline: 1px dashed currentColor"></i>pending (estimates) {{ money(chart.pending_total) }}</li>{% endif %}</ul>
+{% else %}<h2>Spend</h2>
+<p class="note spend-unavailable">{{ spend_note }}</p>
+<div><a class="unkept" href="{{ unkept_url }}">Paid, not kept</a></div>{% endif %}
 </section>
 <form class="filters" method="get" action="{{ action }}">
 {% if not fixed_dag %}<label>DAG <input name="dag_id" value="{{ filters.dag_id or '' }}" list="dag-ids" size="22"></label>
@@ -155,6 +177,30 @@ _GALLERY = """{% extends "base" %}{% block body %}
 {% if next_url %}<nav class="pages"><a href="{{ next_url }}" rel="next">Older videos &rarr;</a></nav>{% endif %}
 {% endblock %}"""
 
+_UNKEPT = """{% extends "base" %}{% block body %}
+<h1>Paid, not kept{% if dag_id %} in {{ dag_id }}{% endif %}</h1>
+<div class="muted"><a href="{{ gallery_url }}">videos{% if dag_id %} of {{ dag_id }}{% endif %}</a>{% if dag_id %} &middot; <a href="{{ urls.unkept() }}">every DAG</a>{% endif %}</div>
+<p>Jobs OpenRouter completed, and billed, whose video no task kept (a task that failed or was cleared
+after the job ended, or a job a changed request replaced), newest first. OpenRouter serves a video only for
+a while after its job ends: fetch one with the command beside it.</p>
+{% if rows %}<table class="jobs">
+<thead><tr><th>Job</th><th>DAG</th><th>Run</th><th>Task</th><th>Map index</th><th>Cost</th><th>Age</th><th>Why not kept</th><th>Fetch it</th></tr></thead>
+<tbody>{% for row in rows %}<tr class="unkept-job" data-job-id="{{ row.job.job_id }}" data-dag-id="{{ row.job.task.dag_id }}">
+<td><code>{{ row.job.job_id }}</code>{% if row.job.model %}<div class="muted">{{ row.job.model }}</div>{% endif %}</td>
+<td>{{ row.job.task.dag_id }}</td>
+<td>{{ row.job.task.run_id }}</td>
+<td><a href="{{ row.task_url }}" target="_top">{{ row.job.task.task_id }}</a></td>
+<td>{{ row.job.task.map_index if row.job.task.map_index >= 0 else "" }}</td>
+<td class="cost">{{ row.cost }}</td>
+<td title="{{ row.ended }}">{{ row.age }}</td>
+<td>{{ row.job.why }}</td>
+<td><code class="command">{{ row.command }}</code></td>
+</tr>{% endfor %}</tbody></table>
+{% else %}<p class="muted">None{% if not searched_all %} among the newest {{ "{:,}".format(scanned) }}{% endif %}.</p>{% endif %}
+{% if rows|length >= shown %}<p class="muted">The newest {{ shown }} are listed.</p>{% endif %}
+{% if not searched_all %}<p class="note">Only the newest {{ "{:,}".format(scanned) }} unkept jobs were searched for the DAGs you may read; older ones are not listed.</p>{% endif %}
+{% endblock %}"""
+
 _ERROR = """{% extends "base" %}{% block body %}<h1>{{ heading }}</h1><p>{{ message }}</p>{% endblock %}"""
 
 
@@ -163,7 +209,9 @@ def _environment() -> Any:
     import jinja2
 
     environment = jinja2.Environment(
-        loader=jinja2.DictLoader({"base": _BASE, "watch": _WATCH, "gallery": _GALLERY, "error": _ERROR}),
+        loader=jinja2.DictLoader(
+            {"base": _BASE, "watch": _WATCH, "gallery": _GALLERY, "unkept": _UNKEPT, "error": _ERROR}
+        ),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
@@ -217,7 +265,8 @@ def render_watch(video: RecordedVideo, locations: Sequence[Location], urls: Page
 def render_gallery(
     *,
     videos: Sequence[tuple[RecordedVideo, Location]],
-    chart: SpendChart,
+    chart: SpendChart | None,
+    spend_note: str | None = None,
     filters: GalleryFilter,
     next_cursor: str | None,
     urls: PageUrls,
@@ -239,18 +288,21 @@ def render_gallery(
         f"{urls.prefix}/gallery/dag/{quote(fixed_dag, safe='')}" if fixed_dag else f"{urls.prefix}/gallery"
     )
     next_url = f"{action}?{urlencode(filters.query(after=next_cursor))}" if next_cursor else None
-    series_totals = {
-        name: sum(amount for (_, series), amount in chart.amounts.items() if series == name)
-        for name in chart.series
-    }
+    series_totals: dict[str, float] = {}
+    if chart is not None:
+        for (_, name), amount in chart.amounts.items():
+            series_totals[name] = series_totals.get(name, 0.0) + amount
     return str(
         _environment()
         .get_template("gallery")
         .render(
             title=f"Videos of {fixed_dag}" if fixed_dag else "Videos",
             chart=chart,
-            svg=spend_svg(chart),
+            spend_note=spend_note or "Spend unavailable.",
+            svg=spend_svg(chart) if chart is not None else "",
             series_totals=series_totals,
+            max_groups=SPEND_MAX_GROUPS,
+            unkept_url=urls.unkept(filters.dag_id),
             filters=filters,
             cards=cards,
             next_url=next_url,
@@ -262,15 +314,48 @@ def render_gallery(
     )
 
 
+def render_unkept(
+    *, jobs: Sequence[UnkeptJob], searched_all: bool, dag_id: str | None, now: datetime, urls: PageUrls
+) -> str:
+    rows = [
+        {
+            "job": job,
+            "task_url": urls.task_instance(job.task),
+            "cost": money(job.cost_usd)
+            if job.cost_usd is not None
+            else (f"about {money(job.estimate_usd)} (estimate)" if job.estimate_usd else money(None)),
+            "age": age_text(now.timestamp() - job.ended_at) + " ago",
+            "ended": _when(datetime.fromtimestamp(job.ended_at, timezone.utc)),
+            "command": job.download_command(),
+        }
+        for job in jobs
+    ]
+    return str(
+        _environment()
+        .get_template("unkept")
+        .render(
+            title=f"Paid, not kept - {dag_id}" if dag_id else "Paid, not kept",
+            rows=rows,
+            searched_all=searched_all,
+            scanned=UNKEPT_SCANNED,
+            shown=UNKEPT_SHOWN,
+            dag_id=dag_id,
+            gallery_url=urls.gallery({"dag_id": dag_id} if dag_id else None),
+            urls=urls,
+        )
+    )
+
+
 def render_error(heading: str, message: str) -> str:
     return str(_environment().get_template("error").render(title=heading, heading=heading, message=message))
 
 
 def spend_svg(chart: SpendChart) -> Any:
-    """Stacked bars: one per day, one colour per DAG; each bar segment names its DAG and amount."""
+    """Stacked bars: one per day, one colour per DAG, and the day's pending estimates as a dashed
+    outline on top; each segment names its DAG (or "pending") and amount."""
     from markupsafe import Markup, escape
 
-    peak = max((chart.day_total(day) for day in chart.days), default=0.0)
+    peak = max((chart.day_total(day) + chart.pending.get(day, 0.0) for day in chart.days), default=0.0)
     scale = (CHART_HEIGHT - _AXIS - 8) / peak if peak > 0 else 0.0
     slot = (CHART_WIDTH - 60) / max(len(chart.days), 1)
     bar = max(slot * 0.72, 1.0)
@@ -294,7 +379,20 @@ def spend_svg(chart: SpendChart) -> Any:
             label = escape(f"{name}: {money(amount)} on {day.isoformat()}")
             parts.append(
                 f'<rect class="bar" x="{x:.1f}" y="{top:.1f}" width="{bar:.1f}" height="{height:.1f}" '
-                f'fill="{colour(number)}" data-dag-id="{escape(name)}" data-day="{day.isoformat()}"><title>{label}</title></rect>'
+                f'fill="{colour(number)}" data-dag-id="{escape(name)}" data-day="{day.isoformat()}" '
+                f'data-usd="{amount:.6f}"><title>{label}</title></rect>'
+            )
+        pending = chart.pending.get(day, 0.0)
+        if pending > 0:  # estimates, not money billed: an outline above the day's bar
+            height = max(pending * scale, 1.0)
+            top -= height
+            label = escape(
+                f"pending (estimates of jobs still rendering or not priced yet): {money(pending)} on {day.isoformat()}"
+            )
+            parts.append(
+                f'<rect class="pending" x="{x:.1f}" y="{top:.1f}" width="{bar:.1f}" height="{height:.1f}" '
+                f'fill="currentColor" fill-opacity=".12" stroke="currentColor" stroke-opacity=".6" '
+                f'stroke-dasharray="3 2" data-day="{day.isoformat()}" data-usd="{pending:.6f}"><title>{label}</title></rect>'
             )
         if position % 5 == 0 or position == len(chart.days) - 1:
             parts.append(

@@ -7,18 +7,25 @@ Routes, under the plugin's mount point ``/orvideo``:
 * ``GET|HEAD /stream/<dag>/<run>/<task>/<map index>/<output>``: the video's bytes, with HTTP
   Range (seeking), from a local file or object storage;
 * ``GET /gallery`` and ``GET /gallery/dag/<dag>``: the newest videos (filters ``dag_id``,
-  ``model``, ``since``, ``until``; keyset pages ``after``) and the spend per DAG per day.
+  ``model``, ``since``, ``until``; keyset pages ``after``) and the spend per DAG per day, from
+  the spend ledger (:mod:`~airflow_provider_orvideo._internal.ledger`);
+* ``GET /unkept`` (filter ``dag_id``): "Paid, not kept", the ledger's completed jobs whose video
+  no task kept, newest first, with the command that fetches one.
 
 Every request is authenticated with the browser's Airflow token (the ``_token`` cookie the UI
 sets, or an ``Authorization: Bearer`` header) and authorised by Airflow's auth manager: reading
-the DAG's task instances and XComs. Nothing is cached between requests. What is served is only
-ever a location the task instance recorded (see :mod:`~airflow_provider_orvideo.plugins._video_views`),
-opened once and checked on what was opened (:mod:`~airflow_provider_orvideo.plugins._video_sources`).
-Database work happens in the thread pool, in a session closed before any video byte is sent;
-file and object-storage work in the pages' own few threads, each call with a deadline
-(:func:`file_io`), so no file can hold a thread of Airflow's shared pool. Any input gets a 4xx:
-the checks of :mod:`~airflow_provider_orvideo.plugins._video_views` refuse what the pages cannot
-have produced before it reaches the database or the filesystem.
+the DAG's task instances and XComs; the ledger's rows are shown only for the DAGs the user may
+read that way. Nothing is cached between requests. What is served is only ever a location the
+task instance recorded (see :mod:`~airflow_provider_orvideo.plugins._video_views`), opened once
+and checked on what was opened (:mod:`~airflow_provider_orvideo.plugins._video_sources`).
+Metadata-database work happens in the thread pool, in a session closed before any video byte is
+sent; file and object-storage work in the pages' own few threads, each call with a deadline
+(:func:`file_io`), and spend-ledger queries in a smaller pool of their own, also with a deadline
+(:func:`ledger_io`), so no file and no ledger database can hold a thread of Airflow's shared
+pool, nor the one stall the other. A ledger that cannot be read costs the gallery its chart (a
+note says why, the log has one WARNING), never the page. Any input gets a 4xx: the checks of
+:mod:`~airflow_provider_orvideo.plugins._video_views` refuse what the pages cannot have produced
+before it reaches a database or the filesystem; refusals come before any ledger query.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -43,18 +50,26 @@ from airflow_provider_orvideo._internal.task_record import (
     USAGE,
     VIDEO_REQUEST,
 )
-from airflow_provider_orvideo.plugins._video_html import PageUrls, render_error, render_gallery, render_watch
+from airflow_provider_orvideo.plugins._video_html import (
+    PageUrls,
+    render_error,
+    render_gallery,
+    render_unkept,
+    render_watch,
+)
 from airflow_provider_orvideo.plugins._video_sources import STREAM_CHUNK_BYTES, Source, open_video, probe
 from airflow_provider_orvideo.plugins._video_views import (
     GALLERY_PAGE_SIZE,
-    SPEND_DAYS,
-    SPEND_MAX_ROWS,
+    SPEND_MAX_GROUPS,
+    UNKEPT_SCANNED,
+    UNKEPT_SHOWN,
     GalleryFilter,
     GalleryPage,
     InvalidViewRequest,
     RecordedVideo,
     Refused,
     Unavailable,
+    UnkeptJob,
     Unreachable,
     UnsatisfiableRange,
     VideoTask,
@@ -63,12 +78,15 @@ from airflow_provider_orvideo.plugins._video_views import (
     locate,
     output_index,
     spend_chart,
+    spend_window,
 )
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from starlette.requests import Request
     from starlette.responses import Response
+
+    from airflow_provider_orvideo._internal.ledger import Ledger, SpendRow
 
 __all__ = ["add_video_routes"]
 
@@ -282,31 +300,6 @@ def load_gallery(readable: set[str], filters: GalleryFilter) -> GalleryPage:
     return GalleryPage(videos, next_cursor)
 
 
-def load_spend(
-    readable: set[str], filters: GalleryFilter, since: datetime
-) -> list[tuple[str, datetime, Any, Any]]:
-    """``(dag_id, recorded_at, usage, model)`` of the saved videos since ``since`` (bounded)."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import and_, select
-    from sqlalchemy.orm import aliased
-
-    usage, request = aliased(XComModel), aliased(XComModel)
-    model = request.value["model"].as_string()
-    statement = (
-        select(usage.dag_id, usage.timestamp, usage.value, model)
-        .join(request, and_(_same_task_instance(request, usage), request.key == VIDEO_REQUEST))
-        .where(usage.key == USAGE, usage.timestamp >= since, usage.dag_id.in_(sorted(readable)))
-        .limit(SPEND_MAX_ROWS)
-    )
-    if filters.dag_id:
-        statement = statement.where(usage.dag_id == filters.dag_id)
-    if filters.model:
-        statement = statement.where(model == filters.model)
-    with create_session(scoped=False) as session:
-        return [tuple(row) for row in session.execute(statement).all()]
-
-
 # ------------------------------------------------------------------------------------ file work
 
 
@@ -319,33 +312,198 @@ FILE_IO_TIMEOUT_SECONDS = 15.0
 the request answers 503, and a thread stuck in the kernel is abandoned (it holds one of
 :data:`FILE_IO_THREADS` until the call returns)."""
 
-_limiters: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+LEDGER_THREADS = 2
+"""Threads the pages may hold in spend-ledger queries at once, in a pool of their own (a hung
+ledger database stalls at most these, never the file work nor Airflow's shared pool)."""
+LEDGER_TIMEOUT_SECONDS = 10.0
+"""How long the ledger work of one request may take; past it the chart gives way to a note."""
+
+_limiters: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 class StorageTimeout(Exception):
     """File or object storage work did not finish in time (answered 503)."""
 
 
-async def file_io(function: Callable[..., T], *args: Any) -> T:
-    """Run blocking file or object-storage work in the pages' own threads, with a deadline."""
+async def _own_threads(pool: str, threads: int, timeout: float, function: Callable[..., T], *args: Any) -> T:
+    """Run blocking work in one of the pages' own thread pools (``threads`` at most per event
+    loop), with a deadline that covers the wait for a thread; raises :class:`TimeoutError`."""
     import asyncio
 
     import anyio
     import anyio.to_thread
 
-    loop = asyncio.get_running_loop()
-    limiter = _limiters.get(loop)
+    limiters = _limiters.setdefault(asyncio.get_running_loop(), {})
+    limiter = limiters.get(pool)
     if limiter is None:
-        limiter = _limiters[loop] = anyio.CapacityLimiter(FILE_IO_THREADS)
+        limiter = limiters[pool] = anyio.CapacityLimiter(threads)
+    with anyio.fail_after(timeout):
+        return await anyio.to_thread.run_sync(
+            functools.partial(function, *args), limiter=limiter, abandon_on_cancel=True
+        )
+
+
+async def file_io(function: Callable[..., T], *args: Any) -> T:
+    """Run blocking file or object-storage work in the pages' own threads, with a deadline."""
     try:
-        with anyio.fail_after(FILE_IO_TIMEOUT_SECONDS):
-            return await anyio.to_thread.run_sync(
-                functools.partial(function, *args), limiter=limiter, abandon_on_cancel=True
-            )
+        return await _own_threads("files", FILE_IO_THREADS, FILE_IO_TIMEOUT_SECONDS, function, *args)
     except TimeoutError:
         raise StorageTimeout(
             f"The video's storage did not answer within {FILE_IO_TIMEOUT_SECONDS:g} s."
         ) from None
+
+
+# ------------------------------------------------------------------------------------ spend ledger
+
+
+class LedgerUnreadable(Exception):
+    """The spend ledger could not be opened or read: the gallery shows this note instead of its
+    chart; a page that is only the ledger's answers 503. ``detail`` (the error's first line: a
+    database host, a file path) goes to the log only."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+LEDGER_ERRORS: tuple[type[Exception], ...] = (ImportError, OSError, ValueError)
+"""Besides SQLAlchemy's and Airflow's errors (added where imported): a missing database driver,
+an unreadable file, a malformed setting."""
+
+
+def _ledger() -> Ledger:
+    """This deployment's ledger, if the api-server sees the one tasks write to."""
+    from airflow_provider_orvideo._internal.ledger import configured_ledger
+
+    ledger = configured_ledger()
+    if not ledger.shared:
+        raise LedgerUnreadable(
+            "the spend ledger is a SQLite file on each machine, and tasks run on other machines than "
+            "this api-server: point [openrouter] ledger_conn_id at a shared database to see spend here"
+        )
+    return ledger
+
+
+def _ledger_errors() -> tuple[type[Exception], ...]:
+    import sqlalchemy as sa
+
+    from airflow_provider_orvideo._internal.compat import AirflowException
+
+    return (sa.exc.SQLAlchemyError, AirflowException, *LEDGER_ERRORS)
+
+
+def _reading_ledger(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` (in a ledger thread), any failure to open or query the ledger as
+    :class:`LedgerUnreadable`: its type on the page, its first line in the log."""
+    try:
+        return function(*args)
+    except LedgerUnreadable:
+        raise
+    except _ledger_errors() as error:
+        lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+        raise LedgerUnreadable(
+            f"the spend ledger could not be read ({type(error).__name__}; the api-server's log says why)",
+            f"{type(error).__name__}: {lines[0][:300] if lines else 'no message'}",
+        ) from None
+
+
+async def ledger_io(function: Callable[..., T], *args: Any) -> T:
+    """Run spend-ledger queries in the pages' ledger threads, with a deadline; a ledger that
+    cannot be read is :class:`LedgerUnreadable`, logged once as a WARNING."""
+    try:
+        try:
+            return await _own_threads(
+                "ledger", LEDGER_THREADS, LEDGER_TIMEOUT_SECONDS, _reading_ledger, function, *args
+            )
+        except TimeoutError:
+            raise LedgerUnreadable(
+                f"the spend ledger did not answer within {LEDGER_TIMEOUT_SECONDS:g} s"
+            ) from None
+    except LedgerUnreadable as error:
+        log.warning("The video pages could not show spend: %s.", error.detail or error)
+        raise
+
+
+@dataclass(frozen=True)
+class SpendReport:
+    """The ledger's groups in the chart's window that the user may read, and whether the ledger
+    returned them all (:data:`SPEND_MAX_GROUPS`)."""
+
+    rows: list[SpendRow]
+    complete: bool
+
+
+SPEND_QUERIES_PER_DAG = 8
+"""A user who may read at most this many DAGs gets one query per DAG (each on the ledger's
+``(billed_day, dag_id)`` index), rather than every DAG's groups to filter."""
+
+
+def load_spend(readable: set[str], dag_id: str | None, since_day: str, until_day: str) -> SpendReport:
+    """Money per UTC day, DAG and connection from the spend ledger, only for the DAGs the user may
+    read: one grouped query (filtered here), or one per DAG for a user who reads few."""
+    if not readable:
+        return SpendReport([], complete=True)
+    ledger = _ledger()
+    if dag_id is not None or len(readable) <= SPEND_QUERIES_PER_DAG:
+        reports = [
+            ledger.spend(since_day=since_day, until_day=until_day, dag_id=one, limit=SPEND_MAX_GROUPS)
+            for one in ([dag_id] if dag_id is not None else sorted(readable))
+        ]
+        rows = [row for report in reports for row in report]
+        complete = all(len(report) < SPEND_MAX_GROUPS for report in reports)
+    else:
+        rows = ledger.spend(since_day=since_day, until_day=until_day, limit=SPEND_MAX_GROUPS)
+        complete = len(rows) < SPEND_MAX_GROUPS
+    return SpendReport([row for row in rows if row.dag_id in readable], complete)
+
+
+@dataclass(frozen=True)
+class UnkeptList:
+    jobs: list[UnkeptJob]
+    searched_all: bool
+    """False: fewer than :data:`UNKEPT_SHOWN` found, and some of the ledger's unkept jobs were not
+    looked at (past the :data:`UNKEPT_SCANNED` read, or more than :data:`UNKEPT_SHOWN` that ended
+    at the same instant)."""
+
+
+def load_unkept(readable: set[str], dag_id: str | None) -> UnkeptList:
+    """The newest :data:`UNKEPT_SHOWN` unkept jobs of DAGs the user may read (of ``dag_id`` only,
+    when given), reading about :data:`UNKEPT_SCANNED` of the ledger's at most, newest first, in
+    two queries (a third for each run of more than a query's worth of jobs that ended at the
+    same instant, which the ledger's ``before`` cannot page within)."""
+    import math
+
+    if not readable:
+        return UnkeptList([], searched_all=True)
+    ledger = _ledger()
+    shown: list[UnkeptJob] = []
+    seen: set[str] = set()
+    before: float | None = None
+    searched_all = True
+    while len(seen) < UNKEPT_SCANNED:
+        # The newest first (enough for a user who reads most DAGs), then the rest in one query:
+        # each is a scan of the ledger's table, whatever its limit.
+        limit = UNKEPT_SHOWN if before is None else max(UNKEPT_SCANNED - len(seen), UNKEPT_SHOWN)
+        rows = ledger.unkept(limit=limit, before=before)
+        fresh = [row for row in rows if row["entry_id"] not in seen]
+        for row in fresh:
+            seen.add(row["entry_id"])
+            job = UnkeptJob.from_entry(**row)
+            if job is not None and job.task.dag_id in readable and dag_id in (None, job.task.dag_id):
+                shown.append(job)
+                if len(shown) == UNKEPT_SHOWN:
+                    return UnkeptList(shown, searched_all=True)
+        if len(rows) < limit:
+            return UnkeptList(shown, searched_all=searched_all)
+        ends = [row["ended_at"] for row in rows if isinstance(row["ended_at"], (int, float))]
+        if not ends:
+            break
+        oldest = min(ends)
+        if fresh:  # older than the oldest just read, and its ties again (seen ones are skipped)
+            before = math.nextafter(oldest, math.inf)
+        else:  # a whole query of jobs that ended at the same instant: step past the rest of them
+            before, searched_all = oldest, False
+    return UnkeptList(shown, searched_all=False)
 
 
 # ------------------------------------------------------------------------------------ responses
@@ -399,6 +557,7 @@ REFUSALS: dict[type[Exception], Refusal] = {
     Forbidden: Refusal(403, "Not allowed"),
     InvalidViewRequest: Refusal(400, "Bad request"),
     StorageTimeout: Refusal(503, "Storage too slow", {"Retry-After": "30"}),
+    LedgerUnreadable: Refusal(503, "Spend unavailable", {"Retry-After": "30"}),
 }
 """Every refusal a route may raise; anything else is a bug, left to the api-server (500)."""
 
@@ -575,28 +734,57 @@ async def gallery(request: Request) -> Response:
     readable = await run_in_threadpool(readable_dag_ids, user)
     if filters.dag_id and filters.dag_id not in readable:
         raise Forbidden(f"You may not read DAG {filters.dag_id}, or it does not exist.")
-    now = datetime.now(timezone.utc)
-    today = now.date()
-    since = datetime.combine(today - timedelta(days=SPEND_DAYS - 1), datetime.min.time(), timezone.utc)
+    today = datetime.now(timezone.utc).date()
     page = await run_in_threadpool(load_gallery, readable, filters)
-    spend_rows = await run_in_threadpool(load_spend, readable, filters, since)
+    chart, spend_note, spend_dags = None, None, set()
+    try:
+        spend = await ledger_io(load_spend, readable, filters.dag_id, *spend_window(today))
+        chart = spend_chart(spend.rows, today=today, complete=spend.complete)
+        spend_dags = {row.dag_id for row in spend.rows}
+    except LedgerUnreadable as error:
+        spend_note = f"Spend unavailable: {error}."
     try:  # local files are checked for the cards' notes; a slow disk only loses the notes
         cards = await file_io(
             lambda: [(video, probe(video, 0, object_storage=False)) for video in page.videos]
         )
     except StorageTimeout:
         cards = [(video, locate(video, 0)) for video in page.videos]
-    chart = spend_chart(((dag, stamp, usage) for dag, stamp, usage, _ in spend_rows), today=today)
+    models = {video.model for video in page.videos if video.model} | (
+        {filters.model} if filters.model else set()
+    )
     return _html(
         render_gallery(
             videos=cards,
             chart=chart,
+            spend_note=spend_note,
             filters=filters,
             next_cursor=page.next_cursor,
             urls=_urls(request),
             fixed_dag=fixed_dag,
-            dag_options=sorted({row[0] for row in spend_rows}),
-            model_options=sorted({row[3] for row in spend_rows if isinstance(row[3], str)}),
+            dag_options=sorted(spend_dags),
+            model_options=sorted(models),
+        )
+    )
+
+
+@_answered("page")
+async def unkept_page(request: Request) -> Response:
+    """Paid, not kept: completed jobs no task kept, of the DAGs the user may read."""
+    from starlette.concurrency import run_in_threadpool
+
+    dag_id = GalleryFilter.from_query({"dag_id": request.query_params.get("dag_id") or ""}).dag_id
+    user = await current_user(request)
+    readable = await run_in_threadpool(readable_dag_ids, user)
+    if dag_id and dag_id not in readable:
+        raise Forbidden(f"You may not read DAG {dag_id}, or it does not exist.")
+    found = await ledger_io(load_unkept, readable, dag_id)
+    return _html(
+        render_unkept(
+            jobs=found.jobs,
+            searched_all=found.searched_all,
+            dag_id=dag_id,
+            now=datetime.now(timezone.utc),
+            urls=_urls(request),
         )
     )
 
@@ -611,3 +799,4 @@ def add_video_routes(app: FastAPI) -> None:
     )
     app.router.add_route("/gallery", gallery, methods=["GET"], name="orvideo_gallery")
     app.router.add_route("/gallery/dag/{dag_id}", gallery, methods=["GET"], name="orvideo_dag_gallery")
+    app.router.add_route("/unkept", unkept_page, methods=["GET"], name="orvideo_unkept")

@@ -1,9 +1,11 @@
 """What the video pages decide, apart from HTTP and the database: which recorded file may be
-served, the byte range asked for, the spend chart, the gallery's paging, and the HTML.
+served, the byte range asked for, the gallery's paging, the spend chart and the "Paid, not kept"
+list (both from the spend ledger's rows), and the HTML.
 
 The api-server side (:mod:`~airflow_provider_orvideo.plugins._video_viewer`) reads the facts the
-operator recorded as XComs, checks the user's permission and streams the bytes; everything it
-decides goes through the plain functions here, which the tests drive directly.
+operator recorded as XComs and the spend ledger's report, checks the user's permission and
+streams the bytes; everything it decides goes through the plain functions here, which the tests
+drive directly.
 
 Serving rules (a DAG author controls what a task pushes to XCom, so a recorded location is
 never trusted as such):
@@ -30,18 +32,22 @@ import base64
 import binascii
 import json
 import os
+import re
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
-from airflow_provider_orvideo._internal.task_record import SavedVideo, recorded_request, usage_cost
+from airflow_provider_orvideo._internal.task_record import SavedVideo, recorded_request
 
 __all__ = [
     "GALLERY_PAGE_SIZE",
     "MAP_INDEX_PLACEHOLDER",
     "SPEND_DAYS",
-    "SPEND_MAX_ROWS",
+    "SPEND_MAX_GROUPS",
+    "UNKEPT_SCANNED",
+    "UNKEPT_SHOWN",
     "VIDEO_MEDIA_TYPES",
     "GalleryFilter",
     "GalleryPage",
@@ -51,11 +57,14 @@ __all__ = [
     "RecordedVideo",
     "Refused",
     "SpendChart",
+    "SpendGroup",
     "StoredVideo",
     "Unavailable",
+    "UnkeptJob",
     "Unreachable",
     "UnsatisfiableRange",
     "VideoTask",
+    "age_text",
     "byte_range",
     "decode_cursor",
     "encode_cursor",
@@ -64,6 +73,7 @@ __all__ = [
     "media_type_of",
     "output_index",
     "spend_chart",
+    "spend_window",
 ]
 
 MAP_INDEX_PLACEHOLDER = "{MAP_INDEX}"
@@ -79,8 +89,14 @@ VIDEO_MEDIA_TYPES = {
 
 GALLERY_PAGE_SIZE = 24
 SPEND_DAYS = 30
-SPEND_MAX_ROWS = 100_000
-"""The spend chart reads at most this many usage records (about 3,300 videos a day for 30 days)."""
+SPEND_MAX_GROUPS = 20_000
+"""The spend chart reads at most this many of the ledger's groups (one per UTC day, DAG and
+connection: 30 days of 300 DAGs on two connections), newest day first."""
+UNKEPT_SHOWN = 100
+"""The "Paid, not kept" page lists at most this many jobs, newest first."""
+UNKEPT_SCANNED = 1_000
+"""...and reads about this many of the ledger's unkept jobs at most to find them: a user who may
+read few DAGs sees theirs among the newest 1,000 (the page says when it stopped short)."""
 CHART_SERIES = 8
 """DAGs drawn in their own colour; the rest are summed as "other DAGs"."""
 
@@ -478,50 +494,104 @@ class GalleryPage:
 # ---------------------------------------------------------------------------------------- spend
 
 
+class SpendGroup(Protocol):
+    """One group of the spend ledger's report (:class:`~airflow_provider_orvideo._internal.ledger.SpendRow`):
+    what the chart reads of it."""
+
+    @property
+    def day(self) -> str: ...
+    @property
+    def dag_id(self) -> str: ...
+    @property
+    def jobs(self) -> int: ...
+    @property
+    def spent_usd(self) -> float: ...
+    @property
+    def pending_usd(self) -> float: ...
+    @property
+    def unpriced(self) -> int: ...
+    @property
+    def unkept(self) -> int: ...
+
+
+def spend_window(today: date, days: int = SPEND_DAYS) -> tuple[str, str]:
+    """The ledger's ``since_day`` and ``until_day`` (UTC, inclusive) of the chart ending ``today``."""
+    return (today - timedelta(days=days - 1)).isoformat(), today.isoformat()
+
+
 @dataclass(frozen=True)
 class SpendChart:
-    """Spend per DAG per UTC day over the last :data:`SPEND_DAYS` days."""
+    """Money per DAG per UTC day over the last :data:`SPEND_DAYS` days, from the spend ledger:
+    every job created (superseded ones, and completed ones no task kept, included)."""
 
     days: tuple[date, ...]
     series: tuple[str, ...]
     """DAG ids with their own colour, most expensive first; ``OTHER`` sums the rest."""
     amounts: Mapping[tuple[date, str], float]
+    """Money billed (the jobs' costs), per day and series."""
+    pending: Mapping[date, float]
+    """Estimates held per day by jobs still rendering, or ended without a cost figure yet: not
+    billed money, drawn apart from it."""
     total: float
-    videos: int
+    pending_total: float
+    jobs: int
     unpriced: int
-    """Videos without a cost figure (OpenRouter reported none)."""
+    """Jobs that ended without a cost figure (OpenRouter reported none yet)."""
+    unkept: int
+    """Completed (paid) jobs whose video no task kept."""
+    counted_from: date
+    """The first day counted: the window's first, unless the ledger's report was cut short
+    (:data:`SPEND_MAX_GROUPS`), then the first day it holds whole."""
 
     OTHER = "other DAGs"
 
     def day_total(self, day: date) -> float:
         return sum(self.amounts.get((day, name), 0.0) for name in self.series)
 
+    @property
+    def cut(self) -> bool:
+        return self.counted_from > self.days[0]
+
 
 def spend_chart(
-    rows: Iterable[tuple[str, datetime, Any]],
+    rows: Iterable[SpendGroup],
     *,
     today: date,
     days: int = SPEND_DAYS,
     series: int = CHART_SERIES,
+    complete: bool = True,
 ) -> SpendChart:
-    """Bucket ``(dag_id, recorded_at, usage XCom value)`` rows by UTC day and DAG."""
+    """Bucket the ledger's groups (per UTC day, DAG and connection) by day and DAG.
+
+    ``complete=False``: the report hit its row limit, newest day first, so its oldest day may be
+    partial: that day and older ones are left out (:attr:`SpendChart.counted_from` says so)."""
     window = tuple(today - timedelta(days=offset) for offset in range(days - 1, -1, -1))
-    first = window[0]
+    groups: list[tuple[date, SpendGroup]] = []
+    for row in rows:
+        try:
+            day = date.fromisoformat(row.day)
+        except (TypeError, ValueError):  # not a day the ledger writes: nothing to place it on
+            continue
+        if window[0] <= day <= today:
+            groups.append((day, row))
+    counted_from = window[0]
+    if not complete and groups:
+        counted_from = min(day for day, _ in groups) + timedelta(days=1)
     per_dag: dict[str, float] = {}
     cells: dict[tuple[date, str], float] = {}
-    videos = unpriced = 0
-    for dag_id, recorded_at, usage in rows:
-        stamp = recorded_at if recorded_at.tzinfo else recorded_at.replace(tzinfo=timezone.utc)
-        day = stamp.astimezone(timezone.utc).date()
-        if not first <= day <= today:
+    pending: dict[date, float] = {}
+    jobs = unpriced = unkept = 0
+    for day, row in groups:
+        if day < counted_from:
             continue
-        videos += 1
-        cost = usage_cost(usage)
-        if cost is None:
-            unpriced += 1
-            continue
-        per_dag[dag_id] = per_dag.get(dag_id, 0.0) + cost
-        cells[(day, dag_id)] = cells.get((day, dag_id), 0.0) + cost
+        jobs += row.jobs
+        unpriced += row.unpriced
+        unkept += row.unkept
+        if row.pending_usd > 0:
+            pending[day] = pending.get(day, 0.0) + row.pending_usd
+        if row.spent_usd > 0:
+            per_dag[row.dag_id] = per_dag.get(row.dag_id, 0.0) + row.spent_usd
+            cells[(day, row.dag_id)] = cells.get((day, row.dag_id), 0.0) + row.spent_usd
     ranked = sorted(per_dag, key=lambda name: (-per_dag[name], name))
     shown = ranked[:series] if len(ranked) <= series else ranked[: series - 1]
     amounts: dict[tuple[date, str], float] = {}
@@ -529,4 +599,108 @@ def spend_chart(
         name = dag_id if dag_id in shown else SpendChart.OTHER
         amounts[(day, name)] = amounts.get((day, name), 0.0) + cost
     names = tuple(shown) + ((SpendChart.OTHER,) if len(shown) < len(ranked) else ())
-    return SpendChart(window, names, amounts, sum(per_dag.values()), videos, unpriced)
+    return SpendChart(
+        days=window,
+        series=names,
+        amounts=amounts,
+        pending=pending,
+        total=sum(per_dag.values()),
+        pending_total=sum(pending.values()),
+        jobs=jobs,
+        unpriced=unpriced,
+        unkept=unkept,
+        counted_from=counted_from,
+    )
+
+
+# ---------------------------------------------------------------------------------------- paid, not kept
+
+
+@dataclass(frozen=True)
+class UnkeptJob:
+    """A completed job (paid) whose video no task kept, as the spend ledger recorded it."""
+
+    job_id: str
+    task: VideoTask
+    cost_usd: float | None
+    estimate_usd: float | None
+    ended_at: float
+    model: str | None
+    reason: str | None
+    superseded_by: str | None
+    entry_id: str
+
+    @classmethod
+    def from_entry(
+        cls,
+        *,
+        entry_id: Any = None,
+        job_id: Any = None,
+        dag_id: Any = None,
+        run_id: Any = None,
+        task_id: Any = None,
+        map_index: Any = None,
+        cost_usd: Any = None,
+        estimate_usd: Any = None,
+        ended_at: Any = None,
+        model: Any = None,
+        unkept_reason: Any = None,
+        superseded_by: Any = None,
+        **_: Any,
+    ) -> UnkeptJob | None:
+        """From the columns of one of :meth:`~airflow_provider_orvideo._internal.ledger.Ledger.unkept`'s
+        rows (``UnkeptJob.from_entry(**row)``); None for a row without a job id or an end (the
+        ledger writes both for a completed job). A value of an odd type reads as unknown."""
+        if not isinstance(job_id, str) or not job_id or not _is_number(ended_at):
+            return None
+
+        def text(value: Any) -> str | None:
+            return value if isinstance(value, str) and value else None
+
+        def amount(value: Any) -> float | None:
+            return float(value) if _is_number(value) else None
+
+        return cls(
+            job_id=job_id,
+            task=VideoTask(
+                str(dag_id or ""),
+                str(run_id or ""),
+                str(task_id or ""),
+                map_index if isinstance(map_index, int) and not isinstance(map_index, bool) else -1,
+            ),
+            cost_usd=amount(cost_usd),
+            estimate_usd=amount(estimate_usd),
+            ended_at=float(ended_at),
+            model=text(model),
+            reason=text(unkept_reason),
+            superseded_by=text(superseded_by),
+            entry_id=str(entry_id or ""),
+        )
+
+    @property
+    def why(self) -> str:
+        if self.reason:
+            return self.reason
+        if self.superseded_by:
+            return f"superseded by {self.superseded_by} (the task asked for a different video)"
+        return "no task recorded keeping it (its task may still be downloading it, or died first)"
+
+    def download_command(self) -> str:
+        """The shell line that fetches it while OpenRouter still serves it (each word quoted; an
+        id that starts like an option comes after ``--``)."""
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", self.job_id).strip("._-") or "video"
+        words = ["orvideo", "download", *(["--"] if self.job_id.startswith("-") else []), self.job_id]
+        return shlex.join([*words, f"./{name[:120]}.mp4"])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+
+
+def age_text(seconds: float) -> str:
+    """A job's age, to the unit that reads best (``"45 s"``, ``"12 min"``, ``"5 h"``, ``"3 d"``)."""
+    seconds = max(seconds, 0.0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}"
+    return f"{int(seconds)} s"

@@ -2,7 +2,8 @@
 the player page and the gallery read back, and no value a DAG author can push breaks a reader.
 
 The round trip runs a real task (``dag.test()`` in a migrated Airflow home, against the emulator)
-and reads its XComs back from the metadata database with the pages' own queries.
+and reads its XComs back from the metadata database, and its job from the spend ledger, with the
+pages' own queries.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from airflow_provider_orvideo._internal.task_record import (
     SavedVideo,
     recorded_request,
     saved_paths,
-    usage_cost,
     xcom_value,
 )
 from airflow_provider_orvideo._internal.versions import HAS_UI_PLUGINS
@@ -298,7 +298,6 @@ READ_BACK = textwrap.dedent(
     from airflow_provider_orvideo.links.openrouter_video import WatchVideoLink
     from airflow_provider_orvideo.plugins._video_viewer import load_gallery, load_spend, load_video
     from airflow_provider_orvideo.plugins._video_views import GalleryFilter, VideoTask
-    import datetime
 
     dag_id = sys.argv[1]
     with create_session() as session:
@@ -318,14 +317,14 @@ READ_BACK = textwrap.dedent(
         }
 
     page = load_gallery({dag_id}, GalleryFilter())
-    spend = load_spend({dag_id}, GalleryFilter(), datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc))
+    spend = load_spend({dag_id}, None, "2000-01-01", "9999-12-31")
     saved = SavedVideo.from_xcoms({key: rows.get(key) for key in RECORDED_KEYS})
     print(json.dumps({
         "run_id": run_id,
         "saved": None if saved is None else asdict(saved),
         "page": card(load_video(VideoTask(dag_id, run_id, "render", -1))),
         "gallery": [card(video) for video in page.videos],
-        "spend": [[dag, usage if isinstance(usage, (dict, str)) else None, model] for dag, _, usage, model in spend],
+        "spend": [row.to_dict() for row in spend.rows],
         "link": rows.get(WatchVideoLink().xcom_key),
     }))
     """
@@ -387,8 +386,10 @@ def test_what_a_real_task_publishes_is_what_the_link_and_the_pages_read(
     }
     assert back["page"] == page
     assert back["gallery"] == [{**page, "sizes": [], "job_id": None, "try": None}]  # a card reads less
-    assert [(dag, usage_cost(usage), model) for dag, usage, model in back["spend"]] == [
-        (DAG_ID, 0.42, "google/veo-3.1")
-    ]
+    # The gallery's spend chart reads the spend ledger the task booked its job in (kept: not unkept).
+    assert [
+        (row["dag_id"], row["jobs"], row["spent_usd"], row["pending_usd"], row["unkept"])
+        for row in back["spend"]
+    ] == [(DAG_ID, 1, 0.42, 0.0, 0)]
     link = watch_path(DAG_ID, back["run_id"], "render", -1) if HAS_UI_PLUGINS else ""
     assert xcom_value(back["link"]) == link

@@ -1,4 +1,5 @@
-"""The video pages' decisions (what may be served, ranges, paging, the spend chart) and HTML.
+"""The video pages' decisions (what may be served, ranges, paging, the spend chart, paid but
+not kept) and HTML.
 
 The HTTP side, with real users, tokens, files and buckets, is ``tests/system/test_video_viewer.py``.
 """
@@ -9,6 +10,7 @@ import base64
 import json
 import math
 import os
+import shlex
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import unquote
@@ -17,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_orvideo._internal.ledger import SpendRow
 from airflow_provider_orvideo.links.openrouter_video import WatchVideoLink, watch_path
 from airflow_provider_orvideo.plugins._video_html import PageUrls, money, render_gallery, render_watch
 from airflow_provider_orvideo.plugins._video_views import (
@@ -28,15 +31,18 @@ from airflow_provider_orvideo.plugins._video_views import (
     SpendChart,
     StoredVideo,
     Unavailable,
+    UnkeptJob,
     Unreachable,
     UnsatisfiableRange,
     VideoTask,
+    age_text,
     byte_range,
     decode_cursor,
     encode_cursor,
     locate,
     output_index,
     spend_chart,
+    spend_window,
 )
 
 TASK = VideoTask("product_videos", "manual__2026-01-01T00:00:00+00:00", "render", -1)
@@ -270,22 +276,28 @@ def test_filters_from_the_query_string() -> None:
 TODAY = date(2026, 3, 31)
 
 
-def _at(day: date, hour: int = 12) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, tzinfo=timezone.utc)
+def _row(
+    day: date,
+    dag_id: str,
+    spent: float = 0.0,
+    *,
+    conn_id: str = "openrouter_default",
+    jobs: int = 1,
+    pending: float = 0.0,
+    unpriced: int = 0,
+    unkept: int = 0,
+) -> SpendRow:
+    return SpendRow(day.isoformat(), dag_id, conn_id, jobs, spent, pending, unpriced, unkept)
 
 
 def test_spend_is_bucketed_per_utc_day_and_dag_over_30_days() -> None:
     rows = [
-        ("daily", _at(TODAY), {"cost": 1.5}),
-        ("daily", _at(TODAY, 23), json.dumps({"cost": 0.5})),
-        ("weekly", _at(TODAY - timedelta(days=29)), {"cost": 2.0}),
-        ("weekly", _at(TODAY - timedelta(days=30)), {"cost": 100.0}),  # outside the window
-        ("weekly", _at(TODAY), {"cost": None}),
-        (
-            "daily",
-            datetime(2026, 3, 31, 1, tzinfo=timezone(timedelta(hours=3))),
-            {"cost": 4.0},
-        ),  # 30 March UTC
+        _row(TODAY, "daily", 1.5),
+        _row(TODAY, "daily", 0.5, conn_id="openrouter_team_b"),  # two connections, one DAG
+        _row(TODAY - timedelta(days=29), "weekly", 2.0),
+        _row(TODAY - timedelta(days=30), "weekly", 100.0),  # outside the window
+        _row(TODAY, "weekly", jobs=2, pending=0.8, unpriced=1),
+        _row(TODAY - timedelta(days=1), "daily", 4.0, jobs=3, unkept=2),
     ]
     chart = spend_chart(rows, today=TODAY)
     assert len(chart.days) == 30
@@ -293,8 +305,25 @@ def test_spend_is_bucketed_per_utc_day_and_dag_over_30_days() -> None:
     assert chart.amounts[(TODAY, "daily")] == 2.0
     assert chart.amounts[(TODAY - timedelta(days=1), "daily")] == 4.0
     assert chart.amounts[(TODAY - timedelta(days=29), "weekly")] == 2.0
-    assert (chart.total, chart.videos, chart.unpriced) == (8.0, 5, 1)
+    assert (TODAY, "weekly") not in chart.amounts  # pending is not spent money
+    assert chart.pending == {TODAY: 0.8}
+    assert (chart.total, chart.pending_total) == (8.0, 0.8)
+    assert (chart.jobs, chart.unpriced, chart.unkept) == (8, 1, 2)
     assert chart.series == ("daily", "weekly")
+    assert not chart.cut
+
+
+def test_a_report_cut_at_its_row_limit_leaves_out_its_oldest_day() -> None:
+    """The ledger returns groups newest day first: the last day it returned may be partial."""
+    rows = [
+        _row(TODAY, "a", 1.0),
+        _row(TODAY - timedelta(days=3), "a", 2.0),
+        _row(TODAY - timedelta(days=3), "b", 4.0),
+    ]
+    chart = spend_chart(rows, today=TODAY, complete=False)
+    assert chart.cut
+    assert chart.counted_from == TODAY - timedelta(days=2)
+    assert (chart.total, chart.jobs, dict(chart.amounts)) == (1.0, 1, {(TODAY, "a"): 1.0})
 
 
 @given(
@@ -302,24 +331,104 @@ def test_spend_is_bucketed_per_utc_day_and_dag_over_30_days() -> None:
         st.tuples(
             st.sampled_from([f"dag_{i}" for i in range(12)]),
             st.integers(min_value=-40, max_value=0),
-            st.one_of(st.none(), st.floats(min_value=0, max_value=50)),
+            st.floats(min_value=0, max_value=50),
+            st.floats(min_value=0, max_value=5),
         ),
         max_size=80,
     )
 )
-def test_the_chart_adds_up_whatever_the_dags(rows: list[tuple[str, int, float | None]]) -> None:
+def test_the_chart_adds_up_whatever_the_dags(rows: list[tuple[str, int, float, float]]) -> None:
     chart = spend_chart(
-        ((dag, _at(TODAY + timedelta(days=offset)), {"cost": cost}) for dag, offset, cost in rows),
+        (_row(TODAY + timedelta(days=offset), dag, cost, pending=held) for dag, offset, cost, held in rows),
         today=TODAY,
     )
-    inside = [(dag, cost) for dag, offset, cost in rows if offset > -30]
-    assert chart.videos == len(inside)
-    assert math.isclose(chart.total, sum(cost for _, cost in inside if cost is not None), abs_tol=1e-6)
+    inside = [(cost, held) for _, offset, cost, held in rows if offset > -30]
+    assert chart.jobs == len(inside)
+    assert math.isclose(chart.total, sum(cost for cost, _ in inside), abs_tol=1e-6)
+    assert math.isclose(chart.pending_total, sum(held for _, held in inside), abs_tol=1e-6)
     assert math.isclose(sum(chart.amounts.values()), chart.total, abs_tol=1e-6)
     assert len(chart.series) <= 8
     assert set(name for _, name in chart.amounts) <= set(chart.series)
     if SpendChart.OTHER in chart.series:
         assert chart.series[-1] == SpendChart.OTHER
+
+
+def test_a_day_the_ledger_did_not_write_is_skipped_not_a_crash() -> None:
+    rows = [SpendRow("not a day", "a", "c", 1, 5.0, 0.0, 0, 0), _row(TODAY, "a", 1.0)]
+    assert spend_chart(rows, today=TODAY).total == 1.0
+
+
+def test_the_chart_window_is_the_ledger_query_s() -> None:
+    assert spend_window(TODAY) == ("2026-03-02", "2026-03-31")
+
+
+# ------------------------------------------------------------------------------------ paid, not kept
+
+
+def _unkept_entry(**values: object) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "entry_id": "e1",
+        "job_id": "job-1",
+        "dag_id": "d",
+        "run_id": "r",
+        "task_id": "t",
+        "map_index": 2,
+        "cost_usd": 0.42,
+        "estimate_usd": 0.4,
+        "ended_at": 1_000.0,
+        "model": "google/veo-3.1",
+        "unkept_reason": None,
+        "superseded_by": None,
+    }
+    entry.update(values)
+    return entry
+
+
+def test_an_unkept_job_says_why_it_was_not_kept() -> None:
+    job = UnkeptJob.from_entry(**_unkept_entry(unkept_reason="the disk was full"))
+    assert job is not None
+    assert job.task == VideoTask("d", "r", "t", 2)
+    assert job.why == "the disk was full"
+    superseded = UnkeptJob.from_entry(**_unkept_entry(superseded_by="job-2"))
+    assert superseded is not None
+    assert "superseded by job-2" in superseded.why
+    unknown = UnkeptJob.from_entry(**_unkept_entry())
+    assert unknown is not None
+    assert "no task recorded keeping it" in unknown.why
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"job_id": None}, {"job_id": ""}, {"ended_at": None}, {"ended_at": "yesterday"}, {"ended_at": math.nan}],
+)
+def test_a_ledger_row_without_a_job_or_an_end_is_not_listed(values: dict[str, object]) -> None:
+    assert UnkeptJob.from_entry(**_unkept_entry(**values)) is None
+
+
+def test_odd_values_in_a_ledger_row_read_as_unknown() -> None:
+    job = UnkeptJob.from_entry(**_unkept_entry(map_index="3", cost_usd=True, model=7, estimate_usd="1"))
+    assert job is not None
+    assert (job.task.map_index, job.cost_usd, job.model, job.estimate_usd) == (-1, None, None, None)
+
+
+@pytest.mark.parametrize(
+    "job_id", ["gen-vid-1", "job; rm -rf / #", "$(reboot)", "it's `x`", "../../etc/passwd", "--help"]
+)
+def test_the_download_command_passes_the_job_id_as_one_word(job_id: str) -> None:
+    job = UnkeptJob.from_entry(**_unkept_entry(job_id=job_id))
+    assert job is not None
+    *command, path = shlex.split(job.download_command())
+    assert command == ["orvideo", "download", *(["--"] if job_id.startswith("-") else []), job_id]
+    assert path.startswith("./")
+    assert "/" not in path[2:]
+    assert path.endswith(".mp4")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(-5, "0 s"), (45, "45 s"), (60, "1 min"), (7_300, "2 h"), (3 * 86_400 + 5, "3 d")]
+)
+def test_an_age_reads_in_the_largest_whole_unit(seconds: float, text: str) -> None:
+    assert age_text(seconds) == text
 
 
 # ------------------------------------------------------------------------------------ HTML
@@ -355,7 +464,7 @@ def test_every_output_the_page_cannot_play_gets_its_reason_instead_of_a_player(t
 
 def test_the_gallery_escapes_and_keeps_its_filters_on_the_next_page() -> None:
     video = RecordedVideo(TASK, ("/v/a.mp4",), request={"prompt": HOSTILE, "model": "m"}, cost=0.5)
-    chart = spend_chart([(HOSTILE, _at(TODAY), {"cost": 1.0})], today=TODAY)
+    chart = spend_chart([_row(TODAY, HOSTILE, 1.0, pending=0.5)], today=TODAY)
     page = render_gallery(
         videos=[(video, LocalVideo("/v/a.mp4", "video/mp4"))],
         chart=chart,
@@ -371,6 +480,26 @@ def test_the_gallery_escapes_and_keeps_its_filters_on_the_next_page() -> None:
     assert 'href="/orvideo/gallery?model=m&amp;since=2026-03-01&amp;after=abc"' in page
     assert f'src="{PageUrls("/orvideo").stream(TASK, 0)}#t=0.5"' in page
     assert 'class="bar"' in page
+    assert 'class="pending"' in page
+    assert 'href="/orvideo/unkept"' in page
+
+
+def test_a_gallery_without_its_ledger_says_so_instead_of_a_chart() -> None:
+    page = render_gallery(
+        videos=[],
+        chart=None,
+        spend_note=f"Spend unavailable: {HOSTILE}.",
+        filters=GalleryFilter(dag_id="d"),
+        next_cursor=None,
+        urls=PageUrls("/orvideo"),
+        fixed_dag="d",
+        dag_options=[],
+        model_options=[],
+    )
+    assert "<script" not in page
+    assert 'class="note spend-unavailable"' in page
+    assert "spend-chart" not in page
+    assert 'href="/orvideo/unkept?dag_id=d"' in page
 
 
 def test_urls_follow_the_mount_point_of_a_deployment_under_a_sub_path() -> None:
