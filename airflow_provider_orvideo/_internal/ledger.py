@@ -176,8 +176,13 @@ def _held(status: str, estimate: float | None, cost: float | None) -> float:
 class Ledger:
     """The ledger at one database; every method is one short transaction."""
 
-    def __init__(self, engine: Engine, *, shared: bool = True) -> None:
+    def __init__(self, engine: Engine, *, shared: bool = True, reader: Engine | None = None) -> None:
         self.engine = engine
+        """Writes (and reservations): on SQLite every transaction takes the write lock at once."""
+        self.reader = reader or engine
+        """Reads (reports, pages): on SQLite a plain deferred transaction, so a page of the spend
+        chart never holds the write lock that tasks' reservations wait for (WAL: readers and the
+        writer do not block each other)."""
         self.shared = shared
         self._ready = False
         self._ready_lock = threading.Lock()
@@ -185,7 +190,9 @@ class Ledger:
     @classmethod
     def at(cls, url: str, *, shared: bool = True) -> Ledger:
         """A ledger at a SQLAlchemy URL (``sqlite:////path`` or ``postgresql+psycopg2://...``)."""
-        return cls(_engine(url), shared=shared)
+        return cls(
+            _engine(url), shared=shared, reader=_engine(url, reads=True) if url.startswith("sqlite") else None
+        )
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -232,7 +239,7 @@ class Ledger:
         """A read; a database that cannot be reached becomes :class:`LedgerUnavailableError`."""
         try:
             self.ensure_schema()
-            with self.engine.connect() as connection:
+            with self.reader.connect() as connection:
                 yield connection
         except sa.exc.SQLAlchemyError as error:
             raise LedgerUnavailableError(
@@ -592,16 +599,19 @@ _ENGINES_LOCK = threading.Lock()
 _LEDGERS: dict[tuple[str, bool], Ledger] = {}
 
 
-def _engine(url: str) -> Engine:
-    """One engine per URL per process. SQLite: WAL, a 30 s busy wait, and ``BEGIN IMMEDIATE`` for
-    every transaction, so two reservations never read the same totals; other databases: READ
-    COMMITTED, so a reservation's sums, read once it holds the budgets' lock rows, see every
-    reservation committed before it."""
+def _engine(url: str, *, reads: bool = False) -> Engine:
+    """One engine per URL (and, on SQLite, per use) per process. SQLite: WAL, a 30 s busy wait, and
+    ``BEGIN IMMEDIATE`` for every writing transaction, so two reservations never read the same
+    totals (``reads``: a deferred ``BEGIN``, for reports); other databases: READ COMMITTED, so a
+    reservation's sums, read once it holds the budgets' lock rows, see every reservation
+    committed before it."""
+    key = f"{url}#reads" if reads else url
     with _ENGINES_LOCK:
-        engine = _ENGINES.get(url)
+        engine = _ENGINES.get(key)
         if engine is not None:
             return engine
         if url.startswith("sqlite"):
+            begin = "BEGIN" if reads else "BEGIN IMMEDIATE"
             engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
             @sa.event.listens_for(engine, "connect")
@@ -614,7 +624,7 @@ def _engine(url: str) -> Engine:
 
             @sa.event.listens_for(engine, "begin")
             def _on_begin(connection: Any) -> None:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                connection.exec_driver_sql(begin)
 
         else:
             try:
@@ -634,7 +644,7 @@ def _engine(url: str) -> Engine:
                     f"The spend ledger's database driver is not installed on this machine ({missing}); install "
                     f"it (PostgreSQL: pip install psycopg2-binary). {NOTHING_SPENT}"
                 ) from None
-        _ENGINES[url] = engine
+        _ENGINES[key] = engine
         return engine
 
 

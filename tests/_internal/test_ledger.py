@@ -276,3 +276,15 @@ def test_the_configured_ledger_follows_the_settings(monkeypatch: pytest.MonkeyPa
 
 def test_day_seconds_is_a_day() -> None:
     assert DAY_SECONDS == 24 * 3600
+
+
+def test_a_report_does_not_wait_for_the_write_lock(ledger: Ledger) -> None:
+    """The pages read the ledger while tasks reserve: a read never takes (or waits for) SQLite's
+    write lock, which every reservation needs."""
+    ledger.reserve(entry(), [], now=NOON)
+    read: list[object] = []
+    with ledger.engine.begin():  # a reservation in progress holds the write lock
+        reader = threading.Thread(target=lambda: read.append(ledger.spend(since_day=DAY, until_day=DAY)))
+        reader.start()
+        reader.join(timeout=10)
+        assert read == [[]], "the read waited for the write lock"
