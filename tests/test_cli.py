@@ -397,7 +397,7 @@ def test_an_unreadable_ledger_never_stands_between_a_paid_video_and_its_download
     code, out, err = run(capsys, "download", job.id, str(tmp_path / "v.mp4"))
     assert code == 0, err
     assert (tmp_path / "v.mp4").read_bytes()[4:8] == b"ftyp"
-    assert f"The spend ledger cannot be read (OperationalError at sqlite:///{unreadable}" in err
+    assert f"The spend ledger cannot be read (LedgerUnavailableError at sqlite:///{unreadable}" in err
     assert "downloading without booking" in err
     assert "Booked" not in out
 
