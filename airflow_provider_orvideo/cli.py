@@ -804,13 +804,18 @@ def _execute(command: Command, args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
     from airflow_provider_orvideo._internal.compat import AirflowException
-    from airflow_provider_orvideo.exceptions import OpenRouterVideoError
+    from airflow_provider_orvideo.exceptions import LedgerUnavailableError, OpenRouterVideoError
 
     with _logs_to_stderr() as out:
         try:
             return command.run(args, out)
         except CommandError as error:
             message = str(error)
+        except LedgerUnavailableError as error:
+            where = ""
+            with contextlib.suppress(Exception):
+                where = f" (the ledger at {_where(_ledger())})"
+            message = f"{error}{where}"
         except (OpenRouterVideoError, AirflowException) as error:
             # OpenRouterVideoError: already redacted; AirflowException: e.g. an unknown connection id.
             message = f"{type(error).__name__}: {error}"
