@@ -159,7 +159,8 @@ def task(
     """One task process: open the ledger, wait for the others, reserve once, say how it went."""
     try:
         ledger = Ledger.at(url)
-        ledger.engine.dispose(close=False)  # a forked copy of the parent's pool: start a pool of our own
+        for engine in {ledger.engine, getattr(ledger, "reader", ledger.engine)}:  # SQLite: a reader too
+            engine.dispose(close=False)  # a forked copy of the parent's pool: start a pool of our own
         if kind.startswith("warm") or kind == SKETCH:  # connect, check the schema, compile the statements
             warm_up = f"warm_{dag_id}_{index}"
             warm_budget = Budget(f"DAG {warm_up}", 1e9, Window(), dag_ids=frozenset({warm_up}))

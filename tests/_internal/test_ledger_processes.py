@@ -54,7 +54,8 @@ def own_ledger(url: str) -> Ledger:
     """In a forked process: the ledger at ``url`` on a pool of its own (a pool inherited from the
     parent is left to the parent, never used)."""
     ledger = Ledger.at(url)
-    ledger.engine.dispose(close=False)
+    for engine in {ledger.engine, getattr(ledger, "reader", ledger.engine)}:  # SQLite: a reader engine too
+        engine.dispose(close=False)
     return ledger
 
 
