@@ -28,6 +28,7 @@ only if the estimate fits all. Two workers racing for the last dollar take turns
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -266,6 +267,13 @@ class Ledger:
             (b for b in budgets if b.applies_to(dag_id=entry.dag_id, conn_id=entry.conn_id)),
             key=lambda b: b.key,
         )
+        if applying and self.engine.dialect.name == "postgresql" and self.engine.dialect.driver == "psycopg2":
+            uses = self._reserve_in_one_round_trip(entry, applying, entry_id, now, lease_seconds)
+            if uses is None:
+                return entry_id
+            # Refused in the transaction; the figures read just after it name the budget (the first,
+            # should another task's release have made room meanwhile).
+            raise SpendBudgetExceededError.refusing(refusal(uses, amount) or uses[0], amount, entry)
         with self._writing("reserve this job's estimate") as connection:
             self._lock(connection, applying)
             uses = [self._use(connection, budget, now) for budget in applying]
@@ -286,6 +294,94 @@ class Ledger:
         if refused is not None:
             raise SpendBudgetExceededError.refusing(refused, amount, entry)
         return entry_id
+
+    def _reserve_in_one_round_trip(
+        self, entry: Entry, budgets: Sequence[Budget], entry_id: str, now: float, lease_seconds: float
+    ) -> list[BudgetUse] | None:
+        """:meth:`reserve` on PostgreSQL as one message to the server: take the budgets' lock rows,
+        insert the entry only if every budget still holds it, commit, then read the figures. The
+        lock is held for the server's time only, never while a client waits for a CPU: 50 tasks
+        reserving at once on two cores took 172 ms p50 in three round trips, about 5 ms in one
+        (``benchmarks/budget_reservations.py``). Each statement of the list takes its own snapshot
+        (READ COMMITTED, set explicitly), so the sums see what the lock's previous holders
+        committed. Returns None when the entry was inserted, else each budget's figures (read just
+        after the decision, for the refusal's message)."""
+        params: dict[str, Any] = {
+            **_entry_values(entry),
+            "entry_id": entry_id,
+            "amount": entry.estimate_usd or 0.0,
+            "now": now,
+            "lease_until": now + lease_seconds,
+            "day": utc_day(now),
+        }
+        keys = ", ".join(f"%(key_{i})s" for i in range(len(budgets)))
+        fits, figures = [], []
+        for i, budget in enumerate(budgets):
+            params[f"key_{i}"] = budget.key
+            params[f"start_{i}"] = budget.window.start(now)
+            params[f"limit_{i}"] = budget.limit_usd
+            where = f"reserved_at >= %(start_{i})s AND (status <> 'reserved' OR lease_until > %(now)s)"
+            if budget.dag_ids is not None:
+                params[f"dags_{i}"] = tuple(sorted(budget.dag_ids))
+                where += f" AND dag_id IN %(dags_{i})s"
+            if budget.conn_ids is not None:
+                params[f"conns_{i}"] = tuple(sorted(budget.conn_ids))
+                where += f" AND conn_id IN %(conns_{i})s"
+            held = "coalesce(sum(CASE WHEN cost_usd IS NOT NULL THEN cost_usd ELSE held_usd END), 0)"
+            fits.append(
+                f"(SELECT {held} FROM {entries.name} WHERE {where}) + %(amount)s <= %(limit_{i})s + 1e-6"
+            )
+            figures.append(
+                "(SELECT ROW(coalesce(sum(cost_usd), 0), "
+                "coalesce(sum(CASE WHEN cost_usd IS NULL THEN held_usd ELSE 0 END), 0), "
+                f"min(CASE WHEN held_usd > 0 THEN reserved_at END))::text FROM {entries.name} WHERE {where})"
+            )
+        columns = ", ".join(("entry_id", *_entry_values(entry), "held_usd", "status", "reserved_at"))
+        sql = f"""BEGIN ISOLATION LEVEL READ COMMITTED;
+INSERT INTO {budget_locks.name} (budget_key) VALUES {", ".join(f"(%(key_{i})s)" for i in range(len(budgets)))}
+    ON CONFLICT DO NOTHING;
+SELECT budget_key FROM {budget_locks.name} WHERE budget_key IN ({keys}) ORDER BY budget_key FOR UPDATE;
+INSERT INTO {entries.name} ({columns}, lease_until, billed_day, updated_at)
+SELECT %(entry_id)s, {", ".join(f"%({name})s" for name in _entry_values(entry))}, %(amount)s, 'reserved', %(now)s,
+    %(lease_until)s, %(day)s, %(now)s
+WHERE {" AND ".join(fits)};
+COMMIT;
+SELECT (SELECT count(*) FROM {entries.name} WHERE entry_id = %(entry_id)s), {", ".join(figures)}"""
+        try:
+            self.ensure_schema()
+            raw: Any = self.engine.raw_connection()
+        except sa.exc.SQLAlchemyError as error:
+            raise LedgerUnavailableError(
+                f"The spend ledger could not reserve this job's estimate: {type(error).__name__} ({_short(error)})."
+            ) from None
+        try:
+            driver = getattr(raw, "driver_connection", None) or raw.connection  # SQLAlchemy 2 / 1.4
+            driver.autocommit = True  # the statement list carries its own BEGIN and COMMIT
+            with driver.cursor() as cursor:
+                try:
+                    cursor.execute(sql, params)
+                    row = cursor.fetchone()
+                except Exception as error:
+                    with contextlib.suppress(Exception):
+                        cursor.execute("ROLLBACK")
+                    raise LedgerUnavailableError(
+                        f"The spend ledger could not reserve this job's estimate: {type(error).__name__} "
+                        f"({_short(error)})."
+                    ) from None
+            driver.autocommit = False
+        finally:
+            raw.close()
+        if row[0] == 1:
+            return None
+        uses = []
+        for budget, text in zip(budgets, row[1:], strict=True):
+            spent, reserved, oldest = (
+                None if v == "" else float(v) for v in str(text).strip("()").split(",")
+            )
+            uses.append(
+                BudgetUse(budget, spent or 0.0, reserved or 0.0, budget.window.resets_at(now, oldest))
+            )
+        return uses
 
     def _lock(self, connection: Connection, budgets: Sequence[Budget]) -> None:
         """Take the budgets' lock rows (created on first use), in key order so two reservations

@@ -184,8 +184,23 @@ def reserve_then_hang_before_the_post(url: str, lease_seconds: float, say: Say) 
 
 def hang_inside_the_reservation(url: str, say: Say) -> None:
     """A reservation stopped after it took the budget's lock and summed what the budget holds
-    (SQLite: inside ``BEGIN IMMEDIATE``; PostgreSQL: holding the lock row ``FOR UPDATE``)."""
+    (SQLite: inside ``BEGIN IMMEDIATE``). On PostgreSQL a reservation is one message to the server
+    and never holds the lock while its client waits, so the stuck holder is a client that took the
+    lock row ``FOR UPDATE`` and stopped (an older release's reservation, or any session)."""
     ledger = own_ledger(url)
+    if url.startswith("postgresql"):
+        ledger.ensure_schema()
+        with ledger.engine.connect() as connection:
+            key = dag_budget(1).key
+            connection.execute(ledger_module.sa.insert(ledger_module.budget_locks).values(budget_key=key))
+            connection.commit()
+            connection.execute(
+                ledger_module.sa.select(ledger_module.budget_locks.c.budget_key)
+                .where(ledger_module.budget_locks.c.budget_key == key)
+                .with_for_update()
+            ).all()
+            say(("locked", None))
+            time.sleep(3600)
 
     def stuck(*_: Any) -> None:
         say(("locked", None))
