@@ -29,14 +29,11 @@ Kinds of round (every one with fresh processes, as every Airflow task is):
   start tasks over seconds, each task process costing a second or more of CPU to start).
 * **new-database burst**: a first-call burst on a database no process has used yet: every
   process races to create the ledger's tables (the first tasks of a new deployment).
-* **sketch: one-round-trip warm burst** (PostgreSQL only): a warm burst through
-  :data:`SKETCH_SQL`, not the provider's code: the same reservation (lock row ``FOR UPDATE``,
-  the budget's sum, the conditional insert, commit) sent as one statement list, so the lock is
-  never held while a client process waits for a CPU. For comparison with the warm burst.
 
 Besides the call's latency, each process reports how long it held the budget's lock: from the
-moment it was granted (PostgreSQL: the ``SELECT ... FOR UPDATE`` of the lock row returned;
-SQLite: ``BEGIN IMMEDIATE`` returned) to the call's return. Every other reservation of that
+moment it was granted (SQLite: ``BEGIN IMMEDIATE`` returned) to the call's return; on
+PostgreSQL a reservation is one message to the server, which holds the lock for its own time
+only (not seen from the client: shown as nan). Every other reservation of that
 budget waits that long for it, so in a burst the k-th waits about k holds.
 
 Checked every round, from the processes' answers and from the ledger afterwards: the reservations
@@ -87,55 +84,7 @@ KINDS = (
     "first-call burst",
     "first-call spread",
     "new-database burst",
-    "sketch: one-round-trip warm burst",
 )
-SKETCH = KINDS[-1]
-
-SKETCH_SQL = """BEGIN;
-SELECT budget_key FROM orvideo_ledger_budget_locks WHERE budget_key = %(key)s FOR UPDATE;
-INSERT INTO orvideo_ledger_entries (entry_id, conn_id, dag_id, run_id, task_id, map_index, try_number,
-    model, fingerprint, estimate_usd, held_usd, status, reserved_at, lease_until, billed_day, updated_at)
-SELECT %(entry_id)s, %(conn_id)s, %(dag_id)s, %(run_id)s, %(task_id)s, %(map_index)s, %(try_number)s,
-    %(model)s, NULL, %(amount)s, %(amount)s, 'reserved', %(now)s, %(lease_until)s, %(day)s, %(now)s
-WHERE (
-    SELECT coalesce(sum(CASE WHEN cost_usd IS NOT NULL THEN cost_usd ELSE held_usd END), 0)
-    FROM orvideo_ledger_entries
-    WHERE reserved_at >= %(start)s AND (status != 'reserved' OR lease_until > %(now)s) AND dag_id = %(dag_id)s
-) + %(amount)s <= %(limit)s + 1e-6;
-COMMIT;
-SELECT count(*) FROM orvideo_ledger_entries WHERE entry_id = %(entry_id)s"""
-"""Not the provider's code: a sketch of ``Ledger.reserve`` for one DAG budget on PostgreSQL as ONE
-round trip (psycopg2 sends a statement list as one simple query; each statement of it takes its
-own snapshot under READ COMMITTED, so the sums are read after the lock is granted). The lock is
-then held for server time only, never while a client process waits for a CPU."""
-
-
-def sketch_reserve(raw: Any, entry: Entry, budget: Budget) -> bool:
-    """Reserve ``entry`` against ``budget`` with :data:`SKETCH_SQL` on an autocommit psycopg2
-    connection; whether it fitted."""
-    now = time.time()
-    cursor = raw.cursor()
-    cursor.execute(
-        SKETCH_SQL,
-        {
-            "key": budget.key,
-            "entry_id": uuid.uuid4().hex,
-            "conn_id": entry.conn_id,
-            "dag_id": entry.dag_id,
-            "run_id": entry.run_id,
-            "task_id": entry.task_id,
-            "map_index": entry.map_index,
-            "try_number": entry.try_number,
-            "model": entry.model,
-            "amount": entry.estimate_usd,
-            "now": now,
-            "lease_until": now + 900,
-            "day": ledger_module.utc_day(now),
-            "start": budget.window.start(now),
-            "limit": budget.limit_usd,
-        },
-    )
-    return bool(cursor.fetchone()[0] == 1)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -161,7 +110,7 @@ def task(
         ledger = Ledger.at(url)
         for engine in {ledger.engine, getattr(ledger, "reader", ledger.engine)}:  # SQLite: a reader too
             engine.dispose(close=False)  # a forked copy of the parent's pool: start a pool of our own
-        if kind.startswith("warm") or kind == SKETCH:  # connect, check the schema, compile the statements
+        if kind.startswith("warm"):  # connect, check the schema, compile the statements
             warm_up = f"warm_{dag_id}_{index}"
             warm_budget = Budget(f"DAG {warm_up}", 1e9, Window(), dag_ids=frozenset({warm_up}))
             ledger.reserve(
@@ -171,14 +120,6 @@ def task(
         entry = Entry(
             "openrouter_default", dag_id, "bench", "render", index, 1, "bench/model", None, estimate
         )
-        raw = None
-        if kind == SKETCH:  # its own connection, autocommit (the statement list has BEGIN and COMMIT)
-            checked_out = ledger.engine.raw_connection()  # kept: out of the pool until the process ends
-            raw = checked_out.driver_connection
-            raw.autocommit = True
-            raw.cursor().execute(
-                "INSERT INTO orvideo_ledger_budget_locks VALUES (%s) ON CONFLICT DO NOTHING", (budget.key,)
-            )
         locked: list[
             float
         ] = []  # when the budget's lock was granted: FOR UPDATE, or SQLite's BEGIN IMMEDIATE
@@ -192,17 +133,15 @@ def task(
         if kind == "first-call spread":
             time.sleep(random.uniform(0, spread))
         t0 = time.perf_counter()
-        if raw is not None:
-            fitted = sketch_reserve(raw, entry, budget)
-            locked.append(math.nan)  # held for server time only: not seen from here
-        else:
-            try:
-                ledger.reserve(entry, [budget], lease_seconds=900)
-                fitted = True
-            except SpendBudgetExceededError:
-                fitted = False
+        try:
+            ledger.reserve(entry, [budget], lease_seconds=900)
+            fitted = True
+        except SpendBudgetExceededError:
+            fitted = False
         t1 = time.perf_counter()
-        answer.send(("ok", t1 - t0, fitted, t1 - locked[-1]))  # the last lock: the reserving transaction's
+        # The last lock: the reserving transaction's. PostgreSQL's one-message reservation holds it
+        # for server time only, not seen from here (nan).
+        answer.send(("ok", t1 - t0, fitted, t1 - locked[-1] if locked else math.nan))
     except BaseException as error:  # the parent reports it; nothing else may escape a forked child
         answer.send(("error", 0.0, f"{type(error).__name__}: {error}", 0.0))
     finally:
@@ -273,9 +212,7 @@ def run_round(url: str, args: argparse.Namespace, result: Result) -> None:
 
 
 def bench_backend(backend: str, args: argparse.Namespace, work: Path) -> list[Result]:
-    results = {
-        kind: Result(backend, kind) for kind in args.kinds if kind != SKETCH or backend == "postgresql"
-    }
+    results = {kind: Result(backend, kind) for kind in args.kinds}
     postgres: PrivatePostgres | None = None
     try:
         if backend == "postgresql":
