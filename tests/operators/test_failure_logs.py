@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.adversarial.conftest import airflow_home, run_dag_file  # noqa: F401 - a fixture
-from tests.helpers import plain_text
+from tests.helpers import AIRFLOW_VERSION, plain_text
 
 DAG = textwrap.dedent(
     """
@@ -58,6 +58,10 @@ def test_a_failed_render_logs_error_only_for_its_own_failure(
     errors = [line for line in lines if ERROR_LINE.search(line)]
     assert errors, output[-6000:]  # the task's own failure is logged at ERROR
     assert not [line for line in errors if "XCom not found" in line], errors
+    if AIRFLOW_VERSION < (3, 2):
+        # Airflow 3.0 and 3.1 log a missing Variable at ERROR in their own API client (3.2 made it
+        # DEBUG); before 3.3 the re-attach record lives in a Variable, looked up once per try.
+        errors = [line for line in errors if "Variable not found" not in line]
     unrelated = [
         line for line in errors if not re.search(r"VideoJobFailedError|content policy|failed", line, re.I)
     ]
