@@ -204,6 +204,9 @@ class Ledger:
         with self._ready_lock:
             if self._ready:
                 return
+            if self._schema_recorded():
+                self._ready = True
+                return
             for attempt in range(3):
                 try:
                     metadata.create_all(self.engine, checkfirst=True)
@@ -217,6 +220,16 @@ class Ledger:
                         raise
                     time.sleep(0.1 * (attempt + 1))
             self._ready = True
+
+    def _schema_recorded(self) -> bool:
+        """One read, without the write lock: the tables exist at this version (a task's first
+        reservation then costs a single query more, not a check of every table and index)."""
+        try:
+            with self.reader.connect() as connection:
+                version = connection.execute(sa.select(schema_info.c.version)).scalar()
+        except sa.exc.DBAPIError:
+            return False  # no tables yet (or the database is down: create_all says which)
+        return version == LEDGER_SCHEMA_VERSION
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
