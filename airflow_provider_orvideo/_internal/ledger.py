@@ -618,6 +618,23 @@ SELECT (SELECT count(*) FROM {entries.name} WHERE entry_id = %(entry_id)s), {", 
             for day, dag, conn, jobs, spent, pending, unpriced, unkept in rows
         ]
 
+    def task_jobs(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> list[dict[str, Any]]:
+        """Every job one task instance created, any try, oldest first (the ``spend`` XCom)."""
+        query = (
+            sa.select(entries)
+            .where(
+                entries.c.dag_id == dag_id,
+                entries.c.run_id == run_id,
+                entries.c.task_id == task_id,
+                entries.c.map_index == map_index,
+                entries.c.status.notin_([RESERVED, RELEASED]),
+            )
+            .order_by(entries.c.reserved_at, entries.c.entry_id)
+            .limit(1000)
+        )
+        with self._reading() as connection:
+            return [_public(row) for row in connection.execute(query).mappings()]
+
     def unkept(self, *, limit: int = 200, before: float | None = None) -> list[dict[str, Any]]:
         """Completed jobs whose video no task kept, newest first (paid, and maybe still served)."""
         conditions = [entries.c.status == "completed", entries.c.kept.is_(None)]

@@ -676,6 +676,38 @@ class VideoJobLifecycle:
         )
         return saved_at.location, size
 
+    def spend_record(self) -> dict[str, Any] | None:
+        """This task instance's ``spend`` XCom (:func:`task_record.spend_value`), or None when
+        there is no ledger or it cannot be read (logged: the video comes first)."""
+        from airflow_provider_orvideo._internal.task_record import spend_value
+
+        reader = getattr(self.ledger, "task_jobs", None)
+        if reader is None:
+            return None
+        ti = self.identity
+        try:
+            return spend_value(reader(ti.dag_id, ti.run_id, ti.task_id, ti.map_index))
+        except Exception as error:
+            self.log.warning("The spend ledger could not be read for XCom spend (%s).", error)
+            return None
+
+    def publish_spend(self, ti: Any) -> None:
+        """Push :meth:`spend_record` as the ``spend`` XCom of ``ti`` (when the ledger answers)."""
+        from airflow_provider_orvideo._internal.task_record import SPEND
+
+        record = self.spend_record()
+        if record is not None:
+            ti.xcom_push(key=SPEND, value=record)
+
+    def book_event_ending(self, event: Any, ti: Any) -> None:
+        """The job ended without a video (a trigger's or a poll's event): book how, when OpenRouter
+        said so (not our own timeout: the job may still render), and publish the spend."""
+        if event.status.value in ("failed", "cancelled", "expired"):
+            self.book_ending(
+                event.job_id, event.status.value, cost_usd=event.cost, generation_id=event.generation_id
+            )
+        self.publish_spend(ti)
+
     def finish(self) -> None:
         """The task instance succeeded: drop a record kept in a Variable (Airflow before 3.3);
         Airflow's own task state store is left to Airflow."""

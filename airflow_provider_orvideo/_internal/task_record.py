@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ __all__ = [
     "OUTPUT_SIZES",
     "RECORDED_KEYS",
     "SAVED_KEYS",
+    "SPEND",
     "SUPERSEDED_JOBS",
     "UNAVAILABLE_OUTPUTS",
     "USAGE",
@@ -77,6 +78,11 @@ OUTPUT_HOST = "output_host"
 OUTPUT_CONN_ID = "output_conn_id"
 """The connection that wrote to object storage (only then): the pages read the object with it."""
 UNAVAILABLE_OUTPUTS = "unavailable_outputs"
+SPEND = "spend"
+"""What the spend ledger holds for this task instance when its job ends: every job any of its
+tries created (``job_id``, ``status``, ``cost_usd``, ``estimate_usd``, ``try_number``,
+``superseded_by``, ``kept``), ``spent_usd`` (priced) and ``pending_usd`` (not priced yet). Unlike
+``usage`` (this try's job), it counts superseded jobs and earlier tries' jobs."""
 """Indexes of outputs OpenRouter no longer had (only when some are missing)."""
 
 SAVED_KEYS = (
@@ -229,3 +235,26 @@ class SavedVideo:
             if isinstance(missing, list)
             else (),
         )
+
+
+def spend_value(jobs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ``spend`` XCom from the ledger's rows of one task instance (JSON only)."""
+    listed = [
+        {
+            "job_id": job.get("job_id"),
+            "status": job.get("status"),
+            "cost_usd": job.get("cost_usd"),
+            "estimate_usd": job.get("estimate_usd"),
+            "try_number": job.get("try_number"),
+            "superseded_by": job.get("superseded_by"),
+            "kept": job.get("kept"),
+        }
+        for job in jobs
+    ]
+    spent = sum(job["cost_usd"] or 0.0 for job in listed)
+    pending = sum(
+        job["estimate_usd"] or 0.0
+        for job in listed
+        if job["cost_usd"] is None and job["status"] in ("submitted", "completed")
+    )
+    return {"jobs": listed, "spent_usd": round(spent, 6), "pending_usd": round(pending, 6)}

@@ -437,10 +437,7 @@ class OpenRouterVideoOperator(BaseOperator):
         from airflow_provider_orvideo.polling import EventStatus, ending_error, next_try
 
         if event.status is not EventStatus.COMPLETED:
-            if event.status in (EventStatus.FAILED, EventStatus.CANCELLED, EventStatus.EXPIRED):
-                self._lifecycle(context).book_ending(
-                    event.job_id, event.status.value, cost_usd=event.cost, generation_id=event.generation_id
-                )
+            self._lifecycle(context).book_event_ending(event, context["ti"])
             upcoming = next_try(getattr(context["ti"], "try_number", None), self.retries)
             raise ending_error(event, next_try=upcoming, resubmit_failed=self.resubmit_failed_jobs)
         try:
@@ -495,6 +492,7 @@ class OpenRouterVideoOperator(BaseOperator):
         extra = video_asset_extra(job=job, request=request, locations=list(saved.paths), host=host)
         annotate_asset_events(self.outlets, context, extra)
         self._saved = (saved, request.get("model"))
+        lifecycle.publish_spend(context["ti"])
         lifecycle.finish()
         return saved.paths[0]
 

@@ -230,10 +230,7 @@ class OpenRouterVideoDownloadOperator(BaseOperator):
         from airflow_provider_orvideo.polling import EventStatus, ending_error, next_try
 
         if event.status is not EventStatus.COMPLETED:
-            if event.status in (EventStatus.FAILED, EventStatus.CANCELLED, EventStatus.EXPIRED):
-                self._lifecycle(context).book_ending(
-                    event.job_id, event.status.value, cost_usd=event.cost, generation_id=event.generation_id
-                )
+            self._lifecycle(context).book_event_ending(event, context["ti"])
             upcoming = next_try(getattr(context["ti"], "try_number", None), self.retries)
             raise ending_error(event, next_try=upcoming, resubmit_failed=False)
         try:
@@ -290,6 +287,7 @@ class OpenRouterVideoDownloadOperator(BaseOperator):
         extra = video_asset_extra(job=job, request={}, locations=list(saved.paths), host=host)
         annotate_asset_events(self.outlets, context, extra)
         self._saved = saved
+        lifecycle.publish_spend(context["ti"])
         lifecycle.finish()
         return saved.paths[0]
 

@@ -524,3 +524,34 @@ def test_a_ledger_failure_after_paying_never_costs_the_video(
     saved = life.save_outputs(hook.finish(job_id), str(tmp_path / "v.mp4"), None, overwrite=False, host="h")
     assert Path(saved.paths[0]).read_bytes() == MP4
     assert "spend ledger could not" in caplog.text
+
+
+def test_the_spend_xcom_counts_every_job_of_the_task_instance(tmp_path: Path) -> None:
+    """``spend`` reads the ledger: the superseded job of try 1 and try 2's job, with their costs."""
+    from airflow_provider_orvideo._internal.task_record import SPEND
+
+    class TI:
+        def __init__(self) -> None:
+            self.xcom: dict[str, Any] = {}
+
+        def xcom_push(self, key: str, value: Any) -> None:
+            self.xcom[key] = value
+
+    hook, store, ledger = FakeHook(), DictStore(), booked(tmp_path)
+    life = lifecycle(hook, store, ledger=ledger, conn_id="c", try_number=1)
+    first = life.submit(life.resume(BODY), BODY, spend=spend(0.8))
+    hook.finish(first, cost=0.5)
+    life = lifecycle(hook, store, ledger=ledger, conn_id="c", try_number=2)
+    second = life.submit(life.resume(OTHER), OTHER, spend=spend(0.8))
+    life.save_outputs(
+        hook.finish(second, cost=0.75), str(tmp_path / "v.mp4"), None, overwrite=False, host="h"
+    )
+    ti = TI()
+    life.publish_spend(ti)
+    record = ti.xcom[SPEND]
+    assert [(j["job_id"], j["status"], j["cost_usd"], j["try_number"]) for j in record["jobs"]] == [
+        (first, "completed", 0.5, 1),
+        (second, "completed", 0.75, 2),
+    ]
+    assert record["jobs"][0]["superseded_by"] == second
+    assert (record["spent_usd"], record["pending_usd"]) == (1.25, 0.0)
