@@ -88,9 +88,9 @@ DAG = textwrap.dedent(
 
         @task(trigger_rule="all_done")
         def refuse_a_poll_of_a_slow_job():
-            # As above, but the job renders on while try 2 looks: try 2 waits for it. 12 s: try 2
-            # starts within a few seconds on a loaded two-core machine (4 s was once too short).
-            control().jobs_take(12.0, pending_share=0.1)
+            # As above, but the job renders on while try 2 looks: try 2 waits for it. 8 s: try 2
+            # starts within a few seconds even on a loaded two-core machine.
+            control().jobs_take(8.0, pending_share=0.1)
             control().fail_requests("poll", 400, times=1, message="Refused for this test")
 
         @task(trigger_rule="all_done")

@@ -63,8 +63,8 @@ from airflow_provider_orvideo.operators.openrouter_video import OpenRouterVideoO
 class PauseAfterSubmit(OpenRouterVideoOperator):
     \"\"\"Test-only: after the POST (and its record), announce the pid and wait to be killed.\"\"\"
 
-    def _lifecycle(self, context):
-        lifecycle = super()._lifecycle(context)
+    def _lifecycle(self, context, **kwargs):
+        lifecycle = super()._lifecycle(context, **kwargs)
         submit = lifecycle.submit
 
         def submit_then_pause(*args, **kwargs):
