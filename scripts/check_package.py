@@ -82,6 +82,21 @@ UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("
 """uv (the test extra installs it beside this interpreter): installs into the fresh venvs."""
 
 
+def uv_install(python: Path, *requirements: str | Path) -> list[str | Path]:
+    """``uv pip install`` into the venv of ``python``, with the project's constraints."""
+    return [
+        UV,
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        python,
+        "-c",
+        REPO / "constraints.txt",
+        *requirements,
+    ]
+
+
 class CheckFailed(Exception):
     pass
 
@@ -403,7 +418,7 @@ def check_install(wheel: Path, emulator_wheel: Path, out: Path, version: str) ->
     started = time.monotonic()
     run([sys.executable, "-m", "venv", venv], cwd=work, env=env)
     run(
-        [UV, "pip", "install", "--quiet", "--python", python, "-c", REPO / "constraints.txt", wheel],
+        uv_install(python, wheel),
         cwd=work,
         env=env,
         label=f"pip install {wheel.name}  (run with uv pip, as every install below: same resolution, seconds)",
@@ -486,19 +501,7 @@ def check_install(wheel: Path, emulator_wheel: Path, out: Path, version: str) ->
     if wheel.parent != dists:
         shutil.copy2(wheel, dists / wheel.name)
     run(
-        [
-            UV,
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            python,
-            "-c",
-            REPO / "constraints.txt",
-            "--find-links",
-            dists,
-            f"{DIST_NAME}[testing]",
-        ],
+        uv_install(python, "--find-links", dists, f"{DIST_NAME}[testing]"),
         cwd=work,
         env=env,
         label=f'pip install --find-links dist "{DIST_NAME}[testing]"',
@@ -537,18 +540,7 @@ def check_checkout_install(src: Path, out: Path, version: str) -> None:
     started = time.monotonic()
     run([sys.executable, "-m", "venv", venv], cwd=work, env=env)
     run(
-        [
-            UV,
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            python,
-            "-c",
-            REPO / "constraints.txt",
-            "./emulator",
-            ".[testing]",
-        ],
+        uv_install(python, "./emulator", ".[testing]"),
         cwd=src,
         env=env,
         label='pip install ./emulator ".[testing]"  (run with uv pip)',
